@@ -1,0 +1,7 @@
+"""napari-seglab: interactive semantic segmentation from sparse scribbles."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,3 @@
+from napari_seglab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Qt widgets of napari-seglab (the only place that imports qtpy and napari)."""
