@@ -6,13 +6,13 @@
 #
 # Both are idempotent: when nothing changed since the last install they start at once.
 # Environment: PYTHON (interpreter for the venv, default python3), SEGLAB_VENV (default .venv),
-# SEGLAB_QT (pyqt5 or pyqt6, default pyqt5).
+# SEGLAB_QT (pyqt5 or pyqt6, default pyqt5; pyqt6 uses its own venv, .venv-pyqt6).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-VENV=${SEGLAB_VENV:-.venv}
 QT=${SEGLAB_QT:-pyqt5}
+if [ "$QT" = pyqt6 ]; then VENV=${SEGLAB_VENV:-.venv-pyqt6}; else VENV=${SEGLAB_VENV:-.venv}; fi
 TORCH_PIN="torch==2.13.0"
 
 die() { echo "dev.sh: $*" >&2; exit 1; }
@@ -75,7 +75,6 @@ case "$cmd" in
             install_project "pyqt6,testing"
         else
             "$VENV/bin/python" -m pip uninstall -q -y PyQt6 PyQt6-Qt6 PyQt6-sip 2>/dev/null || true
-            rm -f "$VENV"/.seglab-stamp-pyqt6,testing
             install_project "all,testing"
         fi
         ensure_display_libs
