@@ -1,18 +1,203 @@
 """The ``seglab`` command line.
 
 ``seglab`` with no arguments opens napari on the built-in sample image with the SegLab
-widget docked.
+widget docked. ``seglab train`` and ``seglab predict`` work without a display::
+
+    seglab train image.tif scribbles.tif -o model.safetensors --seconds 30
+    seglab predict model.safetensors image.tif -o labels.tif
+    seglab predict model.safetensors a.tif b.tif -o out_folder/ --probabilities
+
+Bad input gives a one-line ``seglab: error: ...`` and exit status 2; nothing half-written is
+left behind (outputs are written to a temporary file and renamed).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 
 class CLIError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``seglab: error: ...``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def read_image(path: str | Path, what: str = "image") -> Any:
+    """Read an image with tifffile (.tif/.tiff) or scikit-image (PNG, JPEG, ...)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise CLIError(f"{what} path {path} is not a file")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            data = tifffile.imread(path)
+        else:
+            from skimage import io
+
+            data = io.imread(path)
+    except Exception as exc:
+        raise CLIError(f"could not read {what} {path}: {exc}") from None
+    return np.asarray(data)
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
+    from napari_seglab.core.modelio import _chmod_like_new_file
+
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.tif", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        _chmod_like_new_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_seglab.core.model import ModelConfig
+    from napari_seglab.core.modelio import load_model, save_model
+    from napari_seglab.core.train import TrainConfig, train
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise CLIError(f"output {out} is a folder; give a model file name")
+    if out.parent != Path("") and not out.parent.exists():
+        raise CLIError(f"output folder {out.parent} does not exist")
+    seconds, steps = args.seconds, args.steps
+    if seconds is None and steps is None:
+        seconds = 30.0
+    init = load_model(args.init) if args.init else None
+    image = read_image(args.image, "image")
+    scribbles = read_image(args.scribbles, "scribbles")
+    config = TrainConfig(
+        loss=args.loss,
+        class_weights=args.class_weights,
+        seconds=seconds,
+        steps=steps,
+        device=args.device,
+        seed=args.seed,
+        channel_axis=args.channel_axis,
+        num_threads=args.threads,
+        final_prediction=False,
+        model=ModelConfig(depth=args.depth, width=args.width),
+    )
+    gen = train(image, scribbles, config, model=init)
+    total = steps if seconds is None else None
+    last = None
+    with tqdm(total=total, unit="step", disable=args.quiet, file=sys.stderr) as bar:
+        try:
+            for report in gen:
+                last = report
+                bar.update(1)
+                bar.set_postfix(loss=f"{report.loss:.4f}", s=f"{report.elapsed:.1f}", refresh=False)
+        finally:
+            gen.close()
+    assert last is not None
+    model = last.model
+    save_model(model, out)
+    if not args.quiet:
+        print(
+            f"trained {last.step} steps in {last.elapsed:.1f} s on {last.device}; "
+            f"loss {last.loss:.4f}; saved {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _prob_path(label_path: Path) -> Path:
+    name = label_path.name
+    for suffix in (".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return label_path.with_name(f"{name}_probabilities.tif")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import tifffile
+
+    from napari_seglab.core.modelio import load_model
+
+    images = [Path(p) for p in args.images]
+    for p in images:
+        if not p.is_file():
+            raise CLIError(f"image file {p} does not exist")
+    out = Path(args.output)
+    if len(images) == 1 and not (out.is_dir() or str(args.output).endswith(os.sep)):
+        if out.parent != Path("") and not out.parent.exists():
+            raise CLIError(f"output folder {out.parent} does not exist")
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"output {out} is a file; give a folder for several images")
+        stems = [p.name.split(".")[0] for p in images]
+        if len(set(stems)) != len(stems):
+            raise CLIError("several input images have the same name; outputs would collide")
+        out.mkdir(parents=True, exist_ok=True)
+        targets = [out / f"{s}.tif" for s in stems]
+    model = load_model(args.model)
+    for src, dst in zip(images, targets, strict=True):
+        image = read_image(src, "image")
+        try:
+            prediction = model.predict(
+                image,
+                device=args.device,
+                channel_axis=args.channel_axis,
+                tile=args.tile,
+                probabilities=args.probabilities,
+            )
+        except ValueError as exc:
+            raise CLIError(f"{src}: {exc}") from None
+        if args.probabilities:
+            probs = prediction.probabilities
+            _write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
+        labels = prediction.labels
+        _write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
+        if not args.quiet:
+            print(f"{src} -> {dst}", file=sys.stderr)
+    return 0
 
 
 def _open_app(args: argparse.Namespace) -> int:
@@ -42,8 +227,11 @@ def _open_app(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``seglab`` command."""
     from napari_seglab import __version__
+    from napari_seglab.core.device import DEVICES
+    from napari_seglab.core.train import LOSSES
+    from napari_seglab.core.weights import SCHEMES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="seglab",
         description="Interactive semantic segmentation from sparse scribbles. "
         "With no command, opens napari with the SegLab widget on a sample image.",
@@ -56,17 +244,65 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("image", nargs="?", help="image to open (default: the sample image)")
     gui.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
     gui.set_defaults(func=_open_app)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a model from an image and its scribbles",
+        description="Train a model from an image and scribbles (0 unlabeled, 1 background, "
+        "2 foreground, 3.. more classes) and save it.",
+    )
+    tr.add_argument("image", help="image file (TIFF, PNG, JPEG, ...)")
+    tr.add_argument("scribbles", help="scribbles file with the image's spatial shape")
+    tr.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    budget = tr.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--seconds", type=_positive_float, metavar="S", help="time budget (default 30 s)"
+    )
+    budget.add_argument("--steps", type=_positive_int, metavar="N", help="step budget")
+    tr.add_argument("--device", default="auto", choices=DEVICES)
+    tr.add_argument("--seed", type=int, default=0, metavar="N")
+    tr.add_argument("--loss", default="dice_ce", choices=LOSSES)
+    tr.add_argument("--class-weights", default="inverse_frequency", choices=SCHEMES)
+    tr.add_argument("--init", metavar="MODEL", help="continue training this model")
+    tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
+    tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    tr.add_argument("--width", type=_positive_int, default=16, help="U-Net width (default 16)")
+    tr.add_argument("--depth", type=_positive_int, default=3, help="U-Net depth (default 3)")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predict class ids for images with a trained model",
+        description="Predict uint8 class ids (1..K) for each image; OUT is a file for one image "
+        "and a folder for several.",
+    )
+    pr.add_argument("model", help="model file written by 'seglab train'")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("-o", "--output", required=True, metavar="OUT")
+    pr.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write float32 class probabilities (K, ...) to <name>_probabilities.tif",
+    )
+    pr.add_argument("--device", default="auto", choices=DEVICES)
+    pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
+    pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
+    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.set_defaults(func=_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``seglab`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"seglab: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+        # ModelFileError and bad-input errors of the core are ValueErrors.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"seglab: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("seglab: interrupted", file=sys.stderr)

@@ -1,0 +1,298 @@
+"""A small 2D U-Net and :class:`SegModel`, the network together with what prediction needs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from napari_seglab.core.data import Normalization
+
+if TYPE_CHECKING:
+    from napari_seglab.core.predict import Prediction
+
+NORMS = ("batch", "group", "instance", "none")
+BINARY_MODES = ("softmax", "sigmoid")
+UPSAMPLING = ("transpose", "bilinear")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the U-Net.
+
+    Attributes
+    ----------
+    depth : int
+        Number of down-sampling steps (input sizes are padded to a multiple of ``2**depth``).
+    width : int
+        Feature channels of the first level; doubled at each level down.
+    norm : str
+        ``"batch"`` (default; tiled prediction equals whole-image prediction), ``"group"``,
+        ``"instance"`` or ``"none"``.
+    binary_mode : str
+        For two classes: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output = foreground).
+        More classes always use softmax.
+    upsampling : str
+        ``"transpose"`` (learned 2x2 transposed convolution) or ``"bilinear"``.
+    """
+
+    depth: int = 3
+    width: int = 16
+    norm: str = "batch"
+    binary_mode: str = "softmax"
+    upsampling: str = "transpose"
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.depth) <= 6:
+            raise ValueError(f"depth {self.depth} must be between 1 and 6")
+        if not 1 <= int(self.width) <= 256:
+            raise ValueError(f"width {self.width} must be between 1 and 256")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm {self.norm!r} must be one of {NORMS}")
+        if self.binary_mode not in BINARY_MODES:
+            raise ValueError(f"binary_mode {self.binary_mode!r} must be one of {BINARY_MODES}")
+        if self.upsampling not in UPSAMPLING:
+            raise ValueError(f"upsampling {self.upsampling!r} must be one of {UPSAMPLING}")
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes the network works on internally are multiples of this."""
+        return 2 ** int(self.depth)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        groups = max(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+def _block(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    bias = norm == "none"
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
+        _norm(norm, c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias),
+        _norm(norm, c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """A 2D U-Net whose output has the input's spatial size, for any size.
+
+    Parameters
+    ----------
+    in_channels : int
+        Image channels.
+    out_channels : int
+        Output channels (logits).
+    config : ModelConfig, optional
+
+    Notes
+    -----
+    ``forward(x)``: ``x (B, in_channels, H, W)`` -> logits ``(B, out_channels, H, W)``. Inputs are
+    reflect-padded to a multiple of ``2**depth`` and the output is cropped back.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        widths = [config.width * 2**i for i in range(config.depth + 1)]
+        self.encoder = nn.ModuleList()
+        c = self.in_channels
+        for w in widths:
+            self.encoder.append(_block(c, w, config.norm))
+            c = w
+        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            if config.upsampling == "transpose":
+                self.up.append(nn.ConvTranspose2d(c, w, 2, stride=2))
+            else:
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                        nn.Conv2d(c, w, 1),
+                    )
+                )
+            self.decoder.append(_block(2 * w, w, config.norm))
+            c = w
+        self.head = nn.Conv2d(c, self.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = self.config.multiple
+        # Pad to a multiple of 2**depth, and to at least 2 pixels at the bottleneck (which
+        # instance normalisation needs).
+        ph, pw = max((-h) % m, 2 * m - h), max((-w) % m, 2 * m - w)
+        if ph or pw:
+            # Reflection needs the pad to be smaller than the size; replicate otherwise.
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+        skips = []
+        for i, block in enumerate(self.encoder):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for up, block in zip(self.up, self.decoder, strict=True):
+            x = up(x)
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        x = self.head(x)
+        if ph or pw:
+            x = x[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+        return x
+
+
+@dataclass
+class SegModel:
+    """A trained (or training) network with everything prediction needs.
+
+    Attributes
+    ----------
+    net : UNet
+    num_classes : int
+        K; predictions are class ids 1..K.
+    in_channels : int
+    normalization : Normalization
+        Applied to every image before the network (measured on the training image).
+    config : ModelConfig
+    train_settings : dict
+        What the model was trained with (loss, class weights, steps, seconds, ...), for the record.
+    class_names : list of str
+        One name per class id 1..K.
+    version : str
+        napari-seglab version that created the model.
+    """
+
+    net: UNet
+    num_classes: int
+    in_channels: int
+    normalization: Normalization
+    config: ModelConfig = field(default_factory=ModelConfig)
+    train_settings: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            self.class_names = default_class_names(self.num_classes)
+        if not self.version:
+            from napari_seglab import __version__
+
+            self.version = __version__
+
+    @classmethod
+    def create(
+        cls,
+        num_classes: int,
+        in_channels: int,
+        normalization: Normalization,
+        config: ModelConfig | None = None,
+        seed: int | None = None,
+    ) -> SegModel:
+        """A fresh, untrained model for ``num_classes`` classes (at least 2)."""
+        if num_classes < 2:
+            raise ValueError(f"a model needs at least 2 classes, got {num_classes}")
+        if len(normalization.low) != in_channels:
+            raise ValueError(
+                f"normalisation has {len(normalization.low)} channels, expected {in_channels}"
+            )
+        config = config or ModelConfig()
+        if seed is not None:
+            torch.manual_seed(seed)
+        net = UNet(in_channels, output_channels(num_classes, config), config)
+        return cls(net, int(num_classes), int(in_channels), normalization, config)
+
+    @property
+    def sigmoid(self) -> bool:
+        """True when the network has one sigmoid output (binary model)."""
+        return self.net.out_channels == 1
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, C_out, H, W)`` -> class probabilities ``(B, K, H, W)`` float32."""
+        logits = logits.float()
+        if self.sigmoid:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(logits, dim=1)
+
+    def predict(
+        self,
+        image: np.ndarray,
+        *,
+        tile: int | None = None,
+        overlap: int | None = None,
+        device: str | torch.device | None = None,
+        channel_axis: int | None = None,
+        region: tuple[slice, ...] | None = None,
+        probabilities: bool = True,
+        batch_size: int | None = None,
+    ) -> Prediction:
+        """Predict every pixel of ``image`` (tiled, with smooth blending); see
+        :func:`napari_seglab.core.predict.predict`."""
+        from napari_seglab.core.predict import predict
+
+        return predict(
+            self,
+            image,
+            tile=tile,
+            overlap=overlap,
+            device=device,
+            channel_axis=channel_axis,
+            region=region,
+            probabilities=probabilities,
+            batch_size=batch_size,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Save to a safetensors file with a JSON header (written atomically)."""
+        from napari_seglab.core.modelio import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SegModel:
+        """Load a model saved by :meth:`save`; raises ``ModelFileError`` for other files."""
+        from napari_seglab.core.modelio import load_model
+
+        return load_model(path)
+
+
+def output_channels(num_classes: int, config: ModelConfig) -> int:
+    """Network outputs for K classes: 1 for a sigmoid binary model, else K."""
+    return 1 if num_classes == 2 and config.binary_mode == "sigmoid" else int(num_classes)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    names = ["background", "foreground"]
+    return [names[i] if i < 2 else f"class {i + 1}" for i in range(num_classes)]

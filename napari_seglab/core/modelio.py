@@ -1,0 +1,181 @@
+"""Safe model files: safetensors weights plus a JSON header.
+
+Loading never unpickles anything, so a file can not run code. The header (safetensors metadata
+key ``napari_seglab``) holds the format version, classes, channels, normalisation, architecture,
+training settings and the package version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from napari_seglab.core.data import Normalization
+from napari_seglab.core.model import ModelConfig, SegModel, output_channels
+
+FORMAT = "napari-seglab-model"
+FORMAT_VERSION = 1
+HEADER_KEY = "napari_seglab"
+SUFFIX = ".safetensors"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class ModelFileError(ValueError):
+    """A file that is not a (readable, compatible) napari-seglab model."""
+
+
+def model_header(model: SegModel) -> dict[str, Any]:
+    """The JSON-serialisable header saved with a model."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": model.version,
+        "num_classes": model.num_classes,
+        "class_names": list(model.class_names),
+        "in_channels": model.in_channels,
+        "normalization": model.normalization.to_dict(),
+        "model_config": model.config.to_dict(),
+        "train_settings": model.train_settings,
+    }
+
+
+def save_model(model: SegModel, path: str | Path) -> Path:
+    """Write ``model`` to ``path`` atomically (a temporary file renamed into place).
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = Path(path)
+    header = json.dumps(model_header(model), default=str)
+    tensors = {
+        k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
+    }
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={HEADER_KEY: header})
+        _chmod_like_new_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _sniff(path: Path) -> None:
+    """Raise ModelFileError unless the file starts like a safetensors file."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = path.stat().st_size
+    if head[:4] == b"PK\x03\x04":
+        raise ModelFileError(
+            f"{path} is a PyTorch/zip checkpoint, not a napari-seglab model; refusing to load it "
+            "(such files are pickles and can run code)"
+        )
+    if head[:1] == b"\x80" or head[:1] in (b"(", b"c", b"]", b"}"):
+        raise ModelFileError(
+            f"{path} looks like a Python pickle, not a napari-seglab model; refusing to load it "
+            "(pickles can run code)"
+        )
+    if len(head) < 9:
+        raise ModelFileError(f"{path} is not a napari-seglab model (file too short)")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > min(size - 8, _MAX_HEADER) or head[8:9] != b"{":
+        raise ModelFileError(f"{path} is not a napari-seglab model (not a safetensors file)")
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Read and check the JSON header of a model file without loading the weights."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise ModelFileError(f"model path {path} is not a file")
+    try:
+        _sniff(path)
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except ModelFileError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(f"{path} is not a readable napari-seglab model ({exc})") from None
+    if HEADER_KEY not in metadata:
+        raise ModelFileError(
+            f"{path} is a safetensors file but not a napari-seglab model (no '{HEADER_KEY}' header)"
+        )
+    try:
+        header = json.loads(metadata[HEADER_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: the model header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a napari-seglab model (unknown header format)")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: unsupported model format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was saved by a newer napari-seglab ({header.get('version', '?')}, format "
+            f"{version}); this version reads format {FORMAT_VERSION}: upgrade napari-seglab"
+        )
+    return header
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel:
+    """Load a model saved by :func:`save_model` / :meth:`SegModel.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+    device : str or torch.device
+        Where to put the network (default CPU).
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a napari-seglab model (a pickle, a foreign or truncated file),
+        from a newer format version, or its weights do not match its header.
+    """
+    path = Path(path)
+    header = read_header(path)
+    try:
+        config = ModelConfig.from_dict(dict(header["model_config"]))
+        normalization = Normalization.from_dict(header["normalization"])
+        num_classes = int(header["num_classes"])
+        in_channels = int(header["in_channels"])
+        model = SegModel.create(num_classes, in_channels, normalization, config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid model header ({exc})") from None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        model.net.load_state_dict(state, strict=True)
+    except Exception as exc:
+        raise ModelFileError(f"{path}: the weights do not match the model header ({exc})") from None
+    assert model.net.out_channels == output_channels(num_classes, config)
+    model.class_names = [str(n) for n in header.get("class_names") or model.class_names]
+    model.train_settings = dict(header.get("train_settings") or {})
+    model.version = str(header.get("version", ""))
+    model.net.eval()
+    if str(device) != "cpu":
+        from napari_seglab.core.device import resolve_device
+
+        model.net.to(resolve_device(device))
+    return model
+
+
+def _chmod_like_new_file(path: str | Path) -> None:
+    """Give a temporary file (created 0600) the permissions a normal new file would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

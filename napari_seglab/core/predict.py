@@ -1,0 +1,242 @@
+"""Tiled prediction with overlap and smooth blending, in bounded memory.
+
+Tiles overlap by ``overlap`` pixels; each tile's probabilities are weighted by a window that
+is 1 in the middle and falls smoothly (sine squared) towards the tile's edges, and the weighted
+sum is divided by the summed weights, so there are no seams. Tiles are processed one row of tiles
+at a time and only the rows still being blended are kept, so working memory is about
+``K x tile x width`` floats whatever the image height (plus the outputs themselves).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from napari_seglab.core.data import as_zcyx, check_finite
+from napari_seglab.core.device import resolve_device
+
+if TYPE_CHECKING:
+    from napari_seglab.core.model import SegModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of a prediction.
+
+    Attributes
+    ----------
+    labels : np.ndarray
+        Spatial shape (of the image, or of ``region``), uint8 class ids 1..K.
+    probabilities : np.ndarray or None
+        ``(K, *spatial)`` float32 class probabilities (for a binary model still K = 2 channels,
+        background and foreground); None when not requested.
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Start positions of tiles of size ``min(tile, n)`` covering ``0..n`` with ``overlap``."""
+    if n <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, n - tile, stride))
+    starts.append(n - tile)
+    return starts
+
+
+def blend_window(size: int, overlap: int) -> np.ndarray:
+    """1D weights ``(size,)``: 1 in the middle, sine-squared ramps over ``overlap`` at each end."""
+    i = np.arange(size, dtype=np.float64) + 0.5
+    if overlap <= 0:
+        return np.ones(size, np.float32)
+    r = np.clip(np.minimum(i, size - i) / overlap, 0.0, 1.0)
+    return np.maximum(np.sin(0.5 * np.pi * r) ** 2, 1e-4).astype(np.float32)
+
+
+def _region_bounds(
+    region: tuple[slice, ...] | None, spatial: tuple[int, ...]
+) -> list[tuple[int, int]]:
+    if region is None:
+        return [(0, n) for n in spatial]
+    if not isinstance(region, tuple):
+        region = tuple(region)
+    if len(region) != len(spatial):
+        raise ValueError(
+            f"region has {len(region)} slices but the image has {len(spatial)} spatial dimensions"
+        )
+    bounds = []
+    for s, n in zip(region, spatial, strict=True):
+        if isinstance(s, int):
+            s = slice(s, s + 1)
+        start, stop, step = s.indices(n)
+        if step != 1 or stop <= start:
+            raise ValueError(f"region slice {s} is empty or strided for an axis of size {n}")
+        bounds.append((start, stop))
+    return bounds
+
+
+def default_tile(device: torch.device) -> int:
+    return 1024 if device.type == "cuda" else 512
+
+
+@torch.inference_mode()
+def predict(
+    model: SegModel,
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    device: str | torch.device | None = None,
+    channel_axis: int | None = None,
+    region: tuple[slice, ...] | None = None,
+    probabilities: bool = True,
+    batch_size: int | None = None,
+) -> Prediction:
+    """Predict class ids (and probabilities) for every pixel of an image.
+
+    Parameters
+    ----------
+    model : SegModel
+    image : np.ndarray
+        ``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, ``(Z, Y, X)``, ...; the channel axis is detected
+        from the model's channel count unless ``channel_axis`` is given. Stacks are predicted
+        slice by slice.
+    tile : int, optional
+        Tile edge in pixels (default 512 on CPU, 1024 on CUDA).
+    overlap : int, optional
+        Overlap of neighbouring tiles (default ``max(32, tile // 8)``).
+    device : str or torch.device, optional
+        Where to run; default: where the model's network is. The network is moved back after.
+    channel_axis : int, optional
+    region : tuple of slice, optional
+        Predict only this part of the spatial dimensions (one slice per spatial axis); the
+        context around it is used so the result equals the same part of a full prediction.
+    probabilities : bool
+        Also return the ``(K, *spatial)`` probabilities (set False to save memory).
+    batch_size : int, optional
+        Tiles per forward pass (default 1 on CPU, 4 on accelerators).
+
+    Returns
+    -------
+    Prediction
+    """
+    view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
+    check_finite(view.data)
+    net = model.net
+    original = model.device
+    dev = original if device is None else resolve_device(device)
+    tile = int(tile or default_tile(dev))
+    if tile < 8:
+        raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
+    overlap = int(max(32, tile // 8) if overlap is None else overlap)
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
+    batch_size = int(batch_size or (1 if dev.type == "cpu" else 4))
+
+    bounds = _region_bounds(region, view.spatial_shape)
+    zb = bounds[0] if view.is_3d else (0, 1)
+    (y0, y1), (x0, x1) = bounds[-2], bounds[-1]
+    out_shape = (zb[1] - zb[0], y1 - y0, x1 - x0)
+    K = model.num_classes
+    labels = np.empty(out_shape, np.uint8)
+    probs = np.empty((K, *out_shape), np.float32) if probabilities else None
+
+    was_training = net.training
+    net.eval()
+    if dev != original:
+        net.to(dev)
+    try:
+        for i, z in enumerate(range(*zb)):
+            _predict_slice(
+                model,
+                view.data[z],
+                (y0, y1, x0, x1),
+                tile,
+                overlap,
+                dev,
+                batch_size,
+                labels[i],
+                None if probs is None else probs[:, i],
+            )
+    finally:
+        if dev != original:
+            net.to(original)
+        net.train(was_training)
+    if not view.is_3d:
+        labels = labels[0]
+        probs = None if probs is None else probs[:, 0]
+    return Prediction(labels=labels, probabilities=probs)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def _predict_slice(
+    model: SegModel,
+    raw: np.ndarray,
+    box: tuple[int, int, int, int],
+    tile: int,
+    overlap: int,
+    device: torch.device,
+    batch_size: int,
+    out_labels: np.ndarray,
+    out_probs: np.ndarray | None,
+) -> None:
+    """Predict one 2D slice ``raw (C, H, W)`` inside ``box`` into the output arrays."""
+    y0, y1, x0, x1 = box
+    _, H, W = raw.shape
+    margin = overlap if (y1 - y0, x1 - x0) != (H, W) else 0
+    cy0, cy1 = max(0, y0 - margin), min(H, y1 + margin)
+    cx0, cx1 = max(0, x0 - margin), min(W, x1 + margin)
+    sub = raw[:, cy0:cy1, cx0:cx1]
+    h, w = cy1 - cy0, cx1 - cx0
+    th, tw = min(tile, h), min(tile, w)
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    window = np.outer(blend_window(th, overlap), blend_window(tw, overlap))
+    K = model.num_classes
+    norm = model.normalization
+
+    acc = np.zeros((K, 0, w), np.float32)
+    wacc = np.zeros((0, w), np.float32)
+    a0 = 0  # image row (in sub) of acc[:, 0]
+    for i, ty in enumerate(ys):
+        need = ty + th - a0
+        if acc.shape[1] < need:
+            extra = need - acc.shape[1]
+            acc = np.concatenate([acc, np.zeros((K, extra, w), np.float32)], axis=1)
+            wacc = np.concatenate([wacc, np.zeros((extra, w), np.float32)], axis=0)
+        for b in range(0, len(xs), batch_size):
+            bx = xs[b : b + batch_size]
+            tiles = np.stack([norm.apply(sub[:, ty : ty + th, tx : tx + tw]) for tx in bx])
+            x = torch.from_numpy(tiles).to(device)
+            with _autocast(device):
+                logits = model.net(x)
+            p = model.probabilities(logits).cpu().numpy()
+            r = ty - a0
+            for j, tx in enumerate(bx):
+                acc[:, r : r + th, tx : tx + tw] += p[j] * window
+                wacc[r : r + th, tx : tx + tw] += window
+        next_y = ys[i + 1] if i + 1 < len(ys) else h
+        n_done = next_y - a0
+        if n_done > 0:
+            done = acc[:, :n_done] / wacc[None, :n_done]
+            # Rows a0..next_y of sub are final: copy their part inside the box out.
+            r_lo, r_hi = max(a0 + cy0, y0), min(next_y + cy0, y1)
+            if r_hi > r_lo:
+                part = done[:, r_lo - cy0 - a0 : r_hi - cy0 - a0, x0 - cx0 : x1 - cx0]
+                out_labels[r_lo - y0 : r_hi - y0] = np.argmax(part, axis=0).astype(np.uint8) + 1
+                if out_probs is not None:
+                    out_probs[:, r_lo - y0 : r_hi - y0] = part
+            acc = acc[:, n_done:].copy()
+            wacc = wacc[n_done:].copy()
+            a0 = next_y

@@ -1,0 +1,476 @@
+"""Training from sparse scribbles, as a generator that yields a report every step.
+
+Typical use::
+
+    gen = train(image, scribbles, TrainConfig(seconds=20))
+    for report in gen:          # or report = gen.send(new_scribbles) to update the scribbles
+        print(report.step, report.loss)
+    model = report.model
+
+The generator's return value (``StopIteration.value``) is the trained :class:`SegModel`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_seglab.core import losses, weights
+from napari_seglab.core.data import (
+    DEFAULT_PERCENTILES,
+    CropSampler,
+    ImageView,
+    Normalization,
+    as_zcyx,
+    check_finite,
+    check_scribbles,
+    present_classes,
+)
+from napari_seglab.core.device import (
+    default_num_threads,
+    describe_device,
+    release_memory,
+    resolve_device,
+)
+from napari_seglab.core.model import ModelConfig, SegModel
+from napari_seglab.core.predict import Prediction, predict
+
+LOSSES = ("dice_ce", "ce", "dice", "focal", "tversky", "generalized_dice", "dice_focal")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings.
+
+    Attributes
+    ----------
+    loss : str
+        One of :data:`LOSSES`; ``"dice_ce"`` (Dice + cross-entropy) by default.
+    class_weights : str
+        Scheme of :func:`napari_seglab.core.weights.class_weights` computed from the painted
+        pixel counts (``"inverse_frequency"`` default, ``"median_frequency"``,
+        ``"effective_number"``, ``"none"``).
+    lambda_dice, lambda_ce : float
+        Mix of the two parts of the combined losses (``lambda_ce`` weighs the CE or focal part).
+    seconds, steps : float or int, optional
+        Budget; training stops at whichever is reached first. Both None: until ``close()``.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    seed : int, optional
+        Seeds the weights, the crop sampling and augmentation; CPU runs with the same seed,
+        thread count and step budget are identical.
+    model : ModelConfig
+        Architecture of a new model (ignored when warm-starting).
+    preview_every : float
+        Seconds between full predictions attached to reports (0 = none during training).
+    final_prediction : bool
+        Attach a full prediction to the last report.
+    channel_axis : int, optional
+        The image's channel axis; detected from the scribbles' shape when None.
+    num_threads : int, optional
+        Torch CPU threads while training (default: CPU count - 1, leaving a core for the GUI).
+    crop_size, batch_size : int
+        Training crops per step and their edge in pixels.
+    lr, weight_decay : float
+        Adam settings.
+    augment : bool
+        Random flips, 90 degree rotations and intensity changes.
+    percentiles : tuple of float
+        Normalisation percentiles of a new model.
+    amp : bool
+        Mixed precision on CUDA.
+    class_weight_beta : float
+        ``beta`` of the ``"effective_number"`` scheme.
+    tile : int, optional
+        Tile size of the previews and the final prediction.
+    """
+
+    loss: str = "dice_ce"
+    class_weights: str = "inverse_frequency"
+    lambda_dice: float = 1.0
+    lambda_ce: float = 1.0
+    seconds: float | None = None
+    steps: int | None = None
+    device: str = "auto"
+    seed: int | None = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preview_every: float = 0.0
+    final_prediction: bool = True
+    channel_axis: int | None = None
+    num_threads: int | None = None
+    crop_size: int = 128
+    batch_size: int = 4
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    augment: bool = True
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    amp: bool = True
+    class_weight_beta: float = 0.999
+    tile: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.class_weights not in weights.SCHEMES:
+            raise ValueError(
+                f"unknown class-weight scheme {self.class_weights!r}; choose one of "
+                f"{', '.join(weights.SCHEMES)}"
+            )
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"seconds must be a positive number, got {self.seconds}")
+        if self.steps is not None and int(self.steps) < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps}")
+        if self.preview_every < 0:
+            raise ValueError(f"preview_every must be >= 0, got {self.preview_every}")
+        if self.num_threads is not None and int(self.num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
+        if self.batch_size < 1 or self.crop_size < 8:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be >= 1 and crop_size ({self.crop_size}) >= 8"
+            )
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.lambda_dice < 0 or self.lambda_ce < 0:
+            raise ValueError("lambda_dice and lambda_ce must be >= 0")
+        if not isinstance(self.device, torch.device):
+            dev = str(self.device).split(":", 1)[0].lower()
+            if dev not in ("auto", "cpu", "cuda", "mps"):
+                raise ValueError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["percentiles"] = list(self.percentiles)
+        return d
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What the training generator yields after every step.
+
+    Attributes
+    ----------
+    step : int
+        Optimisation steps done so far in this run (1-based).
+    loss : float
+        The loss of this step.
+    parts : dict of str to float
+        The loss's parts, e.g. ``{"dice": .., "ce": ..}``.
+    class_weights : np.ndarray
+        ``(K,)`` weights the loss uses, for class ids 1..K.
+    counts : np.ndarray
+        ``(K,)`` painted pixels per class.
+    elapsed : float
+        Seconds since training started.
+    device : str
+        E.g. ``"CPU, 2 threads"`` or ``"CUDA: NVIDIA H100"``.
+    prediction : Prediction or None
+        A full prediction (every ``preview_every`` seconds and on the last report).
+    model : SegModel
+        The model being trained (the same object in every report).
+    done : bool
+        True on the last report.
+    """
+
+    step: int
+    loss: float
+    parts: dict[str, float]
+    class_weights: np.ndarray
+    counts: np.ndarray
+    elapsed: float
+    device: str
+    prediction: Prediction | None
+    model: SegModel
+    done: bool
+
+
+def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -> torch.nn.Module:
+    """The loss module for ``config.loss`` from :mod:`napari_seglab.core.losses`.
+
+    ``weight`` holds the (K,) class weights. For softmax models the targets are one-hot encoded
+    from class indices; for a sigmoid binary model the single channel is compared with the
+    foreground indicator and the class weights reach the cross-entropy part only
+    (``[w_background, w_foreground]``).
+    """
+    name = config.loss
+    if sigmoid:
+        act: dict[str, Any] = {"sigmoid": True}
+        other_weight = None
+    else:
+        act = {"softmax": True, "to_onehot_y": True}
+        other_weight = weight
+    if name == "dice_ce":
+        return losses.DiceCELoss(
+            **act, weight=weight, lambda_dice=config.lambda_dice, lambda_ce=config.lambda_ce
+        )
+    if name == "ce":
+        return losses.DiceCELoss(**act, weight=weight, lambda_dice=0.0, lambda_ce=1.0)
+    if name == "dice":
+        return losses.DiceLoss(**act, weight=other_weight)
+    if name == "focal":
+        return losses.FocalLoss(
+            use_softmax=not sigmoid, to_onehot_y=not sigmoid, weight=other_weight
+        )
+    if name == "tversky":
+        return losses.TverskyLoss(**act)
+    if name == "generalized_dice":
+        return losses.GeneralizedDiceLoss(**act)
+    if name == "dice_focal":
+        return losses.DiceFocalLoss(
+            **act,
+            weight=other_weight,
+            lambda_dice=config.lambda_dice,
+            lambda_focal=config.lambda_ce,
+        )
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _loss_parts(loss_fn: torch.nn.Module, name: str, total: float) -> dict[str, float]:
+    """The parts of a combined loss (its ``last_parts``), else ``{name: total}``."""
+    parts = getattr(loss_fn, "last_parts", None)
+    if isinstance(parts, dict) and parts:
+        return {str(k): float(v) for k, v in parts.items()}
+    return {name: total}
+
+
+def _prepare(
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig,
+    model: SegModel | None,
+) -> tuple[ImageView, np.ndarray, SegModel]:
+    scribbles = np.asarray(scribbles)
+    image = np.asarray(image)
+    view = as_zcyx(image, channel_axis=config.channel_axis, spatial_shape=scribbles.shape)
+    check_finite(view.data)
+    labels = check_scribbles(scribbles, view.spatial_shape)
+    classes = present_classes(labels)
+    if len(classes) == 0:
+        raise ValueError(
+            "scribbles hold no labels; paint background (1) and foreground (2) strokes"
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"scribbles hold only class {int(classes[0])}; paint at least two classes "
+            "(1 = background, 2 = foreground)"
+        )
+    k_max = int(classes.max())
+    if model is not None:
+        if model.in_channels != view.channels:
+            raise ValueError(
+                f"the model expects {model.in_channels} channel(s) but the image has "
+                f"{view.channels} (shape {image.shape})"
+            )
+        if k_max > model.num_classes:
+            raise ValueError(
+                f"scribbles hold label {k_max} but the model has {model.num_classes} classes"
+            )
+    else:
+        norm = Normalization.fit(view, config.percentiles)
+        model = SegModel.create(max(2, k_max), view.channels, norm, config.model, seed=config.seed)
+    return view, labels, model
+
+
+def train(
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig | None = None,
+    model: SegModel | None = None,
+) -> Generator[TrainReport, np.ndarray | None, SegModel]:
+    """Train a model from sparse scribbles; a generator yielding a :class:`TrainReport` per step.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        ``(Y, X)``, ``(Y, X, C)`` / ``(C, Y, X)`` (channel axis from ``config.channel_axis`` or
+        detected from the scribbles' shape), ``(Z, Y, X)`` or ``(Z, Y, X, C)``; any int/float dtype.
+    scribbles : np.ndarray
+        The image's spatial shape; 0 = unlabeled, 1 = background, 2 = foreground, 3.. more
+        classes. At least two classes must be painted. For stacks, any slices may be painted.
+    config : TrainConfig, optional
+    model : SegModel, optional
+        Warm start: continue training this model (in place) instead of a new one.
+
+    Returns
+    -------
+    Generator
+        Yields reports; ``send(new_scribbles)`` replaces the scribbles (same shape) and returns
+        the next report; ``close()`` stops. Returns the model.
+
+    Raises
+    ------
+    ValueError
+        Immediately, for bad inputs or settings (mismatched shapes, no or one class, labels above
+        the warm-start model's classes, NaN/inf pixels, an unavailable device).
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    view, labels, model = _prepare(image, scribbles, config, model)
+    return _run(view, labels, model, config, device)
+
+
+def _run(
+    view: ImageView,
+    labels: np.ndarray,
+    model: SegModel,
+    config: TrainConfig,
+    device: torch.device,
+) -> Generator[TrainReport, np.ndarray | None, SegModel]:
+    t0 = time.perf_counter()
+    K = model.num_classes
+    net = model.net
+    previous_threads = torch.get_num_threads()
+    threads = previous_threads
+    optimizer = None
+    try:
+        if device.type == "cpu":
+            threads = int(config.num_threads or default_num_threads())
+            torch.set_num_threads(threads)
+        description = describe_device(device, threads)
+        seed = config.seed
+        rng = np.random.default_rng(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
+        net.to(device)
+        net.train()
+        optimizer = torch.optim.Adam(
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        use_amp = bool(config.amp and device.type == "cuda")
+        amp_dtype = torch.float16
+        if use_amp and torch.cuda.is_bf16_supported():
+            amp_dtype = torch.bfloat16
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+        sampler = CropSampler(
+            view,
+            labels,
+            model.normalization,
+            config.crop_size,
+            model.config.multiple,
+            rng,
+            augment=config.augment,
+        )
+        counts_obj = weights.ClassCounts(K)
+        counts_obj.add(labels)
+
+        def class_weights() -> tuple[np.ndarray, np.ndarray, torch.nn.Module]:
+            counts = np.asarray(counts_obj.counts, dtype=np.int64).copy()
+            w = np.asarray(
+                weights.class_weights(
+                    counts, scheme=config.class_weights, beta=config.class_weight_beta
+                ),
+                dtype=np.float32,
+            )
+            wt = torch.as_tensor(w, device=device)
+            return counts, w, make_loss(config, wt, model.sigmoid)
+
+        counts, cw, loss_fn = class_weights()
+        model.train_settings = {
+            **config.to_dict(),
+            "device": description,
+            "image_shape": list(view.spatial_shape),
+            "channels": view.channels,
+        }
+        step = 0
+        last_preview = time.perf_counter()
+        while True:
+            x, y = sampler.batch(config.batch_size)
+            xt = torch.from_numpy(x).to(device, non_blocking=True)
+            yt = torch.from_numpy(y).to(device, non_blocking=True)
+            mask = yt > 0
+            target = (yt - 1).clamp_(min=0)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = net(xt)
+            loss = loss_fn(logits.float(), target, mask=mask)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"training diverged: loss is {loss_value} at step {step}")
+            now = time.perf_counter()
+            elapsed = now - t0
+            done = (config.steps is not None and step >= config.steps) or (
+                config.seconds is not None and elapsed >= config.seconds
+            )
+            prediction = None
+            want_preview = config.preview_every > 0 and now - last_preview >= config.preview_every
+            if (done and config.final_prediction) or want_preview:
+                prediction = predict(
+                    model, _original_layout(view), tile=config.tile, channel_axis=-1
+                )
+                last_preview = time.perf_counter()
+            model.train_settings["steps_done"] = step
+            model.train_settings["seconds_done"] = round(elapsed, 3)
+            report = TrainReport(
+                step=step,
+                loss=loss_value,
+                parts=_loss_parts(loss_fn, config.loss, loss_value),
+                class_weights=cw.copy(),
+                counts=counts.copy(),
+                elapsed=elapsed,
+                device=description,
+                prediction=prediction,
+                model=model,
+                done=done,
+            )
+            new_scribbles = yield report
+            if done:
+                break
+            if new_scribbles is not None:
+                new = check_scribbles(new_scribbles, view.spatial_shape)
+                k_new = present_classes(new)
+                if len(k_new) == 0:
+                    raise ValueError("the new scribbles hold no labels")
+                if int(k_new.max()) > K:
+                    raise ValueError(
+                        f"the new scribbles hold label {int(k_new.max())} but the model has "
+                        f"{K} classes; start a new training to add a class"
+                    )
+                counts_obj = weights.ClassCounts(K)
+                counts_obj.add(new)
+                sampler.set_labels(new)
+                counts, cw, loss_fn = class_weights()
+    finally:
+        net.eval()
+        if device.type != "cpu":
+            net.to("cpu")
+        del optimizer
+        release_memory(device)
+        if torch.get_num_threads() != previous_threads:
+            torch.set_num_threads(previous_threads)
+    return model
+
+
+def _original_layout(view: ImageView) -> np.ndarray:
+    """The image in a layout :func:`predict` understands: ``(Z, Y, X, C)`` or ``(Y, X, C)``."""
+    data = np.moveaxis(view.data, 1, -1)
+    return data if view.is_3d else data[0]
+
+
+def train_to_end(
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig | None = None,
+    model: SegModel | None = None,
+) -> tuple[SegModel, TrainReport]:
+    """Run :func:`train` to its end; returns the model and the last report.
+
+    The config must have a ``seconds`` or ``steps`` budget.
+    """
+    config = config or TrainConfig()
+    if config.seconds is None and config.steps is None:
+        config = replace(config, seconds=30.0)
+    last = None
+    for report in train(image, scribbles, config, model):
+        last = report
+    assert last is not None
+    return last.model, last

@@ -1,0 +1,144 @@
+"""Image layouts, normalisation, scribble checks and crop sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_seglab.core.data import (
+    CropSampler,
+    Normalization,
+    as_zcyx,
+    check_finite,
+    check_scribbles,
+    present_classes,
+)
+
+LAYOUT_CASES = [
+    # image shape, channel_axis, spatial hint, in_channels, expected (Z, C, Y, X), spatial
+    ((30, 40), None, (30, 40), None, (1, 1, 30, 40), (30, 40)),
+    ((30, 40, 3), None, (30, 40), None, (1, 3, 30, 40), (30, 40)),
+    ((3, 30, 40), None, (30, 40), None, (1, 3, 30, 40), (30, 40)),
+    ((5, 30, 40), None, (5, 30, 40), None, (5, 1, 30, 40), (5, 30, 40)),
+    ((5, 30, 40, 2), None, (5, 30, 40), None, (5, 2, 30, 40), (5, 30, 40)),
+    ((2, 30, 40), 0, None, None, (1, 2, 30, 40), (30, 40)),
+    ((30, 40, 3), None, None, None, (1, 3, 30, 40), (30, 40)),
+    ((7, 30, 40), None, None, None, (7, 1, 30, 40), (7, 30, 40)),
+    ((30, 40, 3), None, None, 3, (1, 3, 30, 40), (30, 40)),
+    ((4, 30, 40), None, None, 4, (1, 4, 30, 40), (30, 40)),
+    ((3, 30, 40), None, None, 1, (3, 1, 30, 40), (3, 30, 40)),
+]
+
+
+@pytest.mark.parametrize(("shape", "axis", "spatial", "inch", "zcyx", "expected"), LAYOUT_CASES)
+def test_layouts(shape, axis, spatial, inch, zcyx, expected):
+    image = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+    view = as_zcyx(image, channel_axis=axis, spatial_shape=spatial, in_channels=inch)
+    assert view.data.shape == zcyx
+    assert view.spatial_shape == expected
+
+
+def test_channel_values_follow_axis():
+    image = np.stack([np.full((4, 5), i, np.float32) for i in range(3)], axis=-1)
+    view = as_zcyx(image, spatial_shape=(4, 5))
+    for c in range(3):
+        assert np.all(view.data[0, c] == c)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "match"),
+    [
+        ((30, 40), {"spatial_shape": (30, 41)}, "does not match"),
+        ((30, 40, 3), {"spatial_shape": (40, 30)}, "does not match"),
+        ((30, 40), {"in_channels": 3}, "expects 3 channels"),
+        ((30, 40, 5), {"in_channels": 3}, "no axis"),
+        ((2, 3, 4, 5, 6), {}, "not supported"),
+        ((30,), {}, "not supported"),
+        ((30,), {"channel_axis": 0}, "spatial dimensions"),
+        ((30, 40), {"channel_axis": 4}, "out of range"),
+    ],
+)
+def test_bad_layouts(shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        as_zcyx(np.zeros(shape, np.float32), **kwargs)
+
+
+def test_complex_dtype_refused():
+    with pytest.raises(ValueError, match="dtype"):
+        as_zcyx(np.zeros((4, 4), np.complex64))
+
+
+def test_check_finite():
+    a = np.zeros((10, 10), np.float32)
+    check_finite(a)
+    a[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        check_finite(a)
+    a[3, 4] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_finite(a)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64])
+def test_normalization_maps_percentiles(dtype):
+    rng = np.random.default_rng(0)
+    image = (rng.random((64, 64)) * 200).astype(dtype)
+    view = as_zcyx(image)
+    norm = Normalization.fit(view, (1.0, 99.0))
+    out = norm.apply(view.data[0])
+    assert out.dtype == np.float32
+    assert np.quantile(out, 0.01) == pytest.approx(0.0, abs=0.02)
+    assert np.quantile(out, 0.99) == pytest.approx(1.0, abs=0.02)
+    assert Normalization.from_dict(norm.to_dict()) == norm
+
+
+def test_normalization_constant_image():
+    view = as_zcyx(np.full((8, 8), 7, np.uint8))
+    norm = Normalization.fit(view)
+    assert np.all(np.isfinite(norm.apply(view.data[0])))
+
+
+def test_check_scribbles():
+    s = check_scribbles(np.array([[0, 1], [2, 3]], np.int64), (2, 2))
+    assert s.dtype == np.uint8
+    assert list(present_classes(s)) == [1, 2, 3]
+    assert check_scribbles(np.array([[0.0, 2.0]]), None).dtype == np.uint8
+    with pytest.raises(ValueError, match="does not match"):
+        check_scribbles(np.zeros((2, 3), np.uint8), (2, 2))
+    with pytest.raises(ValueError, match="negative"):
+        check_scribbles(np.array([[-1, 1]]))
+    with pytest.raises(ValueError, match="whole-number"):
+        check_scribbles(np.array([[0.5, 1]]))
+    with pytest.raises(ValueError, match="at most 255"):
+        check_scribbles(np.array([[300, 1]]))
+
+
+def test_sampler_crops_hold_labels_and_use_labeled_slices():
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 50, 70)).astype(np.float32)
+    labels = np.zeros((6, 50, 70), np.uint8)
+    labels[2, 10, 10] = 1
+    labels[4, 40, 60] = 2
+    view = as_zcyx(image, spatial_shape=labels.shape)
+    sampler = CropSampler(view, labels, Normalization.fit(view), 32, 8, rng)
+    x, y = sampler.batch(16)
+    assert x.shape == (16, 1, 32, 32)
+    assert y.shape == (16, 1, 32, 32)
+    for i in range(16):
+        assert (y[i] > 0).any()
+    # Both classes are drawn (class-balanced choice), though each has one pixel.
+    assert {1, 2} <= set(np.unique(y).tolist())
+
+
+def test_sampler_small_image_is_padded_to_multiple():
+    rng = np.random.default_rng(1)
+    image = rng.random((13, 21)).astype(np.float32)
+    labels = np.zeros((13, 21), np.uint8)
+    labels[5, 5] = 1
+    labels[6, 15] = 2
+    view = as_zcyx(image, spatial_shape=labels.shape)
+    sampler = CropSampler(view, labels, Normalization.fit(view), 128, 8, rng)
+    x, y = sampler.batch(3)
+    assert x.shape == (3, 1, 16, 24)
+    assert y.sum() > 0
+    assert np.isfinite(x).all()

@@ -1,0 +1,259 @@
+"""The training generator: learns, accepts new scribbles, stops cleanly, warm-starts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.train import LOSSES, TrainConfig, TrainReport, train
+
+FAST = {"device": "cpu", "num_threads": 1, "crop_size": 64, "batch_size": 4}
+
+
+def blobs(shape=(96, 96), n=10, seed=0, channels=None):
+    """Bright disks on noise; returns image, ground truth and ~3% scribbles."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    gt = np.zeros(shape, bool)
+    for _ in range(n):
+        cy, cx = rng.integers(8, shape[0] - 8), rng.integers(8, shape[1] - 8)
+        gt |= (yy - cy) ** 2 + (xx - cx) ** 2 <= rng.integers(4, 8) ** 2
+    image = (gt * 60.0 + rng.normal(100.0, 20.0, shape)).astype(np.uint16)
+    if channels:
+        image = np.stack([image, image // 2 + 5, rng.integers(0, 50, shape)], -1)[..., :channels]
+    scribbles = np.zeros(shape, np.uint8)
+    sel = rng.random(shape) < 0.03
+    scribbles[sel & gt] = 2
+    scribbles[sel & ~gt] = 1
+    return image, gt, scribbles
+
+
+def iou(pred, gt):
+    return (pred & gt).sum() / max(1, (pred | gt).sum())
+
+
+def run(gen):
+    reports = list(gen)
+    return reports
+
+
+def test_learns_blobs():
+    image, gt, scribbles = blobs()
+    reports = run(train(image, scribbles, TrainConfig(steps=150, **FAST)))
+    last = reports[-1]
+    assert isinstance(last, TrainReport)
+    assert last.done and last.step == 150 and len(reports) == 150
+    assert not any(r.done for r in reports[:-1])
+    assert last.prediction is not None
+    assert last.prediction.labels.shape == gt.shape
+    assert last.prediction.probabilities.shape == (2, *gt.shape)
+    assert iou(last.prediction.labels == 2, gt) > 0.8
+    assert np.mean([r.loss for r in reports[-10:]]) < np.mean([r.loss for r in reports[:10]])
+    assert set(last.parts) == {"dice", "ce"}
+    assert last.counts.tolist() == [(scribbles == 1).sum(), (scribbles == 2).sum()]
+    assert last.class_weights.shape == (2,)
+    assert last.class_weights[1] > last.class_weights[0]  # fewer foreground pixels
+    assert last.device == "CPU, 1 thread"
+    assert all(r.model is last.model for r in reports)
+    assert not last.model.net.training
+
+
+def test_return_value_is_model():
+    image, _, scribbles = blobs((40, 40))
+    gen = train(image, scribbles, TrainConfig(steps=3, **FAST))
+    reports = []
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            reports.append(next(gen))
+    assert stop.value.value is reports[-1].model
+
+
+def test_send_new_scribbles_mid_run():
+    image, gt, scribbles = blobs((64, 64))
+    gen = train(image, scribbles, TrainConfig(steps=10, **FAST))
+    first = next(gen)
+    assert first.step == 1
+    more = scribbles.copy()
+    more[gt & (scribbles == 0)] = 2  # paint much more foreground
+    report = gen.send(more)
+    assert report.step == 2
+    assert report.counts[1] == (more == 2).sum()
+    assert report.class_weights[1] < first.class_weights[1]
+    # the new scribbles may add a class the model has; not one beyond it
+    bad = more.copy()
+    bad[0, 0] = 3
+    with pytest.raises(ValueError, match="label 3"):
+        gen.send(bad)
+
+
+def test_send_wrong_shape_raises():
+    image, _, scribbles = blobs((40, 40))
+    gen = train(image, scribbles, TrainConfig(steps=5, **FAST))
+    next(gen)
+    with pytest.raises(ValueError, match="does not match"):
+        gen.send(scribbles[:-1])
+
+
+def test_close_stops_cleanly_and_restores_threads():
+    before = torch.get_num_threads()
+    image, _, scribbles = blobs((40, 40))
+    gen = train(
+        image, scribbles, TrainConfig(seconds=None, steps=None, **{**FAST, "num_threads": 1})
+    )
+    for _ in range(3):
+        report = next(gen)
+    assert not report.done
+    gen.close()
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert torch.get_num_threads() == before
+    assert not report.model.net.training
+
+
+def test_time_budget():
+    image, _, scribbles = blobs((40, 40))
+    reports = run(train(image, scribbles, TrainConfig(seconds=0.5, **FAST)))
+    assert reports[-1].done
+    assert reports[-1].elapsed >= 0.5
+    assert reports[-2].elapsed < 0.5 if len(reports) > 1 else True
+
+
+def test_seed_reproducible_on_cpu():
+    image, _, scribbles = blobs((48, 48))
+    a = [r.loss for r in train(image, scribbles, TrainConfig(steps=5, seed=7, **FAST))]
+    b = [r.loss for r in train(image, scribbles, TrainConfig(steps=5, seed=7, **FAST))]
+    c = [r.loss for r in train(image, scribbles, TrainConfig(steps=5, seed=8, **FAST))]
+    assert a == b
+    assert a != c
+
+
+def test_warm_start_continues_same_model():
+    image, _gt, scribbles = blobs((64, 64))
+    reports = run(train(image, scribbles, TrainConfig(steps=60, **FAST)))
+    model = reports[-1].model
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    warm = run(train(image, scribbles, TrainConfig(steps=2, **FAST), model=model))
+    assert warm[-1].model is model
+    # the first warm loss is near the trained loss, far below a fresh start's
+    fresh = next(train(image, scribbles, TrainConfig(steps=2, **FAST)))
+    assert warm[0].loss < fresh.loss
+    changed = any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())
+    assert changed
+    # warm start needs the same channels and no label above the model's classes
+    more = scribbles.copy()
+    more[0, 0] = 3
+    with pytest.raises(ValueError, match="model has 2 classes"):
+        train(image, more, TrainConfig(steps=1, **FAST), model=model)
+    with pytest.raises(ValueError, match="channel"):
+        train(np.stack([image] * 3, -1), scribbles, TrainConfig(steps=1, **FAST), model=model)
+
+
+def test_previews():
+    image, _, scribbles = blobs((40, 40))
+    cfg = TrainConfig(steps=4, preview_every=1e-9, final_prediction=False, **FAST)
+    reports = run(train(image, scribbles, cfg))
+    assert all(r.prediction is not None for r in reports)
+    cfg = TrainConfig(steps=4, final_prediction=False, **FAST)
+    assert all(r.prediction is None for r in train(image, scribbles, cfg))
+
+
+def test_rgb_multiclass_and_3d():
+    image, _gt, scribbles = blobs((48, 56), channels=3)
+    s3 = scribbles.copy()
+    s3[:5, :5] = 3
+    last = run(train(image, s3, TrainConfig(steps=3, **FAST)))[-1]
+    assert last.model.in_channels == 3 and last.model.num_classes == 3
+    assert last.prediction.probabilities.shape == (3, 48, 56)
+    # channels first, chosen explicitly
+    chw = np.moveaxis(image, -1, 0)
+    last = run(train(chw, s3, TrainConfig(steps=2, channel_axis=0, **FAST)))[-1]
+    assert last.prediction.labels.shape == (48, 56)
+    # a stack with scribbles on one slice
+    stack = np.stack([blobs((40, 40), seed=i)[0] for i in range(4)])
+    s = np.zeros(stack.shape, np.uint8)
+    s[2] = blobs((40, 40), seed=2)[2]
+    last = run(train(stack, s, TrainConfig(steps=3, **FAST)))[-1]
+    assert last.prediction.labels.shape == stack.shape
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("binary_mode", ["softmax", "sigmoid"])
+def test_every_loss_runs(loss, binary_mode):
+    image, _, scribbles = blobs((32, 32))
+    cfg = TrainConfig(
+        steps=2,
+        loss=loss,
+        model=ModelConfig(width=4, depth=2, binary_mode=binary_mode),
+        final_prediction=False,
+        **FAST,
+    )
+    reports = run(train(image, scribbles, cfg))
+    assert np.isfinite([r.loss for r in reports]).all()
+
+
+@pytest.mark.parametrize(
+    "scheme", ["inverse_frequency", "median_frequency", "effective_number", "none"]
+)
+def test_class_weight_schemes(scheme):
+    image, _, scribbles = blobs((32, 32))
+    cfg = TrainConfig(steps=1, class_weights=scheme, final_prediction=False, **FAST)
+    r = next(train(image, scribbles, cfg))
+    if scheme == "none":
+        assert r.class_weights.tolist() == [1.0, 1.0]
+
+
+BAD_INPUTS = [
+    ("shape", lambda im, s: (im, s[:-1]), "does not match"),
+    ("no labels", lambda im, s: (im, np.zeros_like(s)), "no labels"),
+    ("one class", lambda im, s: (im, (s > 0).astype(np.uint8)), "only class 1"),
+    ("nan", lambda im, s: (np.where(s == 1, np.nan, im.astype(np.float32)), s), "NaN"),
+    ("inf", lambda im, s: (np.where(s == 1, np.inf, im.astype(np.float32)), s), "infinite"),
+    ("negative label", lambda im, s: (im, s.astype(np.int16) - 1), "negative"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "match"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_inputs_raise_immediately(name, make, match):
+    image, _, scribbles = blobs((32, 32))
+    im, s = make(image, scribbles)
+    with pytest.raises(ValueError, match=match):
+        train(im, s, TrainConfig(steps=1, **FAST))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seconds": -1.0},
+        {"seconds": float("nan")},
+        {"steps": 0},
+        {"loss": "l2"},
+        {"class_weights": "magic"},
+        {"device": "tpu"},
+        {"num_threads": 0},
+        {"preview_every": -1.0},
+    ],
+)
+def test_bad_config(kwargs):
+    with pytest.raises(ValueError):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_unavailable_cuda_is_a_value_error():
+    image, _, scribbles = blobs((32, 32))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train(image, scribbles, TrainConfig(device="cuda"))
+
+
+@pytest.mark.gpu
+def test_cuda_training_releases_memory():
+    image, gt, scribbles = blobs((96, 96))
+    cfg = TrainConfig(steps=150, device="cuda", crop_size=64, batch_size=4)
+    reports = run(train(image, scribbles, cfg))
+    assert reports[-1].device.startswith("CUDA")
+    assert iou(reports[-1].prediction.labels == 2, gt) > 0.8
+    assert reports[-1].model.device.type == "cpu"
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == 0
