@@ -327,9 +327,9 @@ def _reduce_scores(
 
 
 def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` where ``den > 0``, else 1 (perfect agreement of two empty sets)."""
-    pos = den > 0
-    return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), 1.0)
+    """``num / den`` where ``den != 0``, else 1 (perfect agreement of two empty sets)."""
+    nz = den != 0
+    return torch.where(nz, num / torch.where(nz, den, torch.ones_like(den)), 1.0)
 
 
 def _strip_background(
@@ -853,12 +853,12 @@ def _cross_entropy(p: _Prepared, weight: torch.Tensor | None, reduction: str) ->
             per_w = w[1] * t + w[0] * (1.0 - t)
             nll = -(w[1] * t * log_p + w[0] * (1.0 - t) * log_q)
         else:
-            pw = 1.0 if weight is None else weight.to(x).reshape(())
             if weight is not None and weight.numel() != 1:
                 raise ValueError(
                     f"weight for a single-channel input must have 1 (pos_weight) or 2 "
                     f"([background, foreground]) values, got {weight.numel()}"
                 )
+            pw = 1.0 if weight is None else weight.to(x).reshape(())
             nll = -(pw * t * log_p + (1.0 - t) * log_q)
             per_w = None
         if valid is not None:
@@ -1010,11 +1010,10 @@ class DiceCELoss(_SegLoss):
         return self._parts(p)[0]
 
     def _parts(self, p: _Prepared) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        dice = self.dice._loss(p)
         ce = _cross_entropy(p, self.class_weight, self.reduction)
+        dice = self.dice._loss(p)
         self.last_parts = {"dice": dice.detach(), "ce": ce.detach()}
         return self.lambda_dice * dice + self.lambda_ce * ce, dice, ce
-
 
 
 class DiceFocalLoss(_SegLoss):
@@ -1104,4 +1103,3 @@ class DiceFocalLoss(_SegLoss):
         focal = self.focal._loss(p)
         self.last_parts = {"dice": dice.detach(), "focal": focal.detach()}
         return self.lambda_dice * dice + self.lambda_focal * focal, dice, focal
-
