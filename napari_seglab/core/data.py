@@ -96,6 +96,11 @@ def _detect_channel_axis(
             "has that size; pass channel_axis"
         )
     if in_channels == 1:
+        if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+            raise ValueError(
+                f"image shape {shape} looks like RGB(A) but the model expects 1 channel "
+                "(a grayscale image)"
+            )
         if ndim in (2, 3):
             return None
         if ndim == 4:

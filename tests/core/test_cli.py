@@ -1,0 +1,302 @@
+"""``seglab train`` / ``seglab predict``: 2D, RGB and 3D runs, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from skimage import io
+
+from napari_seglab.cli import main
+
+
+def blobs(shape=(64, 72), seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    gt = np.zeros(shape, bool)
+    for _ in range(6):
+        cy, cx = rng.integers(6, shape[0] - 6), rng.integers(6, shape[1] - 6)
+        gt |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 25
+    image = (gt * 80 + rng.normal(100, 15, shape)).clip(0, 255).astype(np.uint8)
+    scribbles = np.zeros(shape, np.uint8)
+    sel = rng.random(shape) < 0.05
+    scribbles[sel & gt] = 2
+    scribbles[sel & ~gt] = 1
+    return image, scribbles
+
+
+@pytest.fixture
+def files(tmp_path):
+    image, scribbles = blobs()
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "scr.tif", scribbles)
+    return tmp_path
+
+
+FAST = ["--steps", "3", "--threads", "1", "--device", "cpu", "--width", "4", "-q"]
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def one_line_error(code, err):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("seglab: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_train_predict_2d(files, capsys):
+    model = files / "m.safetensors"
+    code, err = run(["train", files / "img.tif", files / "scr.tif", "-o", model, *FAST], capsys)
+    assert code == 0, err
+    assert model.is_file()
+    out = files / "pred.tif"
+    code, err = run(["predict", model, files / "img.tif", "-o", out, "--probabilities"], capsys)
+    assert code == 0, err
+    labels = tifffile.imread(out)
+    assert labels.dtype == np.uint8 and labels.shape == (64, 72)
+    assert set(np.unique(labels)) <= {1, 2}
+    probs = tifffile.imread(files / "pred_probabilities.tif")
+    assert probs.shape == (2, 64, 72) and probs.dtype == np.float32
+    # several images -> a folder, named after the inputs; PNG input read via scikit-image
+    io.imsave(files / "other.png", blobs(seed=1)[0], check_contrast=False)
+    code, err = run(
+        ["predict", model, files / "img.tif", files / "other.png", "-o", files / "out"], capsys
+    )
+    assert code == 0, err
+    assert sorted(os.listdir(files / "out")) == ["img.tif", "other.tif"]
+    assert tifffile.imread(files / "out" / "other.tif").shape == (64, 72)
+    # warm start
+    model2 = files / "m2.safetensors"
+    code, err = run(
+        ["train", files / "img.tif", files / "scr.tif", "-o", model2, "--init", model, *FAST],
+        capsys,
+    )
+    assert code == 0, err
+    assert model2.is_file()
+
+
+def test_train_predict_rgb_and_3d(tmp_path, capsys):
+    image, scribbles = blobs((40, 48))
+    rgb = np.stack([image, 255 - image, image // 2], -1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    tifffile.imwrite(tmp_path / "scr.tif", scribbles)
+    m = tmp_path / "rgb.safetensors"
+    code, err = run(["train", tmp_path / "rgb.tif", tmp_path / "scr.tif", "-o", m, *FAST], capsys)
+    assert code == 0, err
+    code, err = run(["predict", m, tmp_path / "rgb.tif", "-o", tmp_path / "p.tif"], capsys)
+    assert code == 0, err
+    assert tifffile.imread(tmp_path / "p.tif").shape == (40, 48)
+
+    stack = np.stack([blobs((40, 48), seed=i)[0] for i in range(5)])
+    s3 = np.zeros(stack.shape, np.uint8)
+    s3[2] = blobs((40, 48), seed=2)[1]
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    tifffile.imwrite(tmp_path / "s3.tif", s3)
+    m3 = tmp_path / "3d.safetensors"
+    code, err = run(["train", tmp_path / "stack.tif", tmp_path / "s3.tif", "-o", m3, *FAST], capsys)
+    assert code == 0, err
+    code, err = run(["predict", m3, tmp_path / "stack.tif", "-o", tmp_path / "p3.tif"], capsys)
+    assert code == 0, err
+    assert tifffile.imread(tmp_path / "p3.tif").shape == (5, 40, 48)
+
+
+def _write(path: Path, array):
+    tifffile.imwrite(path, array)
+    return path
+
+
+def test_train_bad_inputs(files, capsys):
+    image, scribbles = blobs()
+    d = files
+    nan_image = image.astype(np.float32)
+    nan_image[0, 0] = np.nan
+    cases = {
+        "does not exist": ["train", d / "missing.tif", d / "scr.tif", "-o", d / "m.st"],
+        "does not match": [
+            "train",
+            d / "img.tif",
+            _write(d / "small.tif", scribbles[:-1]),
+            "-o",
+            d / "m.st",
+        ],
+        "no labels": [
+            "train",
+            d / "img.tif",
+            _write(d / "empty.tif", 0 * scribbles),
+            "-o",
+            d / "m.st",
+        ],
+        "only class": [
+            "train",
+            d / "img.tif",
+            _write(d / "one.tif", (scribbles > 0).astype(np.uint8)),
+            "-o",
+            d / "m.st",
+        ],
+        "NaN": ["train", _write(d / "nan.tif", nan_image), d / "scr.tif", "-o", d / "m.st"],
+        "positive number": [
+            "train",
+            d / "img.tif",
+            d / "scr.tif",
+            "-o",
+            d / "m.st",
+            "--seconds",
+            "-5",
+        ],
+        "positive integer": [
+            "train",
+            d / "img.tif",
+            d / "scr.tif",
+            "-o",
+            d / "m.st",
+            "--steps",
+            "0",
+        ],
+        "invalid choice": [
+            "train",
+            d / "img.tif",
+            d / "scr.tif",
+            "-o",
+            d / "m.st",
+            "--device",
+            "tpu",
+        ],
+        "not allowed with": [
+            "train",
+            d / "img.tif",
+            d / "scr.tif",
+            "-o",
+            d / "m.st",
+            "--steps",
+            "3",
+            "--seconds",
+            "2",
+        ],
+        "unknown loss": None,
+    }
+    cases.pop("unknown loss")
+    cases["choice: 'l2'"] = [
+        "train",
+        d / "img.tif",
+        d / "scr.tif",
+        "-o",
+        d / "m.st",
+        "--loss",
+        "l2",
+    ]
+    cases["choice: 'magic'"] = [
+        "train",
+        d / "img.tif",
+        d / "scr.tif",
+        "-o",
+        d / "m.st",
+        "--class-weights",
+        "magic",
+    ]
+    cases["required"] = ["train", d / "img.tif", d / "scr.tif"]
+    cases["could not read"] = [
+        "train",
+        _write_text(d / "junk.tif"),
+        d / "scr.tif",
+        "-o",
+        d / "m.st",
+    ]
+    for expected, argv in cases.items():
+        code, err = run(argv, capsys)
+        line = one_line_error(code, err)
+        assert expected in line, (expected, line)
+        assert not (d / "m.st").exists()
+    assert not [p for p in os.listdir(d) if p.endswith(".tmp")]
+
+
+def _write_text(path: Path) -> Path:
+    path.write_text("not an image")
+    return path
+
+
+def test_label_above_model_classes_and_unsafe_model(files, capsys):
+    d = files
+    model = d / "m.safetensors"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    _image, scribbles = blobs()
+    s3 = scribbles.copy()
+    s3[:3, :3] = 3
+    _write(d / "s3.tif", s3)
+    code, err = run(
+        ["train", d / "img.tif", d / "s3.tif", "-o", d / "w.st", "--init", model, *FAST], capsys
+    )
+    assert "label 3 but the model has 2 classes" in one_line_error(code, err)
+    (d / "evil.pt").write_bytes(b"\x80\x04\x95" + b"x" * 40)
+    for argv in (
+        ["predict", d / "evil.pt", d / "img.tif", "-o", d / "p.tif"],
+        ["train", d / "img.tif", d / "scr.tif", "-o", d / "w.st", "--init", d / "evil.pt"],
+    ):
+        code, err = run(argv, capsys)
+        assert "pickle" in one_line_error(code, err)
+    assert not (d / "p.tif").exists() and not (d / "w.st").exists()
+
+
+def test_predict_bad_inputs(files, capsys):
+    d = files
+    model = d / "m.safetensors"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    nan = np.full((10, 12), np.nan, np.float32)
+    d.joinpath("afile").write_text("x")
+    cases = {
+        "does not exist": ["predict", model, d / "missing.tif", "-o", d / "p.tif"],
+        "model file": ["predict", d / "nomodel.st", d / "img.tif", "-o", d / "p.tif"],
+        "channel": ["predict", model, _write(d / "rgb.tif", rgb), "-o", d / "p.tif"],
+        "NaN": ["predict", model, _write(d / "nan.tif", nan), "-o", d / "p.tif"],
+        "is a file": ["predict", model, d / "img.tif", d / "rgb.tif", "-o", d / "afile"],
+        "same name": ["predict", model, d / "img.tif", d / "img.tif", "-o", d / "o"],
+        "invalid choice": ["predict", model, d / "img.tif", "-o", d / "p.tif", "--device", "x"],
+    }
+    for expected, argv in cases.items():
+        code, err = run(argv, capsys)
+        line = one_line_error(code, err)
+        assert expected in line, (expected, line)
+        assert not (d / "p.tif").exists()
+    assert not [p for p in os.listdir(d) if p.endswith(".tmp.tif")]
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_seglab",
+        "predict",
+        str(tmp_path / "none.st"),
+        str(tmp_path / "none.tif"),
+        "-o",
+        str(tmp_path / "x.tif"),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("seglab: error:")
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_help_and_gui_parser_still_work(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "train" in capsys.readouterr().out
+    from napari_seglab.cli import build_parser
+
+    args = build_parser().parse_args([])
+    assert args.func.__name__ == "_open_app"
+    args = build_parser().parse_args(["gui", "x.tif"])
+    assert args.func.__name__ == "_open_app" and args.image == "x.tif"

@@ -1,0 +1,135 @@
+"""Model files: round trip, and refusal of pickles, foreign and damaged files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from napari_seglab.core import ModelFileError, SegModel, load_model
+from napari_seglab.core.data import Normalization
+from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.modelio import FORMAT_VERSION, HEADER_KEY, model_header, read_header
+
+
+@pytest.fixture
+def model():
+    norm = Normalization((10.0, 0.0), (1000.0, 255.0), (1.0, 99.8))
+    m = SegModel.create(3, 2, norm, ModelConfig(depth=2, width=4, norm="batch"), seed=0)
+    m.net.train()
+    with torch.no_grad():
+        m.net(torch.randn(2, 2, 32, 32))  # non-trivial batch-norm statistics
+    m.net.eval()
+    m.train_settings = {"loss": "dice_ce", "steps_done": 12}
+    m.class_names = ["background", "cell", "debris"]
+    return m
+
+
+def test_round_trip(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    loaded = SegModel.load(path)
+    assert loaded.num_classes == 3 and loaded.in_channels == 2
+    assert loaded.normalization == model.normalization
+    assert loaded.config == model.config
+    assert loaded.class_names == ["background", "cell", "debris"]
+    assert loaded.train_settings["steps_done"] == 12
+    assert loaded.version == model.version
+    for (k, a), (_, b) in zip(
+        model.net.state_dict().items(), loaded.net.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    image = np.random.default_rng(0).integers(0, 1000, (2, 40, 30)).astype(np.uint16)
+    pa = model.predict(image, channel_axis=0)
+    pb = load_model(path).predict(image, channel_axis=0)
+    assert np.array_equal(pa.probabilities, pb.probabilities)
+    assert read_header(path)["format_version"] == FORMAT_VERSION
+    assert not [p for p in os.listdir(tmp_path) if p != "m.safetensors"]  # no temp files left
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_crafted_pickle_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(path)
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelFileError, match="PyTorch"):
+        load_model(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_foreign_and_damaged_files(tmp_path, model):
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(ModelFileError, match="not a napari-seglab model"):
+        load_model(foreign)
+
+    good = tmp_path / "good.safetensors"
+    model.save(good)
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError):
+        load_model(truncated)
+
+    text = tmp_path / "text.safetensors"
+    text.write_text("hello, this is not a model at all")
+    with pytest.raises(ModelFileError):
+        load_model(text)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="too short"):
+        load_model(empty)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.safetensors")
+    with pytest.raises(ModelFileError, match="not a file"):
+        load_model(tmp_path)
+
+
+def _with_header(tmp_path, model, name, change):
+    header = model_header(model)
+    change(header)
+    tensors = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    path = tmp_path / name
+    save_file(tensors, str(path), metadata={HEADER_KEY: json.dumps(header)})
+    return path
+
+
+def test_newer_and_inconsistent_headers(tmp_path, model):
+    newer = _with_header(tmp_path, model, "new.st", lambda h: h.update(format_version=99))
+    with pytest.raises(ModelFileError, match="newer"):
+        load_model(newer)
+    wrong = _with_header(tmp_path, model, "wrong.st", lambda h: h.update(num_classes=5))
+    with pytest.raises(ModelFileError, match="weights do not match"):
+        load_model(wrong)
+    bad = _with_header(tmp_path, model, "bad.st", lambda h: h["model_config"].update(depth=-1))
+    with pytest.raises(ModelFileError, match="invalid model header"):
+        load_model(bad)
+    # a header that is not JSON
+    path = tmp_path / "nojson.st"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={HEADER_KEY: "{nope"})
+    with pytest.raises(ModelFileError, match="JSON"):
+        load_model(path)
+
+
+def test_huge_declared_header_is_refused(tmp_path):
+    path = tmp_path / "huge.st"
+    path.write_bytes(struct.pack("<Q", 1 << 60) + b"{}")
+    with pytest.raises(ModelFileError, match="not a safetensors"):
+        load_model(path)
+
+
+def test_model_file_error_is_value_error():
+    assert issubclass(ModelFileError, ValueError)

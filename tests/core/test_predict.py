@@ -1,0 +1,116 @@
+"""Tiled prediction: equals whole-image prediction, regions, layouts, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seglab.core.data import Normalization
+from napari_seglab.core.model import ModelConfig, SegModel
+from napari_seglab.core.predict import Prediction, blend_window, tile_starts
+
+
+def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
+    """A model with random weights and non-trivial batch-norm statistics."""
+    norm = Normalization((0.0,) * in_channels, (1.0,) * in_channels)
+    model = SegModel.create(num_classes, in_channels, norm, config or ModelConfig(), seed=seed)
+    model.net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model.net(torch.randn(2, in_channels, 64, 64) * 2 + 0.5)
+    model.net.eval()
+    return model
+
+
+@pytest.mark.parametrize(("n", "tile", "overlap"), [(10, 16, 4), (100, 32, 8), (97, 40, 10)])
+def test_tile_starts_cover(n, tile, overlap):
+    starts = tile_starts(n, tile, overlap)
+    t = min(n, tile)
+    covered = np.zeros(n, bool)
+    for s in starts:
+        covered[s : s + t] = True
+        assert 0 <= s <= n - t
+    assert covered.all()
+    assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
+
+
+def test_blend_window():
+    w = blend_window(64, 16)
+    assert w.shape == (64,) and w.dtype == np.float32
+    assert np.all(w > 0) and w[32] == 1.0 and w[0] < 0.01
+    assert np.allclose(w, w[::-1])
+
+
+@pytest.mark.parametrize("shape", [(203, 171), (130, 260)])
+def test_tiled_equals_whole_image(shape):
+    rng = np.random.default_rng(0)
+    model = trained_like(3)
+    image = rng.normal(size=shape).astype(np.float32)
+    whole = model.predict(image, tile=1024)
+    assert isinstance(whole, Prediction)
+    assert whole.labels.shape == shape and whole.labels.dtype == np.uint8
+    assert whole.probabilities.shape == (3, *shape) and whole.probabilities.dtype == np.float32
+    assert np.allclose(whole.probabilities.sum(0), 1.0, atol=1e-5)
+    for tile, overlap in [(64, 24), (96, 32)]:
+        tiled = model.predict(image, tile=tile, overlap=overlap)
+        diff = np.abs(tiled.probabilities - whole.probabilities)
+        assert diff.mean() < 2e-3
+        assert diff.max() < 0.1
+        assert (tiled.labels == whole.labels).mean() > 0.995
+
+
+def test_region_matches_full_prediction():
+    rng = np.random.default_rng(1)
+    model = trained_like(2)
+    image = rng.normal(size=(150, 180)).astype(np.float32)
+    full = model.predict(image, tile=64, overlap=24)
+    part = model.predict(image, tile=64, overlap=24, region=(slice(40, 100), slice(90, None)))
+    assert part.labels.shape == (60, 90)
+    assert np.abs(part.probabilities - full.probabilities[:, 40:100, 90:]).max() < 0.05
+    with pytest.raises(ValueError, match="region"):
+        model.predict(image, region=(slice(0, 10),))
+
+
+def test_stack_is_predicted_slice_wise():
+    rng = np.random.default_rng(2)
+    model = trained_like(2, config=ModelConfig(width=4))
+    stack = rng.normal(size=(3, 40, 50)).astype(np.float32)
+    pred = model.predict(stack)
+    assert pred.labels.shape == (3, 40, 50)
+    assert pred.probabilities.shape == (2, 3, 40, 50)
+    one = model.predict(stack[1])
+    assert np.allclose(one.probabilities, pred.probabilities[:, 1], atol=1e-5)
+    part = model.predict(stack, region=(slice(1, 2), slice(None), slice(10, 20)))
+    assert part.labels.shape == (1, 40, 10)
+
+
+def test_rgb_layouts_and_no_probabilities():
+    rng = np.random.default_rng(3)
+    model = trained_like(2, in_channels=3, config=ModelConfig(width=4))
+    rgb = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
+    a = model.predict(rgb, probabilities=False)
+    assert a.probabilities is None and a.labels.shape == (30, 40)
+    b = model.predict(np.moveaxis(rgb, -1, 0))
+    assert np.array_equal(a.labels, b.labels)
+    with pytest.raises(ValueError, match="channel"):
+        model.predict(rgb[..., 0])
+
+
+def test_sigmoid_model_gives_two_channels():
+    model = trained_like(2, config=ModelConfig(width=4, binary_mode="sigmoid"))
+    pred = model.predict(np.random.default_rng(0).normal(size=(20, 30)))
+    assert pred.probabilities.shape == (2, 20, 30)
+    assert np.array_equal(pred.labels, np.argmax(pred.probabilities, 0) + 1)
+
+
+def test_bad_prediction_input():
+    model = trained_like(2, config=ModelConfig(width=4))
+    image = np.zeros((20, 20), np.float32)
+    image[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(image)
+    with pytest.raises(ValueError, match="overlap"):
+        model.predict(np.zeros((20, 20)), tile=32, overlap=32)
