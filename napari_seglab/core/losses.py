@@ -186,6 +186,7 @@ def _prepare(
             f"target shape {_shape(target)} has {target.shape[1]} channels; expected 1 "
             f"(labels) or {n_ch} (one-hot) for input shape {_shape(input)}"
         )
+    target = target.to(input.device)
     if target.is_floating_point() and not bool(torch.isfinite(target).all()):
         raise ValueError(f"target of shape {_shape(target)} contains NaN or infinite values")
 
@@ -264,7 +265,7 @@ def _prepare(
                 f"found {_bad_values(bad)}"
             )
     if valid is not None:
-        onehot = torch.where(valid, onehot, torch.zeros((), dtype=onehot.dtype))
+        onehot = torch.where(valid, onehot, 0.0)
     return _Prepared(logits=input.to(torch.float32), onehot=onehot, valid=valid, labels=labels)
 
 
@@ -314,7 +315,7 @@ def _reduce_scores(
                 f = f * 0.0
         else:
             n = int(present.sum())
-            f = torch.where(present[:, None], f, torch.zeros((), dtype=f.dtype))
+            f = torch.where(present[:, None], f, 0.0)
             if reduction == "mean" and n < f.shape[0]:
                 if n == 0:
                     return f.sum() * 0.0
@@ -348,7 +349,7 @@ def _strip_background(
 def _mask_probs(p: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     if valid is None:
         return p
-    return torch.where(valid, p, torch.zeros((), dtype=p.dtype))
+    return torch.where(valid, p, 0.0)
 
 
 class _SegLoss(nn.Module):
@@ -690,7 +691,9 @@ def _focal_map(
     bshape = [1, n_cls] + [1] * (x.ndim - 2)
     if use_softmax:
         logp = torch.log_softmax(x, dim=1)
-        loss = -((1.0 - logp.exp()) ** gamma) * logp * t
+        # clamped so that gamma < 1 gives no NaN gradient where a probability saturates at 1
+        one_minus_p = (1.0 - logp.exp()).clamp_min(torch.finfo(torch.float32).tiny)
+        loss = -(one_minus_p**gamma) * logp * t
         if alpha is not None:
             if isinstance(alpha, torch.Tensor) and alpha.ndim == 1:
                 a = alpha.to(loss)
@@ -748,9 +751,10 @@ class FocalLoss(_SegLoss):
 
     Notes
     -----
-    The mean divides by the number of counted pixels times C' (the unmasked MONAI mean restricted
-    to the labeled pixels). Nothing counted gives a zero attached to the graph; in "sum" a
-    sample without counted pixels contributes zero.
+    The mean divides by the number of counted pixels times C', which is MONAI's unmasked mean
+    restricted to the labeled pixels (MONAI's own ``ignore_index`` mean divides by the number of
+    counted pixels only, C' times larger). Nothing counted gives a zero attached to the graph;
+    in "sum" a sample without counted pixels contributes zero.
     """
 
     def __init__(
@@ -802,7 +806,7 @@ class FocalLoss(_SegLoss):
             else:
                 loss = loss * w.to(loss)
         if p.valid is not None:
-            loss = torch.where(p.valid, loss, torch.zeros((), dtype=loss.dtype))
+            loss = torch.where(p.valid, loss, 0.0)
         return _reduce_pixelwise(loss, p.valid, self.reduction, p.logits)
 
 
@@ -843,7 +847,7 @@ def _cross_entropy(p: _Prepared, weight: torch.Tensor | None, reduction: str) ->
     """
     x = p.logits
     valid = p.valid
-    zero = torch.zeros((), dtype=x.dtype)
+    zero = 0.0
     if x.shape[1] == 1:
         t = p.onehot
         log_p = F.logsigmoid(x)
