@@ -934,8 +934,8 @@ class DiceCELoss(_SegLoss):
     cross-entropy works on the logits whatever ``sigmoid`` / ``softmax`` say (those select the
     Dice activation): softmax cross-entropy for C > 1, binary cross-entropy with logits for one
     channel. It averages over labeled pixels only, weighted as ``torch.nn.functional.
-    cross_entropy(weight=...)`` does: ``sum(w[y] * nll) / sum(w[y])`` for a label target, the
-    plain mean over counted pixels for a one-hot target.
+    cross_entropy(weight=...)`` does: ``sum(w[y] * nll) / sum(w[y])`` for a label target, and
+    ``sum(-sum_c w_c * t_c * log p_c) / n_counted`` for a one-hot (probability) target.
 
     Parameters
     ----------

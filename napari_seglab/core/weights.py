@@ -179,15 +179,15 @@ class ClassCounts:
         """
         old = np.asarray(old_values)
         new = np.asarray(new_values)
-        if new.ndim == 0:
-            new = np.broadcast_to(new, old.shape)
-        if old.shape != new.shape:
+        delta = -_bincount(old, self._num_classes, "old_values")
+        if new.ndim == 0:  # one value painted over all changed pixels
+            delta += _bincount(new.reshape(1), self._num_classes, "new_values") * old.size
+        elif old.shape != new.shape:
             raise ValueError(
                 f"old_values shape {old.shape} does not match new_values shape {new.shape}"
             )
-        delta = _bincount(new, self._num_classes, "new_values") - _bincount(
-            old, self._num_classes, "old_values"
-        )
+        else:
+            delta += _bincount(new, self._num_classes, "new_values")
         self._apply(delta)
 
     def _apply(self, delta: np.ndarray) -> None:
