@@ -437,6 +437,7 @@ COMPARE = [
     ("DiceLoss", {"softmax": True, "jaccard": True, "weight": (0.5, 1.0, 2.0)}),
     ("DiceLoss", {"sigmoid": True, "include_background": False, "weight": (1.0, 3.0)}),
     ("DiceLoss", {"softmax": True, "smooth_nr": 0.0, "smooth_dr": 1e-6}),
+    ("DiceLoss", {"softmax": True, "weight": 0.5, "batch": True}),
     ("GeneralizedDiceLoss", {"softmax": True}),
     ("GeneralizedDiceLoss", {"softmax": True, "w_type": "simple", "batch": True}),
     ("GeneralizedDiceLoss", {"sigmoid": True, "w_type": "uniform", "include_background": False}),
@@ -447,6 +448,8 @@ COMPARE = [
     ("FocalLoss", {"use_softmax": True, "alpha": 0.25, "weight": (1.0, 2.0, 0.5)}),
     ("FocalLoss", {"alpha": 0.75, "include_background": False}),
     ("FocalLoss", {"use_softmax": True, "alpha": (0.2, 0.3, 0.5), "gamma": 0.0}),
+    ("FocalLoss", {"alpha": (0.2, 0.3, 0.5), "weight": 2.0}),
+    ("FocalLoss", {"use_softmax": True, "include_background": False, "alpha": 0.25}),
     ("DiceCELoss", {"softmax": True}),
     ("DiceCELoss", {"softmax": True, "weight": (0.5, 1.0, 2.0), "lambda_dice": 0.3}),
     ("DiceCELoss", {"softmax": True, "include_background": False, "weight": (1.0, 2.0, 3.0)}),
@@ -529,16 +532,34 @@ def test_matches_monai_soft_targets():
         np.testing.assert_allclose(float(a), float(b), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_matches_monai_dice_ignore_index():
-    # MONAI's DiceLoss also removes ignored pixels after the activation: both agree
+@pytest.mark.parametrize("name", ["DiceLoss", "TverskyLoss"])
+def test_matches_monai_ignore_index(name):
+    # MONAI's DiceLoss and TverskyLoss also remove ignored pixels after the activation
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(2, 3, 6, 6, generator=gen)
     y = torch.randint(0, 4, (2, 1, 6, 6), generator=gen)
     y[y == 3] = 255
     kw = {"softmax": True, "to_onehot_y": True, "ignore_index": 255}
-    a = L.DiceLoss(**kw)(x, y)
-    b = monai_losses.DiceLoss(**kw)(x, y)
+    a = getattr(L, name)(**kw)(x, y)
+    b = getattr(monai_losses, name)(**kw)(x, y)
     np.testing.assert_allclose(float(a), float(b), rtol=1e-5)
+
+
+def test_dice_focal_with_softmax_focal_is_the_sum_of_monai_parts():
+    # MONAI's DiceFocalLoss always uses a sigmoid focal part; use_softmax=True here equals
+    # MONAI's softmax DiceLoss plus its softmax FocalLoss
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 5, 5, generator=gen)
+    y = torch.randint(0, 3, (2, 1, 5, 5), generator=gen)
+    w = (1.0, 2.0, 0.5)
+    got = L.DiceFocalLoss(
+        softmax=True, to_onehot_y=True, use_softmax=True, weight=w, lambda_focal=0.7, gamma=1.5
+    )(x, y)
+    dice = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, weight=torch.tensor(w))(x, y)
+    focal = monai_losses.FocalLoss(
+        to_onehot_y=True, use_softmax=True, weight=torch.tensor(w), gamma=1.5
+    )(x, y)
+    np.testing.assert_allclose(float(got), float(dice + 0.7 * focal), rtol=1e-5)
 
 
 def test_last_parts_are_the_unweighted_parts():

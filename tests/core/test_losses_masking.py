@@ -380,7 +380,9 @@ def test_mask_broadcasts_over_batch_and_accepts_numbers():
     loss = L.DiceCELoss(softmax=True, to_onehot_y=True)
     a = loss(x, y, mask=shared)
     b = loss(x, y, mask=shared.expand(2, -1, -1, -1).float())
+    c = loss(x, y, mask=shared.numpy())
     assert float(a) == pytest.approx(float(b), rel=1e-7)
+    assert float(a) == pytest.approx(float(c), rel=1e-7)
 
 
 # ----------------------------------------------------------------------------------------------
