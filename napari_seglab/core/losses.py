@@ -66,6 +66,9 @@ class _Prepared:
         (B, C, *spatial) float32 target, zero at left-out pixels.
     valid : torch.Tensor or None
         (B, 1, *spatial) bool, True where a pixel counts; None when every pixel counts.
+    weight_map : torch.Tensor or None
+        ``valid`` as float32 0 / 1, for masking by multiplication (exact, since the logits are
+        checked finite); None when every pixel counts.
     labels : torch.Tensor or None
         (B, 1, *spatial) int64 class indices (0 at left-out pixels) when the target was given
         as labels and C > 1; otherwise None.
@@ -74,6 +77,7 @@ class _Prepared:
     logits: torch.Tensor
     onehot: torch.Tensor
     valid: torch.Tensor | None
+    weight_map: torch.Tensor | None
     labels: torch.Tensor | None
 
     @property
@@ -210,7 +214,8 @@ def _prepare(
                 f"mask shape {_shape(mask)} does not match {expected} (B, 1, *spatial) "
                 f"for input shape {_shape(input)}"
             )
-        m = (mask != 0).to(input.device).expand(expected)
+        m = mask.to(input.device)
+        m = (m if m.dtype == torch.bool else m != 0).expand(expected)
         valid = m if valid is None else valid & m
 
     # --- target as float32 (B, C, *spatial) --------------------------------------------------
@@ -219,12 +224,11 @@ def _prepare(
         if to_onehot_y:
             warnings.warn("single channel prediction, `to_onehot_y=True` ignored.", stacklevel=3)
         onehot = target.to(torch.float32)
-        counted = onehot if valid is None else onehot[valid]
-        if counted.numel() and bool(((counted < 0) | (counted > 1)).any()):
-            bad = counted[(counted < 0) | (counted > 1)]
+        bad = _counted((onehot < 0) | (onehot > 1), valid)
+        if bool(bad.any()):
             raise ValueError(
                 f"single-channel target of shape {_shape(target)} must hold values in [0, 1] "
-                f"(foreground probability) at counted pixels; found {_bad_values(bad)}"
+                f"(foreground probability) at counted pixels; found {_bad_values(onehot[bad])}"
                 + (f" (ignore_index={ignore_index})" if ignore_index is not None else "")
             )
     elif target.shape[1] == 1:
@@ -234,18 +238,17 @@ def _prepare(
                 f"has {n_ch} channels: set to_onehot_y=True or pass a one-hot target"
             )
         lab = target
-        counted = lab if valid is None else lab[valid]
-        if counted.numel():
-            bad_mask = (counted < 0) | (counted >= n_ch)
-            if lab.is_floating_point():
-                bad_mask = bad_mask | (counted != torch.round(counted))
-            if bool(bad_mask.any()):
-                raise ValueError(
-                    f"target labels must be integers in [0, {n_ch}) for input shape "
-                    f"{_shape(input)}"
-                    + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
-                    + f"; found {_bad_values(counted[bad_mask])}"
-                )
+        bad = (lab < 0) | (lab >= n_ch)
+        if lab.is_floating_point():
+            bad = bad | (lab != torch.round(lab))
+        bad = _counted(bad, valid)
+        if bool(bad.any()):
+            raise ValueError(
+                f"target labels must be integers in [0, {n_ch}) for input shape "
+                f"{_shape(input)}"
+                + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
+                + f"; found {_bad_values(lab[bad])}"
+            )
         labels = lab.to(torch.int64)
         if valid is not None:
             labels = torch.where(valid, labels, torch.zeros_like(labels))
@@ -257,16 +260,28 @@ def _prepare(
                 f"{_shape(target)} for input shape {_shape(input)}"
             )
         onehot = target.to(torch.float32)
-        counted = onehot if valid is None else onehot.masked_select(valid)
-        if counted.numel() and bool(((counted < 0) | (counted > 1)).any()):
-            bad = counted[(counted < 0) | (counted > 1)]
+        bad = _counted((onehot < 0) | (onehot > 1), valid)
+        if bool(bad.any()):
             raise ValueError(
                 f"one-hot target of shape {_shape(target)} must hold values in [0, 1]; "
-                f"found {_bad_values(bad)}"
+                f"found {_bad_values(onehot[bad])}"
             )
+    weight_map = None
     if valid is not None:
-        onehot = torch.where(valid, onehot, 0.0)
-    return _Prepared(logits=input.to(torch.float32), onehot=onehot, valid=valid, labels=labels)
+        weight_map = valid.to(torch.float32)
+        onehot = onehot * weight_map
+    return _Prepared(
+        logits=input.to(torch.float32),
+        onehot=onehot,
+        valid=valid,
+        weight_map=weight_map,
+        labels=labels,
+    )
+
+
+def _counted(bad: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``bad`` restricted to counted pixels (``valid`` broadcasts over channels)."""
+    return bad if valid is None else bad & valid
 
 
 def _activate(
@@ -346,10 +361,11 @@ def _strip_background(
     return p[:, 1:], t[:, 1:]
 
 
-def _mask_probs(p: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    if valid is None:
+def _mask_probs(p: torch.Tensor, weight_map: torch.Tensor | None) -> torch.Tensor:
+    """Zero the left-out pixels of ``p`` (B, C, *spatial) after the activation."""
+    if weight_map is None:
         return p
-    return torch.where(valid, p, 0.0)
+    return p * weight_map
 
 
 class _SegLoss(nn.Module):
@@ -487,7 +503,7 @@ class DiceLoss(_SegLoss):
 
     def _loss(self, p: _Prepared) -> torch.Tensor:
         probs = _activate(p.logits, self.sigmoid, self.softmax, self.other_act)
-        probs = _mask_probs(probs, p.valid)
+        probs = _mask_probs(probs, p.weight_map)
         pred, tgt = _strip_background(probs, p.onehot, self.include_background)
         axes = p.spatial_dims
         if self.batch:
@@ -577,7 +593,7 @@ class GeneralizedDiceLoss(_SegLoss):
 
     def _loss(self, p: _Prepared) -> torch.Tensor:
         probs = _activate(p.logits, self.sigmoid, self.softmax, self.other_act)
-        probs = _mask_probs(probs, p.valid)
+        probs = _mask_probs(probs, p.weight_map)
         pred, tgt = _strip_background(probs, p.onehot, self.include_background)
         axes = p.spatial_dims
         if self.batch:
@@ -660,7 +676,7 @@ class TverskyLoss(_SegLoss):
 
     def _loss(self, p: _Prepared) -> torch.Tensor:
         probs = _activate(p.logits, self.sigmoid, self.softmax, self.other_act)
-        probs = _mask_probs(probs, p.valid)
+        probs = _mask_probs(probs, p.weight_map)
         pred, tgt = _strip_background(probs, p.onehot, self.include_background)
         axes = p.spatial_dims
         if self.batch:
@@ -805,8 +821,8 @@ class FocalLoss(_SegLoss):
                 loss = loss * w.to(loss).view([1, n_cls] + [1] * (loss.ndim - 2))
             else:
                 loss = loss * w.to(loss)
-        if p.valid is not None:
-            loss = torch.where(p.valid, loss, 0.0)
+        if p.weight_map is not None:
+            loss = loss * p.weight_map
         return _reduce_pixelwise(loss, p.valid, self.reduction, p.logits)
 
 
@@ -846,12 +862,13 @@ def _cross_entropy(p: _Prepared, weight: torch.Tensor | None, reduction: str) ->
     the two classes like a two-channel weighted cross-entropy.
     """
     x = p.logits
-    valid = p.valid
-    zero = 0.0
+    vmap = p.weight_map  # (B, 1, *spatial) 0 / 1 or None
+    n_counted = x[:, :1].numel() if p.valid is None else int(p.valid.sum())
     if x.shape[1] == 1:
         t = p.onehot
         log_p = F.logsigmoid(x)
         log_q = F.logsigmoid(-x)
+        per_w: torch.Tensor | None = None
         if weight is not None and weight.numel() == 2:
             w = weight.to(x)
             per_w = w[1] * t + w[0] * (1.0 - t)
@@ -864,60 +881,41 @@ def _cross_entropy(p: _Prepared, weight: torch.Tensor | None, reduction: str) ->
                 )
             pw = 1.0 if weight is None else weight.to(x).reshape(())
             nll = -(pw * t * log_p + (1.0 - t) * log_q)
-            per_w = None
-        if valid is not None:
-            nll = torch.where(valid, nll, zero)
+        if vmap is not None:
+            nll = nll * vmap
+            per_w = None if per_w is None else per_w * vmap
         if reduction == "sum":
             return nll.sum()
-        if per_w is not None:
-            if valid is not None:
-                per_w = torch.where(valid, per_w, zero)
-            den = per_w.sum()
-        else:
-            den = nll.new_tensor(float(nll.numel() if valid is None else int(valid.sum())))
+        den = float(n_counted) if per_w is None else per_w.sum()
         if float(den) == 0:
             return _zero_like_graph(x)
         return nll.sum() / den
     log_p = torch.log_softmax(x, dim=1)
+    if weight is not None and (weight.ndim != 1 or weight.shape[0] != x.shape[1]):
+        raise ValueError(
+            f"weight must have {x.shape[1]} values (one per channel), got shape {_shape(weight)}"
+        )
     if p.labels is not None:
-        nll = -log_p.gather(1, p.labels)
-        if weight is not None:
-            if weight.ndim != 1 or weight.shape[0] != x.shape[1]:
-                raise ValueError(
-                    f"weight must have {x.shape[1]} values (one per channel), got "
-                    f"shape {_shape(weight)}"
-                )
-            w_y = weight.to(x)[p.labels]
-        else:
-            w_y = torch.ones_like(nll)
-        if valid is not None:
-            w_y = torch.where(valid, w_y, zero)
-        wnll = w_y * nll
-        if valid is not None:
-            wnll = torch.where(valid, wnll, zero)
+        nll = -log_p.gather(1, p.labels)  # (B, 1, *spatial)
+        w_y = None if weight is None else weight.to(x)[p.labels]
+        if vmap is not None:
+            w_y = vmap if w_y is None else w_y * vmap
+        wnll = nll if w_y is None else w_y * nll
         if reduction == "sum":
             return wnll.sum()
-        den = w_y.sum()
+        den = float(n_counted) if w_y is None else w_y.sum()
         if float(den) == 0:
             return _zero_like_graph(x)
         return wnll.sum() / den
-    t = p.onehot
+    t = p.onehot  # already zero at left-out pixels
     if weight is not None:
-        if weight.ndim != 1 or weight.shape[0] != x.shape[1]:
-            raise ValueError(
-                f"weight must have {x.shape[1]} values (one per channel), got shape "
-                f"{_shape(weight)}"
-            )
         t = t * weight.to(x).view([1, -1] + [1] * (x.ndim - 2))
     nll = -(t * log_p).sum(dim=1, keepdim=True)
-    if valid is not None:
-        nll = torch.where(valid, nll, zero)
     if reduction == "sum":
         return nll.sum()
-    n = nll.numel() if valid is None else int(valid.sum())
-    if n == 0:
+    if n_counted == 0:
         return _zero_like_graph(x)
-    return nll.sum() / n
+    return nll.sum() / n_counted
 
 
 def _check_lambda(name: str, value: float) -> float:
