@@ -1,4 +1,4 @@
-"""The documentation builds, and every Python example in it runs."""
+"""The documentation builds, and every Python example in it and in the README runs."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def _examples():
-    for md in sorted(DOCS.rglob("*.md")):
+    for md in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
         for i, match in enumerate(FENCE.finditer(md.read_text())):
-            yield pytest.param(match.group(1), id=f"{md.relative_to(DOCS)}:{i}")
+            yield pytest.param(match.group(1), id=f"{md.relative_to(ROOT)}:{i}")
 
 
 @pytest.mark.parametrize("code", list(_examples()))
