@@ -26,6 +26,9 @@ DEFAULT_FLOOR = 0.05
 """Default ``floor``: no present class weighs more than 1 / 0.05 = 20 times another."""
 
 
+_CHUNK = 1 << 20
+
+
 def _bincount(values: np.ndarray, num_classes: int, what: str) -> np.ndarray:
     """Counts of class ids 1..num_classes in ``values`` (0 ignored) as int64 (num_classes,)."""
     v = np.asarray(values)
@@ -38,16 +41,19 @@ def _bincount(values: np.ndarray, num_classes: int, what: str) -> np.ndarray:
             raise ValueError(f"{what} must hold integer class ids, got dtype {v.dtype}")
         if np.any(v != np.round(v)):
             raise ValueError(f"{what} must hold integer class ids, got non-integer values")
-    v = v.ravel()
-    lo, hi = v.min(), v.max()
-    if lo < 0 or hi > num_classes:
-        bad = np.unique(v[(v < 0) | (v > num_classes)])[:8].tolist()
-        raise ValueError(
-            f"{what} holds class ids {bad} outside [0, {num_classes}] "
-            f"(0 = unlabeled, 1..{num_classes} = classes)"
-        )
-    counts = np.bincount(v.astype(np.intp, copy=False), minlength=num_classes + 1)
-    return counts[1:].astype(np.int64, copy=False)
+    v = v.reshape(-1)  # a view for contiguous arrays
+    counts = np.zeros(num_classes + 1, dtype=np.int64)
+    # in chunks: bincount converts its input to intp, 8 bytes a value
+    for start in range(0, v.size, _CHUNK):
+        part = v[start : start + _CHUNK]
+        if part.min() < 0 or part.max() > num_classes:
+            bad = np.unique(part[(part < 0) | (part > num_classes)])[:8].tolist()
+            raise ValueError(
+                f"{what} holds class ids {bad} outside [0, {num_classes}] "
+                f"(0 = unlabeled, 1..{num_classes} = classes)"
+            )
+        counts += np.bincount(part.astype(np.intp, copy=False), minlength=num_classes + 1)
+    return counts[1:]
 
 
 class ClassCounts:
