@@ -205,3 +205,15 @@ def test_balanced_counts_give_equal_weights():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         class_weights(**kwargs)
+
+
+def test_counting_in_chunks(monkeypatch):
+    import napari_seglab.core.weights as weights_module
+
+    monkeypatch.setattr(weights_module, "_CHUNK", 7)
+    labels = np.random.default_rng(2).integers(0, 4, size=(5, 9, 3))
+    cc = ClassCounts.from_labels(labels, 3)
+    np.testing.assert_array_equal(cc.counts, np.bincount(labels.ravel(), minlength=4)[1:])
+    labels.flat[-1] = 9  # a bad value in the last chunk is still found
+    with pytest.raises(ValueError, match=r"\[9\]"):
+        ClassCounts.from_labels(labels, 3)
