@@ -22,10 +22,22 @@ target : (B, 1, *spatial) integer labels in ``[0, C)`` (any dtype holding intege
     (B, C, *spatial) one-hot / soft labels in ``[0, 1]``. With C == 1 the target is the
     foreground probability ``(B, 1, *spatial)`` in ``[0, 1]``.
 mask : (B, 1, *spatial) or (1, 1, *spatial), bool or numeric; non-zero = counted.
+
+Choices where nothing is labeled
+--------------------------------
+* Nothing counted in the whole batch: every loss returns 0 still attached to the graph of the
+  logits (``backward`` works and gives zero gradients).
+* A sample without counted pixels (Dice family, ``batch=False``): dropped from the mean.
+* A class absent from the labeled pixels: its Dice term stays and only penalises false
+  positives; a zero denominator counts as agreement (loss 0), never NaN.
+
+Bad input (mismatched shapes, wrong dims, labels outside ``[0, C)`` other than
+``ignore_index``, NaN or infinite logits) raises ``ValueError`` naming the shapes or values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,20 +97,12 @@ class _Prepared:
         return list(range(2, self.logits.ndim))
 
 
-def _no_autocast(device: torch.device) -> torch.autocast | _NullContext:
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """A context that disables autocast on ``device`` (a no-op where autocast is unsupported)."""
     try:
         return torch.autocast(device_type=device.type, enabled=False)
     except RuntimeError:  # pragma: no cover - device types without autocast support
-        return _NullContext()
-
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
+        return contextlib.nullcontext()
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
