@@ -1,21 +1,654 @@
-"""The SegLab dock widget."""
+"""The SegLab dock widget: paint scribbles, see class weights live, train in the background.
+
+The widget is thin: it turns layer events and clicks into core calls (through
+:class:`~napari_seglab._qt.training.Trainer`) and reports into layer updates. Its parts live in
+small modules: layer selectors (``layer_select``), classes (``classes``), the live class-weights
+panel (``weights_panel``), the loss curve (``loss_plot``), the settings (``settings``) and the
+layer helpers (``layers``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.classes import (
+    SegClass,
+    apply_classes,
+    classes_from_layer,
+    default_class,
+    default_classes,
+)
+from napari_seglab._qt.layer_select import LayerComboBox
+from napari_seglab._qt.loss_plot import LossPlot
+from napari_seglab._qt.settings import SettingsPanel
+from napari_seglab._qt.training import Trainer, predict_worker
+from napari_seglab._qt.weights_panel import ScribbleCounter, WeightsPanel
 
 if TYPE_CHECKING:
     import napari
 
+    from napari_seglab.core.model import Prediction, SegModel
+    from napari_seglab.core.train import TrainReport
+
+MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
+
+
+def _is_input_image(layer) -> bool:
+    return lyr.role(layer) != "probability"
+
+
+def _is_scribbles_candidate(layer) -> bool:
+    return lyr.role(layer) != "prediction"
+
 
 class SegLabWidget(QWidget):
-    """Dock widget: paint scribbles, train in the background, watch the overlay."""
+    """Dock widget: paint scribbles, train in the background, watch the overlay.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (injected by napari when docked through the plugin manifest).
+    """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
-        self.viewer = napari_viewer
+        # napari hands plugin widgets a PublicOnlyProxy whose attributes are fresh proxies on
+        # every access; the widget compares layers by identity, so it keeps the real viewer.
+        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
+        self.classes: list[SegClass] = default_classes(2)
+        self.trainer = Trainer(self)
+        self.counter = ScribbleCounter(num_classes=len(self.classes), parent=self)
+        # the layers of the running training (None when idle)
+        self._train_image: Image | None = None
+        self._train_scribbles: Labels | None = None
+        self._sent_counts: np.ndarray | None = None
+        self._apply_worker = None
+        self._closed = False
+        self._watched_window = None
+
+        self._build_ui()
+        self._connect()
+        self._apply_theme()
+        self._select_initial_pair()
+        self._update_device_label()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        v = self.viewer
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("SegLab"))
+
+        data_box = QGroupBox("Data", self)
+        form = QFormLayout(data_box)
+        self.image_combo = LayerComboBox(v, Image, data_box, accept=_is_input_image)
+        self.scribbles_combo = LayerComboBox(v, Labels, data_box, accept=_is_scribbles_candidate)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Scribbles", self.scribbles_combo)
+        row = QHBoxLayout()
+        self.new_scribbles_button = QPushButton("New scribbles", data_box)
+        self.new_scribbles_button.setToolTip(
+            "Add an empty '<image> scribbles' layer: 1 = background, 2 = foreground"
+        )
+        self.add_class_button = QPushButton("Add class", data_box)
+        row.addWidget(self.new_scribbles_button)
+        row.addWidget(self.add_class_button)
+        form.addRow(row)
+        layout.addWidget(data_box)
+
+        weights_box = QGroupBox("Classes and loss weights", self)
+        wl = QVBoxLayout(weights_box)
+        self.weights_panel = WeightsPanel(weights_box)
+        self.weights_panel.set_classes(self.classes)
+        wl.addWidget(self.weights_panel)
+        layout.addWidget(weights_box)
+
+        train_box = QGroupBox("Training", self)
+        tl = QVBoxLayout(train_box)
+        row = QHBoxLayout()
+        self.train_button = QPushButton("Train", train_box)
+        self.train_button.setToolTip(
+            "Train in the background; click again to stop. A second training continues "
+            "from the current model with all current scribbles."
+        )
+        self.reset_button = QPushButton("Reset model", train_box)
+        self.reset_button.setToolTip("Forget the model: the next training starts from scratch")
+        row.addWidget(self.train_button, 2)
+        row.addWidget(self.reset_button, 1)
+        tl.addLayout(row)
+        self.progress = QProgressBar(train_box)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(8)
+        tl.addWidget(self.progress)
+        self.status_label = QLabel("No model yet: paint both classes, then Train.", train_box)
+        self.status_label.setWordWrap(True)
+        tl.addWidget(self.status_label)
+        self.device_label = QLabel(train_box)
+        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        tl.addWidget(self.device_label)
+        self.loss_plot = LossPlot(train_box)
+        tl.addWidget(self.loss_plot)
+        layout.addWidget(train_box)
+
+        model_box = QGroupBox("Model", self)
+        ml = QVBoxLayout(model_box)
+        row = QHBoxLayout()
+        self.save_button = QPushButton("Save model…", model_box)
+        self.load_button = QPushButton("Load model…", model_box)
+        row.addWidget(self.save_button)
+        row.addWidget(self.load_button)
+        ml.addLayout(row)
+        row = QHBoxLayout()
+        self.apply_combo = LayerComboBox(v, Image, model_box, accept=_is_input_image)
+        self.apply_button = QPushButton("Apply to layer", model_box)
+        self.apply_button.setToolTip("Predict the chosen image with the current model")
+        row.addWidget(self.apply_combo, 1)
+        row.addWidget(self.apply_button)
+        ml.addLayout(row)
+        layout.addWidget(model_box)
+
+        self.settings_panel = SettingsPanel(self)
+        layout.addWidget(self.settings_panel)
         layout.addStretch(1)
+
+    def _connect(self) -> None:
+        self.image_combo.layerChanged.connect(self._on_image_changed)
+        self.scribbles_combo.layerChanged.connect(self._on_scribbles_changed)
+        self.new_scribbles_button.clicked.connect(self.new_scribbles)
+        self.add_class_button.clicked.connect(self.add_class)
+        self.weights_panel.classRenamed.connect(self._on_class_renamed)
+        self.counter.countsChanged.connect(self._on_counts)
+        self.settings_panel.schemeChanged.connect(self.weights_panel.set_scheme)
+        self.settings_panel.device.currentTextChanged.connect(self._update_device_label)
+        self.train_button.clicked.connect(self._on_train_clicked)
+        self.reset_button.clicked.connect(self.reset_model)
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.apply_button.clicked.connect(self.apply_to_layer)
+        self.trainer.reported.connect(self._on_report)
+        self.trainer.finished.connect(self._on_training_finished)
+        self.trainer.failed.connect(self._on_training_failed)
+        self.viewer.events.theme.connect(self._apply_theme)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.events.inserted.connect(self._update_buttons)
+        self.viewer.layers.events.removed.connect(self._update_buttons)
+
+    def _apply_theme(self, event=None) -> None:
+        from napari.utils.theme import get_theme
+
+        try:
+            theme = get_theme(self.viewer.theme)
+        except (KeyError, ValueError):
+            return
+        self.loss_plot.set_colors(
+            theme.background.as_hex(), theme.foreground.as_hex(), theme.text.as_hex()
+        )
+
+    def _select_initial_pair(self) -> None:
+        image, scribbles = lyr.find_pair(self.viewer)
+        if image is not None:
+            self.image_combo.set_layer(image)
+            self.scribbles_combo.set_layer(scribbles)
+        else:
+            self._on_scribbles_changed(self.scribbles_combo.layer())
+
+    # ------------------------------------------------------------------------------------
+    # layers and classes
+    # ------------------------------------------------------------------------------------
+    @property
+    def image_layer(self) -> Image | None:
+        """The image to train on."""
+        return self.image_combo.layer()
+
+    @property
+    def scribbles_layer(self) -> Labels | None:
+        """The Labels layer holding the scribbles."""
+        return self.scribbles_combo.layer()
+
+    def new_scribbles(self) -> Labels | None:
+        """Add an empty ``"<image> scribbles"`` layer for the chosen image and select it."""
+        image = self.image_layer
+        if image is None:
+            show_warning("SegLab: open an image first.")
+            return None
+        existing = lyr.find_scribbles(self.viewer, image)
+        if existing is not None:
+            self.scribbles_combo.set_layer(existing)
+            self.viewer.layers.selection.active = existing
+            existing.mode = "paint"
+            return existing
+        if self.trainer.running:
+            show_warning("SegLab: stop training before creating a new scribbles layer.")
+            return None
+        layer = lyr.new_scribbles_layer(self.viewer, image, self.classes)
+        self.scribbles_combo.set_layer(layer)
+        return layer
+
+    def add_class(self) -> SegClass:
+        """Add class ``K+1`` (named ``class K+1``) and select it for painting."""
+        cls = default_class(len(self.classes) + 1)
+        self.classes.append(cls)
+        self._apply_classes()
+        self.counter.set_num_classes(len(self.classes))
+        scribbles = self.scribbles_layer
+        if scribbles is not None:
+            scribbles.selected_label = len(self.classes)
+        return cls
+
+    def _apply_classes(self) -> None:
+        self.weights_panel.set_classes(self.classes)
+        targets = [self.scribbles_layer]
+        image = self.image_layer
+        if image is not None:
+            targets.append(lyr.find_layer(self.viewer, lyr.prediction_name(image), Labels))
+        for layer in targets:
+            if layer is not None:
+                apply_classes(layer, self.classes)
+
+    def _on_class_renamed(self, class_id: int, name: str) -> None:
+        self.classes[class_id - 1] = SegClass(name, self.classes[class_id - 1].color)
+        self._apply_classes()
+
+    def _on_image_changed(self, image: Image | None) -> None:
+        if self.trainer.running and image is not self._train_image:
+            self._stop_because("the image selection changed")
+        if image is not None:
+            scribbles = lyr.find_scribbles(self.viewer, image)
+            if scribbles is not None and scribbles is not self.scribbles_layer:
+                self.scribbles_combo.set_layer(scribbles)
+        self._update_buttons()
+
+    def _on_scribbles_changed(self, scribbles: Labels | None) -> None:
+        if self.trainer.running and scribbles is not self._train_scribbles:
+            self._stop_because("the scribbles selection changed")
+        if scribbles is not None:
+            stored = classes_from_layer(scribbles)
+            if stored:
+                self.classes = stored
+            else:
+                top = int(np.asarray(scribbles.data).max()) if scribbles.data.size else 0
+                while len(self.classes) < top:
+                    self.classes.append(default_class(len(self.classes) + 1))
+                apply_classes(scribbles, self.classes)
+            self.weights_panel.set_classes(self.classes)
+            self.counter.set_num_classes(len(self.classes))
+        self.counter.set_layer(scribbles)
+        self._update_buttons()
+
+    def _on_counts(self, counts: np.ndarray) -> None:
+        if self._closed:
+            return
+        k = counts.size
+        while len(self.classes) < k:
+            self.classes.append(default_class(len(self.classes) + 1))
+            self._apply_classes()
+        self.weights_panel.set_counts(counts)
+        if self.trainer.running and self._train_scribbles is not None:
+            if self._sent_counts is None or not np.array_equal(counts, self._sent_counts):
+                self._send_scribbles(counts)
+
+    def _send_scribbles(self, counts: np.ndarray) -> None:
+        """Hand the edited scribbles to the running training (a copy; see ``Trainer.send``)."""
+        model = self.trainer.model
+        painted = np.flatnonzero(counts)
+        if painted.size == 0:
+            return  # everything erased: keep training on the last strokes
+        top = int(painted.max()) + 1
+        if model is not None and top > model.num_classes:
+            self._stop_because(
+                f"class {top} was painted and the model has {model.num_classes} classes; "
+                "press Train to start a model with the new class"
+            )
+            return
+        self._sent_counts = counts.copy()
+        self.trainer.send(self._train_scribbles.data)
+
+    # ------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------
+    def _on_train_clicked(self) -> None:
+        if self.trainer.running:
+            self.stop_training()
+        else:
+            self.start_training()
+
+    def start_training(self) -> bool:
+        """Train on the chosen image and scribbles in the background; False if not started."""
+        image, scribbles = self.image_layer, self.scribbles_layer
+        if self.trainer.running:
+            return False
+        if image is None or scribbles is None:
+            show_warning("SegLab: choose an image and a scribbles layer (New scribbles).")
+            return False
+        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
+            show_error(
+                f"SegLab: scribbles shape {tuple(scribbles.data.shape)} does not match image "
+                f"'{image.name}' spatial shape {lyr.spatial_shape(image)}."
+            )
+            return False
+        self.counter.recount()
+        counts = self.counter.counts
+        if int(np.count_nonzero(counts)) < 2:
+            show_warning("SegLab: paint at least two classes (background and foreground).")
+            return False
+        model = self.trainer.model
+        top = int(np.flatnonzero(counts).max()) + 1  # highest painted class id
+        if model is not None and top > model.num_classes:
+            show_info(
+                f"SegLab: the model has {model.num_classes} classes and the scribbles hold "
+                f"class {top}: starting a new model."
+            )
+            self.trainer.reset()
+        if self.trainer.model is None:
+            self.loss_plot.clear()
+        else:
+            self.loss_plot.mark_restart()
+        try:
+            config = self.settings_panel.settings().train_config()
+            self.trainer.start(lyr.image_data(image), np.asarray(scribbles.data), config)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            show_error(f"SegLab: could not start training: {exc}")
+            return False
+        self._train_image, self._train_scribbles = image, scribbles
+        self._sent_counts = counts.copy()
+        image.events.name.connect(self._on_training_layer_renamed)
+        scribbles.events.name.connect(self._on_training_layer_renamed)
+        self._budget = (config.seconds, config.steps)
+        self.status_label.setText("Training… (first step)")
+        self.progress.setValue(0)
+        self._update_buttons()
+        return True
+
+    def stop_training(self) -> None:
+        """Ask the training to stop at its next step (the model so far is kept)."""
+        if self.trainer.running:
+            self.trainer.stop()
+            self.status_label.setText("Stopping…")
+            self.train_button.setEnabled(False)
+
+    def _stop_because(self, reason: str) -> None:
+        if self.trainer.running:
+            show_info(f"SegLab: training stopped because {reason}.")
+            self.stop_training()
+
+    def _on_training_layer_renamed(self, event=None) -> None:
+        self._stop_because("a training layer was renamed")
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        if layer is not None and layer in (self._train_image, self._train_scribbles):
+            self._stop_because(f"layer '{layer.name}' was removed")
+
+    def _on_report(self, report: TrainReport) -> None:
+        if self._closed:
+            return
+        seconds, steps = getattr(self, "_budget", (None, None))
+        if steps:
+            fraction = (report.step + 1) / steps
+        elif seconds:
+            fraction = report.elapsed / seconds
+        else:
+            fraction = 0.0
+        self.progress.setValue(int(1000 * min(1.0, fraction)))
+        self.status_label.setText(
+            f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
+        )
+        self.device_label.setText(f"Device: {report.device}")
+        self.loss_plot.append(report.step, report.loss)
+        if report.prediction is not None and self._train_image is not None:
+            self._show_prediction(self._train_image, report.prediction)
+
+    def _show_prediction(self, image: Image, prediction: Prediction) -> None:
+        if image not in self.viewer.layers:
+            return
+        below = self._train_scribbles or self.scribbles_layer
+        if below is not None and below not in self.viewer.layers:
+            below = None
+        lyr.show_prediction(self.viewer, image, prediction, self.classes, below=below)
+
+    def _on_training_finished(self, model: SegModel | None) -> None:
+        if self._closed:
+            return
+        for layer in (self._train_image, self._train_scribbles):
+            if layer is not None:
+                layer.events.name.disconnect(self._on_training_layer_renamed)
+        self._train_image = self._train_scribbles = None
+        self.loss_plot.redraw()
+        report = self.trainer.last_report
+        if self.trainer.error is not None:
+            self.status_label.setText(f"Failed: {self.trainer.error}")
+        elif report is not None:
+            state = "Done" if report.done else "Stopped"
+            self.status_label.setText(
+                f"{state}: step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
+            )
+            self.status_label.setToolTip(
+                "Train again to continue from this model with all current scribbles"
+            )
+        else:
+            self.status_label.setText("Stopped before the first step.")
+        self.progress.setValue(
+            1000 if report is not None and report.done else self.progress.value()
+        )
+        self._update_buttons()
+
+    def _on_training_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        show_error(f"SegLab training failed: {message}")
+        self.status_label.setText(f"Failed: {message}")
+
+    def reset_model(self) -> None:
+        """Forget the model (not while training)."""
+        if self.trainer.running:
+            return
+        self.trainer.reset()
+        self.loss_plot.clear()
+        self.progress.setValue(0)
+        self.status_label.setText("Model reset: the next training starts from scratch.")
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------
+    # model files and prediction of other layers
+    # ------------------------------------------------------------------------------------
+    def save_model(self, path: str | Path) -> Path | None:
+        """Save the current model to ``path`` (the core's safe format)."""
+        model = self.trainer.model
+        if model is None or self.trainer.running:
+            show_warning("SegLab: no trained model to save (or training is running).")
+            return None
+        model.class_names = [c.name for c in self.classes[: model.num_classes]]
+        try:
+            model.save(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"SegLab: could not save the model to {path}: {exc}")
+            return None
+        self.status_label.setText(f"Model saved to {path}")
+        return Path(path)
+
+    def load_model(self, path: str | Path) -> SegModel | None:
+        """Load a model saved by SegLab; the next training continues from it."""
+        from napari_seglab.core.modelio import load_model
+
+        if self.trainer.running:
+            show_warning("SegLab: stop training before loading a model.")
+            return None
+        try:
+            model = load_model(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"SegLab: could not load a model from {path}: {exc}")
+            return None
+        self.trainer.model = model
+        k = int(model.num_classes)
+        while len(self.classes) < k:
+            self.classes.append(default_class(len(self.classes) + 1))
+        for i, name in enumerate(model.class_names[:k]):
+            self.classes[i] = SegClass(str(name), self.classes[i].color)
+        self._apply_classes()
+        self.loss_plot.clear()
+        self.status_label.setText(f"Loaded model from {path} ({k} classes).")
+        self._update_buttons()
+        return model
+
+    def _on_save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.seglab", MODEL_FILTER)
+        if path:
+            self.save_model(path)
+
+    def _on_load_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+        if path:
+            self.load_model(path)
+
+    def apply_to_layer(self, image: Image | None = None):
+        """Predict ``image`` (default: the "Apply to" choice) in the background.
+
+        Returns the started worker (or None); the result appears as ``"<image> prediction"``.
+        """
+        image = image or self.apply_combo.layer()
+        model = self.trainer.model
+        if image is None or model is None:
+            show_warning("SegLab: train or load a model and choose an image first.")
+            return None
+        if self.trainer.running or self._apply_worker is not None:
+            show_warning("SegLab: wait for training or the running prediction to finish.")
+            return None
+        device = self.settings_panel.settings().device
+        worker = predict_worker(model, lyr.image_data(image), device=device)
+        worker.returned.connect(lambda pred, image=image: self._on_applied(image, pred))
+        worker.errored.connect(
+            lambda exc: show_error(f"SegLab prediction failed: {type(exc).__name__}: {exc}")
+        )
+        worker.finished.connect(self._on_apply_finished)
+        self._apply_worker = worker
+        self.status_label.setText(f"Predicting '{image.name}'…")
+        self._update_buttons()
+        worker.start()
+        return worker
+
+    def _on_applied(self, image: Image, prediction: Prediction) -> None:
+        if self._closed:
+            return
+        if image in self.viewer.layers:
+            lyr.show_prediction(self.viewer, image, prediction, self.classes)
+            self.status_label.setText(f"Predicted '{image.name}'.")
+
+    def _on_apply_finished(self) -> None:
+        self._apply_worker = None
+        self._update_buttons()
+
+    # ------------------------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------------------------
+    def _update_device_label(self, *_args) -> None:
+        device = self.settings_panel.settings().device
+        try:
+            from napari_seglab.core.device import describe_device, resolve_device
+
+            text = describe_device(resolve_device(device))
+        except Exception:
+            text = device
+        self.device_label.setText(f"Device: {text}")
+
+    def _update_buttons(self, *_args) -> None:
+        if self._closed:
+            return
+        running = self.trainer.running
+        has_model = self.trainer.model is not None
+        busy = running or self._apply_worker is not None
+        self.train_button.setText("Stop" if running else "Train")
+        self.train_button.setEnabled(
+            running
+            or (self.image_layer is not None and self.scribbles_layer is not None and not busy)
+        )
+        self.reset_button.setEnabled(has_model and not busy)
+        self.save_button.setEnabled(has_model and not busy)
+        self.load_button.setEnabled(not busy)
+        self.apply_button.setEnabled(has_model and not busy)
+        for w in (self.image_combo, self.scribbles_combo, self.new_scribbles_button):
+            w.setEnabled(not running)
+        self.settings_panel.setEnabled(not running)
+
+    # ------------------------------------------------------------------------------------
+    # teardown
+    # ------------------------------------------------------------------------------------
+    def cleanup(self, timeout: float = 10.0) -> None:
+        """Stop the worker (waiting for it) and disconnect from the viewer. Idempotent.
+
+        Safe after Qt has deleted the widget's C++ side (the viewer window was closed).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.trainer.stop_and_wait(timeout)
+        if self._apply_worker is not None:
+            self._apply_worker.quit()
+        # napari-side connections first: they are plain Python and always safe to undo
+        for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):
+            combo.disconnect_viewer()
+        self.viewer.events.theme.disconnect(self._apply_theme)
+        events = self.viewer.layers.events
+        events.removed.disconnect(self._on_layer_removed)
+        events.inserted.disconnect(self._update_buttons)
+        events.removed.disconnect(self._update_buttons)
+        for layer in (self._train_image, self._train_scribbles):
+            if layer is not None:
+                layer.events.name.disconnect(self._on_training_layer_renamed)
+        self.counter.close()
+        with contextlib.suppress(RuntimeError):  # C++ object already deleted
+            self.loss_plot.stop()
+        # drop every reference to the viewer and its layers, so that a closed viewer is freed
+        # by reference counting even while this widget waits for the garbage collector
+        self._train_image = self._train_scribbles = None
+        self.viewer = None
+        if self._watched_window is not None:
+            with contextlib.suppress(RuntimeError):
+                self._watched_window.removeEventFilter(self)
+            self._watched_window = None
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        window = self.window()  # a floating dock is its own window: watch only the main one
+        if (
+            not self._closed
+            and isinstance(window, QMainWindow)
+            and window is not self._watched_window
+        ):
+            window.installEventFilter(self)
+            self._watched_window = window
+
+    def eventFilter(self, obj, event) -> bool:
+        # the viewer window was closed (a spontaneous hide is only a minimise)
+        if (
+            obj is self._watched_window
+            and event.type() == QEvent.Type.Hide
+            and not event.spontaneous()
+        ):
+            self.cleanup()
+        return super().eventFilter(obj, event)
+
+    def closeEvent(self, event) -> None:
+        self.cleanup()
+        super().closeEvent(event)

@@ -1,0 +1,224 @@
+"""Training settings in a collapsible section: loss, class weights, model size, budget, device."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QSpinBox,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from napari_seglab.core.device import default_num_threads
+
+#: (value passed to TrainConfig.loss, label shown)
+LOSSES: tuple[tuple[str, str], ...] = (
+    ("dice_ce", "Dice + CE"),
+    ("ce", "Cross-entropy"),
+    ("dice", "Dice"),
+    ("focal", "Focal"),
+    ("tversky", "Tversky"),
+    ("generalized_dice", "Generalized Dice"),
+    ("dice_focal", "Dice + focal"),
+)
+
+#: (value passed to TrainConfig.class_weights, label shown)
+WEIGHT_SCHEMES: tuple[tuple[str, str], ...] = (
+    ("inverse_frequency", "inverse frequency"),
+    ("median_frequency", "median frequency"),
+    ("effective_number", "effective number"),
+    ("none", "none (all 1)"),
+)
+
+#: model size name -> ModelConfig keyword arguments
+MODEL_SIZES: dict[str, dict[str, int]] = {
+    "small": {"depth": 2, "width": 8},
+    "medium": {"depth": 3, "width": 16},
+    "large": {"depth": 4, "width": 32},
+}
+
+
+def available_devices() -> list[str]:
+    """Devices offered in the settings: ``auto``, ``cpu`` and the accelerators torch sees."""
+    devices = ["auto", "cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            devices.append("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            devices.append("mps")
+    except ImportError:  # pragma: no cover
+        pass
+    return devices
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values chosen in the settings panel (plain data, turned into a ``TrainConfig``)."""
+
+    loss: str = "dice_ce"
+    class_weights: str = "inverse_frequency"
+    lambda_dice: float = 1.0
+    lambda_ce: float = 1.0
+    model_size: str = "small"
+    budget_kind: str = "seconds"
+    budget: float = 60.0
+    device: str = "auto"
+    num_threads: int = 1
+    preview_every: float = 2.0
+
+    def train_config(self, **overrides: Any):
+        """Return the core ``TrainConfig`` for these settings (``overrides`` win)."""
+        from napari_seglab.core.model import ModelConfig
+        from napari_seglab.core.train import TrainConfig
+
+        kwargs: dict[str, Any] = {
+            "loss": self.loss,
+            "class_weights": self.class_weights,
+            "lambda_dice": self.lambda_dice,
+            "lambda_ce": self.lambda_ce,
+            "seconds": float(self.budget) if self.budget_kind == "seconds" else None,
+            "steps": int(self.budget) if self.budget_kind == "steps" else None,
+            "device": self.device,
+            "num_threads": self.num_threads,
+            "preview_every": self.preview_every,
+            "model": ModelConfig(**MODEL_SIZES[self.model_size]),
+        }
+        kwargs.update(overrides)
+        return TrainConfig(**kwargs)
+
+
+class SettingsPanel(QCollapsible):
+    """Collapsible "Settings" section.
+
+    Signals
+    -------
+    schemeChanged(str)
+        The class-weight scheme changed (the weights panel follows it).
+    """
+
+    schemeChanged = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Settings", parent)
+        body = QWidget(self)
+        form = QFormLayout(body)
+        form.setContentsMargins(0, 0, 0, 0)
+
+        self.loss = QComboBox(body)
+        for value, label in LOSSES:
+            self.loss.addItem(label, value)
+        self.loss.setToolTip("Loss computed on the painted pixels only")
+        form.addRow("Loss", self.loss)
+
+        self.scheme = QComboBox(body)
+        for value, label in WEIGHT_SCHEMES:
+            self.scheme.addItem(label, value)
+        self.scheme.setToolTip("Per-class weights from the painted pixel counts")
+        form.addRow("Class weights", self.scheme)
+
+        mix = QWidget(body)
+        mix_layout = QHBoxLayout(mix)
+        mix_layout.setContentsMargins(0, 0, 0, 0)
+        self.lambda_dice = QDoubleSpinBox(mix)
+        self.lambda_ce = QDoubleSpinBox(mix)
+        for box, name in ((self.lambda_dice, "Dice"), (self.lambda_ce, "CE / focal")):
+            box.setRange(0.0, 10.0)
+            box.setSingleStep(0.1)
+            box.setValue(1.0)
+            box.setPrefix(f"{name} ")
+            mix_layout.addWidget(box)
+        form.addRow("Mix", mix)
+
+        self.model_size = QComboBox(body)
+        self.model_size.addItems(list(MODEL_SIZES))
+        self.model_size.setToolTip(
+            "U-Net size: "
+            + "; ".join(
+                f"{k}: depth {v['depth']}, width {v['width']}" for k, v in MODEL_SIZES.items()
+            )
+        )
+        form.addRow("Model size", self.model_size)
+
+        budget = QWidget(body)
+        budget_layout = QHBoxLayout(budget)
+        budget_layout.setContentsMargins(0, 0, 0, 0)
+        self.budget = QDoubleSpinBox(budget)
+        self.budget.setDecimals(0)
+        self.budget.setRange(1, 1_000_000)
+        self.budget.setValue(60)
+        self.budget_kind = QComboBox(budget)
+        self.budget_kind.addItems(["seconds", "steps"])
+        budget_layout.addWidget(self.budget, 1)
+        budget_layout.addWidget(self.budget_kind)
+        form.addRow("Train for", budget)
+
+        self.device = QComboBox(body)
+        self.device.addItems(available_devices())
+        form.addRow("Device", self.device)
+
+        self.num_threads = QSpinBox(body)
+        self.num_threads.setRange(1, max(1, os.cpu_count() or 1))
+        self.num_threads.setValue(default_num_threads())
+        self.num_threads.setToolTip("CPU threads used by training; one core is left to the viewer")
+        form.addRow("CPU threads", self.num_threads)
+
+        self.preview_every = QDoubleSpinBox(body)
+        self.preview_every.setRange(0.0, 600.0)
+        self.preview_every.setSingleStep(0.5)
+        self.preview_every.setValue(2.0)
+        self.preview_every.setSuffix(" s")
+        self.preview_every.setToolTip("Refresh the prediction overlay this often (0 = at the end)")
+        form.addRow("Overlay every", self.preview_every)
+
+        self.addWidget(body)
+        self.scheme.currentIndexChanged.connect(
+            lambda _i: self.schemeChanged.emit(self.scheme.currentData())
+        )
+        self.loss.currentIndexChanged.connect(self._update_enabled)
+        self._update_enabled()
+
+    def _update_enabled(self, *_args) -> None:
+        combined = self.loss.currentData() in ("dice_ce", "dice_focal")
+        self.lambda_dice.setEnabled(combined)
+        self.lambda_ce.setEnabled(combined)
+
+    def settings(self) -> Settings:
+        """The current values."""
+        return Settings(
+            loss=self.loss.currentData(),
+            class_weights=self.scheme.currentData(),
+            lambda_dice=self.lambda_dice.value(),
+            lambda_ce=self.lambda_ce.value(),
+            model_size=self.model_size.currentText(),
+            budget_kind=self.budget_kind.currentText(),
+            budget=self.budget.value(),
+            device=self.device.currentText(),
+            num_threads=self.num_threads.value(),
+            preview_every=self.preview_every.value(),
+        )
+
+    def set_settings(self, settings: Settings) -> None:
+        """Show ``settings`` (used by tests, scripts and benchmarks)."""
+        self.loss.setCurrentIndex(self.loss.findData(settings.loss))
+        self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weights))
+        self.lambda_dice.setValue(settings.lambda_dice)
+        self.lambda_ce.setValue(settings.lambda_ce)
+        self.model_size.setCurrentText(settings.model_size)
+        self.budget_kind.setCurrentText(settings.budget_kind)
+        self.budget.setValue(settings.budget)
+        if self.device.findText(settings.device) < 0:
+            raise ValueError(f"device {settings.device!r} is not available here")
+        self.device.setCurrentText(settings.device)
+        self.num_threads.setValue(settings.num_threads)
+        self.preview_every.setValue(settings.preview_every)

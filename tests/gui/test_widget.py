@@ -1,0 +1,440 @@
+"""The SegLab dock widget in a real viewer (under Xvfb): layers, live weights, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from napari_seglab._qt import layers as lyr  # noqa: E402
+from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
+from napari_seglab._qt.settings import Settings  # noqa: E402
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+from napari_seglab.core.weights import class_weights  # noqa: E402
+
+# Tiny runs: the machine is shared.
+FAST = Settings(
+    model_size="small", budget_kind="steps", budget=6, preview_every=0.01, num_threads=1
+)
+LONG = Settings(
+    model_size="small", budget_kind="seconds", budget=120, preview_every=0.5, num_threads=1
+)
+
+
+def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
+    """Bright disks on a dark noisy background, ``(size, size)`` float32."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size), np.float32)
+    for cy, cx in ((16, 16), (16, 46), (44, 30)):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 1.0
+    return img + rng.normal(0, 0.2, img.shape).astype(np.float32)
+
+
+def paint_two_classes(layer) -> None:
+    """Paint background and foreground strokes the way napari's brush does (paint events)."""
+    layer.paint((32, 5), 1, refresh=True)
+    layer.paint((60, 60), 1, refresh=True)
+    layer.paint((16, 16), 2, refresh=True)
+    layer.paint((44, 30), 2, refresh=True)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer, qtbot):
+    viewer.add_image(synthetic_image(), name="img")
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    yield w
+    # never leave a worker running
+    w.cleanup(timeout=20)
+    assert not w.trainer.running or w.trainer.worker.done.is_set()
+
+
+def _scribbled(widget, qtbot):
+    layer = widget.new_scribbles()
+    layer.brush_size = 5
+    paint_two_classes(layer)
+    qtbot.waitUntil(lambda: np.count_nonzero(widget.weights_panel.counts) == 2, timeout=3000)
+    return layer
+
+
+def _train(widget, qtbot, timeout=60_000):
+    with qtbot.waitSignal(widget.trainer.finished, timeout=timeout):
+        assert widget.start_training()
+    assert not widget.trainer.running
+
+
+# ------------------------------------------------------------------------------------------
+# layers and classes
+# ------------------------------------------------------------------------------------------
+def test_docked_through_manifest_selects_image_scribbles_pair(viewer):
+    viewer.add_image(synthetic_image(), name="other")
+    image = viewer.add_image(synthetic_image(seed=1), name="cells")
+    scribbles = viewer.add_labels(np.zeros((64, 64), np.uint8), name="cells scribbles")
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="unrelated")
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    assert isinstance(w, SegLabWidget)
+    assert w.image_layer is image
+    assert w.scribbles_layer is scribbles
+    assert w.train_button.text() == "Train"
+
+
+def test_new_scribbles_layer_shape_names_colours(widget, viewer):
+    layer = widget.new_scribbles()
+    assert layer.name == "img scribbles"
+    assert layer.data.shape == (64, 64)
+    assert layer.data.dtype == np.uint8
+    assert not layer.data.any()
+    assert layer.mode == "paint"
+    assert layer.selected_label == 2
+    assert viewer.layers.selection.active is layer
+    colors = layer.colormap.color_dict
+    np.testing.assert_allclose(colors[1][:3], _rgb(PALETTE[0]), atol=1e-3)
+    np.testing.assert_allclose(colors[2][:3], _rgb(PALETTE[1]), atol=1e-3)
+    assert colors[0][3] == 0  # unlabeled is transparent
+    assert list(layer.features["class"])[1:] == ["background", "foreground"]
+    assert [c.name for c in classes_from_layer(layer)] == ["background", "foreground"]
+    assert widget.scribbles_layer is layer
+    # a second click selects the existing layer instead of adding another
+    assert widget.new_scribbles() is layer
+    assert len(viewer.layers) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "rgb", "spatial"),
+    [
+        (np.zeros((5, 32, 40), np.float32), False, (5, 32, 40)),
+        (np.zeros((32, 40, 3), np.uint8), True, (32, 40)),
+    ],
+)
+def test_new_scribbles_layer_3d_and_rgb(viewer, qtbot, data, rgb, spatial):
+    viewer.add_image(data, name="vol", rgb=rgb, scale=(2.0,) * len(spatial))
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    layer = w.new_scribbles()
+    assert layer.data.shape == spatial
+    assert tuple(layer.scale) == (2.0,) * len(spatial)
+    w.cleanup()
+
+
+def test_add_and_rename_class(widget):
+    layer = widget.new_scribbles()
+    cls = widget.add_class()
+    assert cls.name == "class 3"
+    assert layer.selected_label == 3
+    np.testing.assert_allclose(layer.colormap.color_dict[3][:3], _rgb(PALETTE[2]), atol=1e-3)
+    assert widget.weights_panel.table.rowCount() == 3
+    widget.weights_panel.table.item(2, 1).setText("membrane")
+    assert widget.classes[2].name == "membrane"
+    assert list(layer.features["class"])[3] == "membrane"
+
+
+# ------------------------------------------------------------------------------------------
+# live class weights
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(64, 64), (6, 64, 64)])
+def test_painting_updates_weights_panel(viewer, qtbot, shape):
+    image = viewer.add_image(np.zeros(shape, np.float32), name="img")
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    layer = w.new_scribbles()
+    assert w.weights_panel.missing_classes() == ["background", "foreground"]
+    assert w.weights_panel.warning_label.isVisibleTo(w)
+    layer.brush_size = 7
+    # a stroke: napari's paint() records the changed pixels and fires events.paint
+    center = (2, 30, 30) if len(shape) == 3 else (30, 30)
+    layer.paint(center, 2)
+    qtbot.waitUntil(lambda: w.weights_panel.counts[1] > 0, timeout=3000)
+    assert w.weights_panel.missing_classes() == ["background"]
+    # a programmatic edit through the history (as tools do): data_setitem fires events.paint
+    idx = tuple(
+        np.array([0, 1, 2]) if d == len(shape) - 1 else np.zeros(3, int) for d in range(len(shape))
+    )
+    layer.data_setitem(idx, 1)
+    qtbot.waitUntil(lambda: w.weights_panel.counts[0] == 3, timeout=3000)
+    expected = np.bincount(layer.data.ravel(), minlength=3)[1:]
+    np.testing.assert_array_equal(w.weights_panel.counts, expected)
+    np.testing.assert_allclose(w.weights_panel.weights, class_weights(expected))
+    assert not w.weights_panel.warning_label.isVisibleTo(w)
+    # overpainting foreground with background moves pixels between classes
+    layer.paint(center, 1)
+    qtbot.waitUntil(lambda: w.weights_panel.counts[1] == 0, timeout=3000)
+    np.testing.assert_array_equal(
+        w.weights_panel.counts, np.bincount(layer.data.ravel(), minlength=3)[1:]
+    )
+    assert image is w.image_layer
+    w.cleanup()
+
+
+def test_weights_follow_the_scheme_setting(widget, qtbot):
+    _scribbled(widget, qtbot)
+    counts = widget.weights_panel.counts
+    idx = widget.settings_panel.scheme.findData("median_frequency")
+    widget.settings_panel.scheme.setCurrentIndex(idx)
+    np.testing.assert_allclose(
+        widget.weights_panel.weights, class_weights(counts, scheme="median_frequency")
+    )
+    assert "median frequency" in widget.weights_panel.scheme_label.text()
+
+
+def test_incremental_counts_need_no_full_recount(viewer, qtbot, monkeypatch):
+    """Strokes on a volume above the recount limit are counted from the changed pixels only."""
+    from napari_seglab._qt import weights_panel
+
+    monkeypatch.setattr(weights_panel, "FULL_RECOUNT_LIMIT", 10)
+    viewer.add_image(np.zeros((4, 64, 64), np.float32), name="img")
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    layer = w.new_scribbles()
+    calls = []
+    monkeypatch.setattr(w.counter, "recount", lambda: calls.append(1))
+    layer.brush_size = 5
+    layer.paint((1, 20, 20), 2)
+    layer.paint((1, 40, 40), 1)
+    qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 2, timeout=3000)
+    np.testing.assert_array_equal(
+        w.weights_panel.counts, np.bincount(layer.data.ravel(), minlength=3)[1:]
+    )
+    assert calls == []
+    w.cleanup()
+
+
+# ------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------
+def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, monkeypatch):
+    _scribbled(widget, qtbot)
+    reports = []
+    widget.trainer.reported.connect(reports.append)
+    shown = []
+    real_show = lyr.show_prediction
+
+    def recording_show(*args, **kwargs):
+        result = real_show(*args, **kwargs)
+        shown.append(result)
+        return result
+
+    monkeypatch.setattr(lyr, "show_prediction", recording_show)
+    with qtbot.waitSignal(widget.trainer.finished, timeout=60_000):
+        assert widget.start_training()
+        assert widget.train_button.text() == "Stop"
+        assert not widget.settings_panel.isEnabled()
+    pred = viewer.layers["img prediction"]
+    prob = viewer.layers["img probability"]
+    # refreshed several times, always the same two layers (created once)
+    assert len(shown) >= 2
+    assert all(p is pred and q is prob for p, q in shown)
+    assert widget.train_button.text() == "Train"
+    assert len(reports) == FAST.budget
+    assert reports[-1].done
+    assert sum(r.prediction is not None for r in reports) == len(shown)
+    # created once, below the scribbles, same colours as the scribbles
+    assert [ly.name for ly in viewer.layers] == [
+        "img",
+        "img probability",
+        "img prediction",
+        "img scribbles",
+    ]
+    assert pred.data.shape == (64, 64)
+    assert set(np.unique(pred.data)) <= {1, 2}
+    np.testing.assert_array_equal(pred.data, reports[-1].prediction.labels)
+    np.testing.assert_allclose(prob.data, reports[-1].prediction.probabilities[1])
+    assert pred.colormap.color_dict[2].tolist() == (
+        viewer.layers["img scribbles"].colormap.color_dict[2].tolist()
+    )
+    # loss plot and status
+    assert widget.loss_plot.steps == list(range(1, FAST.budget + 1))
+    np.testing.assert_allclose(widget.loss_plot.losses, [r.loss for r in reports])
+    assert widget.status_label.text().startswith("Done: step 6")
+    assert widget.device_label.text() == "Device: CPU, 1 thread"
+    assert widget.trainer.model is reports[-1].model
+    assert widget.save_button.isEnabled()
+
+
+def test_stop_stops_within_a_second(widget, qtbot):
+    _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(LONG)
+    with qtbot.waitSignal(widget.trainer.reported, timeout=30_000):
+        assert widget.start_training()
+    with qtbot.waitSignal(widget.trainer.finished, timeout=1000):
+        widget.train_button.click()
+    assert widget.train_button.text() == "Train"
+    assert widget.train_button.isEnabled()
+    assert widget.status_label.text().startswith("Stopped")
+    assert widget.trainer.model is not None  # the model so far is kept
+
+
+def test_retrain_continues_from_the_current_model(widget, qtbot):
+    _scribbled(widget, qtbot)
+    _train(widget, qtbot)
+    model = widget.trainer.model
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    first_losses = list(widget.loss_plot.losses)
+    reports = []
+    widget.trainer.reported.connect(reports.append)
+    _train(widget, qtbot)
+    assert widget.trainer.model is model  # trained in place, not a new model
+    assert all(r.model is model for r in reports)
+    after = model.net.state_dict()
+    assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before)
+    # the plot continues after the first run
+    assert widget.loss_plot.losses[: len(first_losses)] == first_losses
+    assert widget.loss_plot.steps[-1] == 2 * FAST.budget
+    # Reset model starts over
+    widget.reset_button.click()
+    assert widget.trainer.model is None
+    assert widget.loss_plot.steps == []
+
+
+def test_strokes_reach_the_running_trainer(widget, qtbot):
+    layer = _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(LONG)
+    with qtbot.waitSignal(widget.trainer.reported, timeout=30_000):
+        assert widget.start_training()
+    first = widget.trainer.last_report.counts.copy()
+    layer.paint((44, 46), 2)  # a new stroke while training
+    qtbot.waitUntil(lambda: widget.trainer.last_report.counts[1] > first[1], timeout=10_000)
+    np.testing.assert_array_equal(
+        widget.trainer.last_report.counts, np.bincount(layer.data.ravel(), minlength=3)[1:]
+    )
+    with qtbot.waitSignal(widget.trainer.finished, timeout=5000):
+        widget.stop_training()
+
+
+@pytest.mark.parametrize("action", ["remove_scribbles", "remove_image", "rename_image"])
+def test_layer_removal_or_rename_stops_training(widget, viewer, qtbot, action):
+    layer = _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(LONG)
+    with qtbot.waitSignal(widget.trainer.reported, timeout=30_000):
+        assert widget.start_training()
+    with qtbot.waitSignal(widget.trainer.finished, timeout=5000):
+        if action == "remove_scribbles":
+            viewer.layers.remove(layer)
+        elif action == "remove_image":
+            viewer.layers.remove(viewer.layers["img"])
+        else:
+            viewer.layers["img"].name = "renamed"
+    assert widget.train_button.text() == "Train"
+    assert widget.trainer.model is not None
+
+
+def test_save_load_round_trip(widget, qtbot, tmp_path):
+    _scribbled(widget, qtbot)
+    widget.add_class()  # renamed classes travel with the model
+    widget.weights_panel.table.item(1, 1).setText("coin")
+    _train(widget, qtbot)
+    model = widget.trainer.model
+    image = widget.image_layer.data
+    expected = model.predict(image).labels
+    path = widget.save_model(tmp_path / "model.seglab")
+    assert path is not None and path.exists()
+    widget.reset_model()
+    assert widget.trainer.model is None
+    loaded = widget.load_model(path)
+    assert loaded is widget.trainer.model
+    assert loaded.num_classes == model.num_classes
+    np.testing.assert_array_equal(loaded.predict(image).labels, expected)
+    assert widget.classes[1].name == "coin"
+    assert widget.apply_button.isEnabled()
+
+
+def test_load_rejects_a_foreign_file(widget, tmp_path, monkeypatch):
+    errors = []
+    monkeypatch.setattr("napari_seglab._qt.widget.show_error", errors.append)
+    bad = tmp_path / "model.seglab"
+    bad.write_bytes(b"not a model")
+    assert widget.load_model(bad) is None
+    assert errors and "could not load" in errors[0]
+    assert widget.trainer.model is None
+
+
+def test_apply_to_another_layer(widget, viewer, qtbot):
+    _scribbled(widget, qtbot)
+    _train(widget, qtbot)
+    other = viewer.add_image(synthetic_image(48, seed=3), name="new")
+    widget.apply_combo.set_layer(other)
+    worker = widget.apply_to_layer()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    pred = viewer.layers["new prediction"]
+    assert pred.data.shape == (48, 48)
+    assert set(np.unique(pred.data)) <= {1, 2}
+    assert widget.apply_button.isEnabled()
+
+
+def test_error_in_worker_is_notified_and_widget_stays_usable(widget, qtbot, monkeypatch):
+    import importlib
+
+    core_train = importlib.import_module("napari_seglab.core.train")
+
+    errors = []
+    monkeypatch.setattr("napari_seglab._qt.widget.show_error", errors.append)
+    real_train = core_train.train
+
+    def failing_train(image, scribbles, config, model=None):
+        gen = real_train(image, scribbles, config, model)
+
+        def run():
+            yield next(gen)
+            raise FloatingPointError("training diverged: loss is nan at step 2")
+
+        return run()
+
+    monkeypatch.setattr(core_train, "train", failing_train)
+    _scribbled(widget, qtbot)
+    with qtbot.waitSignal(widget.trainer.finished, timeout=30_000):
+        assert widget.start_training()
+    assert errors == [
+        "SegLab training failed: FloatingPointError: training diverged: loss is nan at step 2"
+    ]
+    assert widget.status_label.text().startswith("Failed")
+    assert widget.train_button.text() == "Train" and widget.train_button.isEnabled()
+    monkeypatch.setattr(core_train, "train", real_train)
+    _train(widget, qtbot)  # usable again
+    assert widget.trainer.last_report.done
+
+
+def test_bad_input_is_refused_with_a_message(widget, qtbot, monkeypatch):
+    warnings = []
+    monkeypatch.setattr("napari_seglab._qt.widget.show_warning", warnings.append)
+    layer = widget.new_scribbles()
+    layer.paint((10, 10), 2)
+    qtbot.waitUntil(lambda: widget.weights_panel.counts[1] > 0, timeout=3000)
+    assert not widget.start_training()
+    assert "paint at least two classes" in warnings[-1]
+    assert not widget.trainer.running
+
+
+def test_closing_the_widget_stops_the_worker(widget, qtbot):
+    _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(LONG)
+    with qtbot.waitSignal(widget.trainer.reported, timeout=30_000):
+        assert widget.start_training()
+    worker = widget.trainer.worker
+    widget.close()
+    assert worker.done.is_set()
+
+
+def test_closing_the_viewer_stops_the_worker(viewer, qtbot):
+    viewer.add_image(synthetic_image(), name="img")
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    w.settings_panel.set_settings(LONG)
+    _scribbled(w, qtbot)
+    with qtbot.waitSignal(w.trainer.reported, timeout=30_000):
+        assert w.start_training()
+    worker = w.trainer.worker
+    viewer.close()
+    assert worker.done.wait(5)
+    w.cleanup()
+
+
+def _rgb(hex_color: str) -> list[float]:
+    return [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
