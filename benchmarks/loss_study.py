@@ -609,9 +609,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("foreground IoU", fontsize=8)
         ax.set_title(f"IoU, {lk} labels (mean ± sd over seeds)", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
-        if i == n_lk - 1:
-            ax.legend(fontsize=6, ncol=2, loc="lower left")
-    fig.tight_layout()
+    handles, labels_ = ax.get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="lower center", ncol=min(len(keys), 5), fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -671,6 +671,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="docs", help="output folder")
     p.add_argument("--suffix", help="output name suffix (default '' or '_quick')")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--replot", metavar="CSV", help="only redraw the plot from a study's CSV")
     a = p.parse_args(argv)
     quick = a.quick
     a.steps = a.steps or (15 if quick else 80)
@@ -688,6 +689,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replot:
+        with open(args.replot, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        png = Path(args.out) / "images" / f"loss_study{args.suffix}.png"
+        plot(rows, png)
+        print(f"wrote {png}")
+        return 0
     t_start = time.perf_counter()
     load_start = _load()
     torch.set_num_threads(args.threads)
