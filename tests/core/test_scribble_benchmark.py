@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -153,3 +154,21 @@ def test_cli_rejects_missing_inputs():
         sb.main(["--no-forest"])
     with pytest.raises(SystemExit, match="--simulate"):
         sb.main(["--image", "a.tif", "--mask", "b.tif"])
+
+
+def test_end_to_end_tiny(tmp_path, capsys):
+    """The whole script on a tiny synthetic image with very short budgets."""
+    md, js, png = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "p.png"
+    argv = ["--synthetic", "--synthetic-size", "96", "--fraction", "0.03", "--budgets", "0.3"]
+    argv += ["--trees", "5", "--threads", "1", "--device", "cpu", "--no-warmup"]
+    argv += ["--variant", "small", "crop_size=32", "model.width=4"]
+    argv += ["--markdown", str(md), "--json", str(js), "--plot", str(png)]
+    assert sb.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "random forest" in out and "small" in out
+    text = md.read_text()
+    assert "| random forest |" in text and "`crop_size=32`" in text
+    runs = json.loads(js.read_text())["runs"]
+    assert [r["method"] for r in runs] == ["random forest", "small"]
+    assert runs[1]["steps"] >= 1 and 0.0 <= runs[1]["iou"] <= 1.0
+    assert png.stat().st_size > 1000
