@@ -330,7 +330,9 @@ class CropSampler:
         Crop edges are multiples of this (the network's ``2**depth``).
     rng : np.random.Generator
     augment : bool
-        Random flips, 90 degree rotations and intensity changes.
+        Random flips and 90 degree rotations.
+    intensity : float
+        Strength of the random intensity changes (contrast, brightness, gamma, noise); 0 = none.
     """
 
     def __init__(
@@ -342,8 +344,10 @@ class CropSampler:
         multiple: int,
         rng: np.random.Generator,
         augment: bool = True,
+        intensity: float = 0.0,
     ) -> None:
         self.view = view
+        self.intensity = float(intensity)
         self.norm = normalization
         self.rng = rng
         self.augment = augment
@@ -389,6 +393,26 @@ class CropSampler:
         ch, cw = self.crop
         y += int(rng.integers(-(ch // 4), ch // 4 + 1))
         x += int(rng.integers(-(cw // 4), cw // 4 + 1))
+        return self._crop(z, y, x)
+
+    def uniform_batch(self, size: int) -> np.ndarray:
+        """Crops ``(B, C, h, w)`` at uniformly random places of the whole image (no labels
+        needed, no augmentation), e.g. to measure batch-norm statistics."""
+        rng = self.rng
+        Z, _, H, W = self.view.data.shape
+        out = []
+        for _ in range(size):
+            z = int(rng.integers(Z))
+            y, x = int(rng.integers(H)), int(rng.integers(W))
+            img, _ = self._crop(z, y, x, augment=False)
+            out.append(img)
+        return np.stack(out)
+
+    def _crop(
+        self, z: int, y: int, x: int, augment: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ch, cw = self.crop
+        _, _, H, W = self.view.data.shape
         y0, y1, py0, py1 = self._window(y, ch, H)
         x0, x1, px0, px1 = self._window(x, cw, W)
         img = self.norm.apply(self.view.data[z, :, y0:y1, x0:x1])
@@ -396,7 +420,7 @@ class CropSampler:
         if py0 or py1 or px0 or px1:
             img = np.pad(img, ((0, 0), (py0, py1), (px0, px1)), mode="symmetric")
             lab = np.pad(lab, ((py0, py1), (px0, px1)), mode="constant")
-        if self.augment:
+        if self.augment if augment is None else augment:
             img, lab = self._augment(img, lab)
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
 
@@ -408,14 +432,17 @@ class CropSampler:
             img, lab = img[:, ::-1], lab[::-1]
         if img.shape[1] == img.shape[2] and rng.random() < 0.5:
             img, lab = img.transpose(0, 2, 1), lab.T
-        # Intensity: contrast, brightness, gamma and noise, per sample.
-        if rng.random() < 0.8:
-            img = img * rng.uniform(0.75, 1.33) + rng.uniform(-0.15, 0.15)
-        if rng.random() < 0.3:
-            gamma = rng.uniform(0.7, 1.5)
-            img = np.sign(img) * np.abs(img) ** gamma
-        if rng.random() < 0.3:
-            img = img + rng.normal(0.0, rng.uniform(0.0, 0.05), img.shape).astype(np.float32)
+        a = self.intensity
+        if a > 0:
+            # Intensity: contrast, brightness, gamma and noise, per sample.
+            if rng.random() < 0.8:
+                img = img * np.exp(rng.uniform(-0.3, 0.3) * a) + rng.uniform(-0.15, 0.15) * a
+            if rng.random() < 0.3:
+                gamma = np.exp(rng.uniform(-0.4, 0.4) * a)
+                img = np.sign(img) * np.abs(img) ** gamma
+            if rng.random() < 0.3:
+                sigma = rng.uniform(0.0, 0.05 * a)
+                img = img + rng.normal(0.0, sigma, img.shape).astype(np.float32)
         return img.astype(np.float32, copy=False), lab
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,8 +32,10 @@ class ModelConfig:
     width : int
         Feature channels of the first level; doubled at each level down.
     norm : str
-        ``"batch"`` (default; tiled prediction equals whole-image prediction), ``"group"``,
-        ``"instance"`` or ``"none"``.
+        ``"group"`` (default: learns fastest from few painted pixels in our benchmarks),
+        ``"batch"`` (tiled prediction then equals whole-image prediction exactly; with group
+        norm, tiles smaller than the image change the result slightly), ``"instance"`` or
+        ``"none"``.
     binary_mode : str
         For two classes: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output = foreground).
         More classes always use softmax.
@@ -43,7 +45,7 @@ class ModelConfig:
 
     depth: int = 3
     width: int = 16
-    norm: str = "batch"
+    norm: str = "group"
     binary_mode: str = "softmax"
     upsampling: str = "transpose"
 

@@ -74,25 +74,31 @@ def save_model(model: SegModel, path: str | Path) -> Path:
 
 
 def _sniff(path: Path) -> None:
-    """Raise ModelFileError unless the file starts like a safetensors file."""
+    """Raise ModelFileError unless the file starts like a safetensors file.
+
+    A safetensors file starts with the 8-byte little-endian length of its JSON header, then
+    ``{``. Anything else is refused with a message naming what it looks like.
+    """
     with open(path, "rb") as f:
         head = f.read(9)
     size = path.stat().st_size
+    if len(head) == 9:
+        (n,) = struct.unpack("<Q", head[:8])
+        if head[8:9] == b"{" and 2 <= n <= min(size - 8, _MAX_HEADER):
+            return
     if head[:4] == b"PK\x03\x04":
         raise ModelFileError(
             f"{path} is a PyTorch/zip checkpoint, not a napari-seglab model; refusing to load it "
             "(such files are pickles and can run code)"
         )
-    if head[:1] == b"\x80" or head[:1] in (b"(", b"c", b"]", b"}"):
+    if head[:1] == b"\x80":
         raise ModelFileError(
             f"{path} looks like a Python pickle, not a napari-seglab model; refusing to load it "
             "(pickles can run code)"
         )
     if len(head) < 9:
         raise ModelFileError(f"{path} is not a napari-seglab model (file too short)")
-    (n,) = struct.unpack("<Q", head[:8])
-    if n > min(size - 8, _MAX_HEADER) or head[8:9] != b"{":
-        raise ModelFileError(f"{path} is not a napari-seglab model (not a safetensors file)")
+    raise ModelFileError(f"{path} is not a napari-seglab model (not a safetensors file)")
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

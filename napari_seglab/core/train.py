@@ -79,8 +79,17 @@ class TrainConfig:
         Training crops per step and their edge in pixels.
     lr, weight_decay : float
         Adam settings.
+    lr_decay : bool
+        With a budget, lower the learning rate along a cosine to 5% of ``lr`` at its end.
+    ema : float
+        Decay of the exponential moving average of the weights that previews, the final model
+        and the returned model use (0 = use the raw weights). Averaging removes the step-to-step
+        jitter of a small network trained on few pixels.
     augment : bool
-        Random flips, 90 degree rotations and intensity changes.
+        Random flips and 90 degree rotations of the crops.
+    intensity_augment : float
+        Strength of random contrast/brightness/gamma/noise changes (0 = none, 1 = strong).
+        Off by default: absolute intensity is often what tells the classes apart.
     percentiles : tuple of float
         Normalisation percentiles of a new model.
     amp : bool
@@ -104,11 +113,14 @@ class TrainConfig:
     final_prediction: bool = True
     channel_axis: int | None = None
     num_threads: int | None = None
-    crop_size: int = 128
+    crop_size: int = 64
     batch_size: int = 4
     lr: float = 3e-3
     weight_decay: float = 0.0
+    lr_decay: bool = True
+    ema: float = 0.9
     augment: bool = True
+    intensity_augment: float = 0.0
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     amp: bool = True
     class_weight_beta: float = 0.999
@@ -136,6 +148,8 @@ class TrainConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.lambda_dice < 0 or self.lambda_ce < 0:
             raise ValueError("lambda_dice and lambda_ce must be >= 0")
         if not isinstance(self.device, torch.device):
@@ -238,6 +252,70 @@ def _loss_parts(loss_fn: torch.nn.Module, name: str, total: float) -> dict[str, 
     return {name: total}
 
 
+class _WeightAverage:
+    """Exponential moving average of a network's floating-point parameters.
+
+    Buffers (batch-norm statistics) are not averaged: they are running averages already.
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` so early steps are not held back.
+    """
+
+    def __init__(self, net: torch.nn.Module, decay: float) -> None:
+        self.net = net
+        self.decay = decay
+        self.n = 0
+        self.shadow = [p.detach().clone() for p in net.parameters()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.n += 1
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        params = [p.detach() for p in self.net.parameters()]
+        torch._foreach_lerp_(self.shadow, params, 1.0 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the averaged and the live weights (call twice to swap back)."""
+        for s, p in zip(self.shadow, self.net.parameters(), strict=True):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: torch.nn.Module, batches: list[torch.Tensor]) -> None:
+    """Re-measure batch-norm running statistics for the current weights.
+
+    The running statistics collected during training lag behind the weights (and do not belong
+    to averaged weights at all); a few forward passes with a cumulative average fix that.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = net.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    try:
+        for x in batches:
+            net(x)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        net.train(was_training)
+
+
+def _budget_fraction(config: TrainConfig, step: int, elapsed: float) -> float | None:
+    """How much of the budget is used, 0..1; None without a budget."""
+    parts = []
+    if config.steps is not None:
+        parts.append(step / config.steps)
+    if config.seconds is not None:
+        parts.append(elapsed / config.seconds)
+    return min(1.0, max(parts)) if parts else None
+
+
 def _prepare(
     image: np.ndarray,
     scribbles: np.ndarray,
@@ -327,6 +405,7 @@ def _run(
     previous_threads = torch.get_num_threads()
     threads = previous_threads
     optimizer = None
+    ema: _WeightAverage | None = None
     try:
         if device.type == "cpu":
             threads = int(config.num_threads or default_num_threads())
@@ -341,6 +420,7 @@ def _run(
         optimizer = torch.optim.Adam(
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+        ema = _WeightAverage(net, config.ema) if config.ema > 0 else None
         use_amp = bool(config.amp and device.type == "cuda")
         amp_dtype = torch.float16
         if use_amp and torch.cuda.is_bf16_supported():
@@ -355,6 +435,7 @@ def _run(
             model.config.multiple,
             rng,
             augment=config.augment,
+            intensity=config.intensity_augment,
         )
         counts_obj = weights.ClassCounts(K)
         counts_obj.add(labels)
@@ -371,6 +452,15 @@ def _run(
             return counts, w, make_loss(config, wt, model.sigmoid)
 
         counts, cw, loss_fn = class_weights()
+
+        def recalibrate() -> None:
+            batches = [
+                torch.from_numpy(sampler.uniform_batch(config.batch_size)).to(device)
+                for _ in range(4)
+            ]
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                recalibrate_batchnorm(net, batches)
+
         model.train_settings = {
             **config.to_dict(),
             "device": description,
@@ -392,6 +482,8 @@ def _run(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update()
             step += 1
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
@@ -403,10 +495,28 @@ def _run(
             )
             prediction = None
             want_preview = config.preview_every > 0 and now - last_preview >= config.preview_every
+            if done and ema is not None:
+                ema.swap()  # the model ends with the averaged weights
+                ema = None
+            if done:
+                recalibrate()
+            if config.lr_decay:
+                fraction = _budget_fraction(config, step, elapsed)
+                if fraction is not None:
+                    factor = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * fraction))
+                    for group in optimizer.param_groups:
+                        group["lr"] = config.lr * factor
             if (done and config.final_prediction) or want_preview:
-                prediction = predict(
-                    model, _original_layout(view), tile=config.tile, channel_axis=-1
-                )
+                if ema is not None:
+                    ema.swap()
+                    recalibrate()
+                try:
+                    prediction = predict(
+                        model, _original_layout(view), tile=config.tile, channel_axis=-1
+                    )
+                finally:
+                    if ema is not None:
+                        ema.swap()
                 last_preview = time.perf_counter()
             model.train_settings["steps_done"] = step
             model.train_settings["seconds_done"] = round(elapsed, 3)
@@ -440,6 +550,8 @@ def _run(
                 sampler.set_labels(new)
                 counts, cw, loss_fn = class_weights()
     finally:
+        if ema is not None:
+            ema.swap()  # stopped early (close() or an error): keep the averaged weights
         net.eval()
         if device.type != "cpu":
             net.to("cpu")

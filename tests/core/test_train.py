@@ -41,10 +41,10 @@ def run(gen):
 
 def test_learns_blobs():
     image, gt, scribbles = blobs()
-    reports = run(train(image, scribbles, TrainConfig(steps=150, **FAST)))
+    reports = run(train(image, scribbles, TrainConfig(steps=100, **FAST)))
     last = reports[-1]
     assert isinstance(last, TrainReport)
-    assert last.done and last.step == 150 and len(reports) == 150
+    assert last.done and last.step == 100 and len(reports) == 100
     assert not any(r.done for r in reports[:-1])
     assert last.prediction is not None
     assert last.prediction.labels.shape == gt.shape
