@@ -324,6 +324,12 @@ def foreground_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.count_nonzero(pred & truth) / union)
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> float:
+    """``count(num) / count(den)``; 1.0 when ``den`` is empty."""
+    n = np.count_nonzero(den)
+    return 1.0 if n == 0 else float(np.count_nonzero(num) / n)
+
+
 def _boundary(mask: np.ndarray) -> np.ndarray:
     """Inner boundary of a 2D boolean mask (the image border is not a boundary)."""
     return mask & ~ndi.binary_erosion(mask, border_value=1)
@@ -407,6 +413,8 @@ def run_one(task: Task, labels: str, variant: Variant, seed: int, s: Settings) -
         "seed": seed,
         "iou": round(foreground_iou(pred, truth), 4),
         "boundary_f1": round(boundary_f1(pred, truth, s.tolerance), 4),
+        "precision": round(_ratio(pred & truth, pred), 4),
+        "recall": round(_ratio(pred & truth, truth), 4),
         "train_s": round(seconds, 3),
         "steps": report.step,
         "final_loss": round(report.loss, 5),
@@ -546,6 +554,21 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             "A win is an IoU more than 0.005 above the default's on the same run set-up.",
             "",
         ]
+    out += [
+        "## Foreground precision and recall (mean over seeds)",
+        "",
+        "How the losses err: precision below recall means too much foreground "
+        "(false positives), the reverse means missed foreground.",
+        "",
+    ]
+    agg_p, agg_r = aggregate(rows, "precision"), aggregate(rows, "recall")
+    for lk in label_kinds:
+        out.append(f"| {lk} labels | " + " | ".join(tasks) + " |")
+        out.append("|---|" + "---:|" * len(tasks))
+        for k in keys:
+            cells = [f"{agg_p[(lk, t, k)][0]:.2f} / {agg_r[(lk, t, k)][0]:.2f}" for t in tasks]
+            out.append(f"| {VARIANT_BY_KEY[k].label} | " + " | ".join(cells) + " |")
+        out.append("")
     agg_t = aggregate(rows, "train_s")
     out += ["## Training time (s per run, mean over tasks, label kinds and seeds)", ""]
     out.append("| loss | seconds | steps/s |")

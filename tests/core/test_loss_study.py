@@ -95,11 +95,12 @@ def test_tiny_study_writes_tables_and_plot(tmp_path):
     assert {r["task"] for r in rows} == {"synthetic 20%", "nuclei 3D"}
     for r in rows:
         assert 0.0 <= float(r["iou"]) <= 1.0
-        assert 0.0 <= float(r["boundary_f1"]) <= 1.0
+        for metric in ("boundary_f1", "precision", "recall"):
+            assert 0.0 <= float(r[metric]) <= 1.0
         assert int(r["steps"]) == 2 and float(r["train_s"]) > 0
     md = (out / "loss_study_test.md").read_text()
     assert "## Foreground IoU, sparse labels" in md and "Dice + CE, weighted" in md
-    assert "benchmarks/loss_study.py --steps 2" in md
+    assert "benchmarks/loss_study.py --steps 2" in md and "precision and recall" in md
     assert (out / "images" / "loss_study_test.png").stat().st_size > 10_000
 
 
