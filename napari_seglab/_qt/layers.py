@@ -148,35 +148,60 @@ def _set_data(layer: napari.layers.Layer, data: np.ndarray) -> None:
         layer.data = data
 
 
-def show_prediction(
+def visible_region(image: napari.layers.Image) -> tuple[slice, ...] | None:
+    """The part of ``image`` on screen, as one slice per spatial axis; None if all of it.
+
+    Uses the layer's ``corner_pixels``; stacks give the displayed slice. Adds a margin of 1/8
+    of the view on each side.
+    """
+    shape = spatial_shape(image)
+    corners = np.asarray(image.corner_pixels)[:, : len(shape)]
+    if corners.shape != (2, len(shape)):
+        return None
+    lo, hi = corners[0].astype(int), corners[1].astype(int) + 1
+    region = []
+    full = True
+    for axis, n in enumerate(shape):
+        a, b = int(np.clip(lo[axis], 0, n - 1)), int(np.clip(hi[axis], 1, n))
+        if axis < len(shape) - 2:  # not displayed: the current slice
+            region.append(slice(a, a + 1))
+            full = full and n == 1
+            continue
+        margin = (b - a) // 8
+        a, b = max(0, a - margin), min(n, b + margin)
+        if b <= a:
+            return None
+        region.append(slice(a, b))
+        full = full and (b - a) * 10 >= n * 9
+    return None if full else tuple(region)
+
+
+def ensure_prediction_layers(
     viewer: napari.Viewer,
     image: napari.layers.Image,
-    prediction: Prediction,
+    num_classes: int,
     classes: Sequence[SegClass],
     *,
     below: napari.layers.Layer | None = None,
-    probability: bool = True,
-) -> tuple[napari.layers.Labels, napari.layers.Image | None]:
-    """Create or refresh ``"<image> prediction"`` (and ``"<image> probability"``).
+) -> tuple[napari.layers.Labels, napari.layers.Image]:
+    """Return ``"<image> prediction"`` and ``"<image> probability"``, creating them if needed.
 
-    The layers are created once (under ``below`` when given, so that scribbles stay on top)
-    and later refreshed in place.
-
-    Parameters
-    ----------
-    prediction : Prediction
-        ``labels (*spatial)`` uint8 class ids 1..K and ``probabilities (K, *spatial)``.
+    New layers start empty (class 0 is transparent) and are inserted under ``below`` (so that
+    the scribbles stay on top); existing ones of the right shape are kept as they are.
     """
     from napari.layers import Image, Labels
 
-    labels = np.asarray(prediction.labels)
-    ndim = labels.ndim
-    transform = _spatial_transform(image, ndim)
-    pred = find_layer(viewer, prediction_name(image), Labels)
+    shape = spatial_shape(image)
+    transform = _spatial_transform(image, len(shape))
+    prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = []
+    pred = find_layer(viewer, prediction_name(image), Labels)
+    if pred is not None and tuple(pred.data.shape) != shape:
+        viewer.layers.remove(pred)
+        pred = None
     if pred is None:
         pred = Labels(
-            labels.copy(),
+            np.zeros(shape, np.uint8),
             name=prediction_name(image),
             opacity=0.45,
             metadata={ROLE_KEY: "prediction"},
@@ -184,37 +209,26 @@ def show_prediction(
         )
         apply_classes(pred, classes)
         created.append(pred)
-    else:
-        _set_data(pred, labels)
-
-    prob_layer = None
-    if probability:
-        prob = np.asarray(
-            foreground_probability(np.asarray(prediction.probabilities)), dtype=np.float32
+    prob = find_layer(viewer, probability_name(image), Image)
+    if prob is not None and tuple(prob.data.shape) != prob_shape:
+        viewer.layers.remove(prob)
+        prob = None
+    if prob is None:
+        prob_transform = transform
+        if len(prob_shape) > len(shape):  # (K, *spatial): a class axis in front
+            prob_transform = {k: (1.0 if k == "scale" else 0.0, *v) for k, v in transform.items()}
+        prob = Image(
+            np.zeros(prob_shape, np.float32),
+            name=probability_name(image),
+            colormap="magma",
+            contrast_limits=(0.0, 1.0),
+            opacity=0.6,
+            blending="additive",
+            visible=False,
+            metadata={ROLE_KEY: "probability"},
+            **prob_transform,
         )
-        prob_layer = find_layer(viewer, probability_name(image), Image)
-        if prob_layer is None:
-            prob_transform = transform
-            if prob.ndim > ndim:  # (K, *spatial): a class axis in front
-                prob_transform = {
-                    k: (1.0 if k == "scale" else 0.0, *v) for k, v in transform.items()
-                }
-            prob_layer = Image(
-                prob.copy(),
-                name=probability_name(image),
-                colormap="magma",
-                contrast_limits=(0.0, 1.0),
-                opacity=0.6,
-                blending="additive",
-                visible=False,
-                metadata={ROLE_KEY: "probability"},
-                **prob_transform,
-            )
-            created.insert(0, prob_layer)
-        else:
-            _set_data(prob_layer, prob)
-            prob_layer.contrast_limits = (0.0, 1.0)
-
+        created.insert(0, prob)
     if created:
         index = len(viewer.layers)
         if below is not None and below in viewer.layers:
@@ -225,4 +239,59 @@ def show_prediction(
             index += 1
         if active is not None:  # keep painting where the user was
             viewer.layers.selection.active = active
-    return pred, prob_layer
+    return pred, prob
+
+
+def update_prediction_layers(
+    pred: napari.layers.Labels,
+    prob: napari.layers.Image | None,
+    prediction: Prediction,
+    region: tuple[slice, ...] | None = None,
+) -> None:
+    """Write a prediction (of the whole image, or of ``region``) into the overlay layers.
+
+    Parameters
+    ----------
+    prediction : Prediction
+        ``labels`` uint8 class ids 1..K with the shape of the image (or of ``region``);
+        ``probabilities`` ``(K, *that shape)``.
+    region : tuple of slice, optional
+        Where the prediction goes (one slice per spatial axis); None: the whole image.
+    """
+    labels = np.asarray(prediction.labels)
+    if region is None:
+        _set_data(pred, labels)
+    else:
+        pred.data[region] = labels
+        pred.refresh()
+    if prob is None or prediction.probabilities is None:
+        return
+    values = np.asarray(foreground_probability(np.asarray(prediction.probabilities)), np.float32)
+    if region is None and values.shape == prob.data.shape:
+        _set_data(prob, values)
+    elif region is not None and values.ndim == prob.data.ndim:
+        index = region if values.ndim == labels.ndim else (slice(None), *region)
+        prob.data[index] = values
+        if prob.visible:
+            prob.refresh()
+    else:  # the number of classes changed
+        prob.data = values
+    prob.contrast_limits = (0.0, 1.0)
+
+
+def show_prediction(
+    viewer: napari.Viewer,
+    image: napari.layers.Image,
+    prediction: Prediction,
+    classes: Sequence[SegClass],
+    *,
+    below: napari.layers.Layer | None = None,
+    region: tuple[slice, ...] | None = None,
+) -> tuple[napari.layers.Labels, napari.layers.Image]:
+    """Create (once) and refresh ``"<image> prediction"`` and ``"<image> probability"``."""
+    num_classes = 2
+    if prediction.probabilities is not None:
+        num_classes = int(np.asarray(prediction.probabilities).shape[0])
+    pred, prob = ensure_prediction_layers(viewer, image, num_classes, classes, below=below)
+    update_prediction_layers(pred, prob, prediction, region)
+    return pred, prob

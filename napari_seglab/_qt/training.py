@@ -8,7 +8,9 @@ main thread, where it updates the layers.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,9 +22,103 @@ if TYPE_CHECKING:
     from napari_seglab.core.train import TrainConfig, TrainReport
 
 
-def _drive(gen: Generator) -> Generator:
-    """Generator function around an existing generator (forwards ``send`` and the return)."""
-    return (yield from gen)
+@dataclass(frozen=True)
+class Update:
+    """What the training worker yields: the core's report and, now and then, a preview.
+
+    Attributes
+    ----------
+    report : TrainReport
+    prediction : Prediction or None
+        The model's prediction of ``region`` (or of the whole image when ``region`` is None).
+    region : tuple of slice or None
+        Where ``prediction`` belongs (one slice per spatial axis).
+    """
+
+    report: TrainReport
+    prediction: Prediction | None = None
+    region: tuple[slice, ...] | None = None
+
+
+class Previewer:
+    """Predicts, on the training thread between two steps, what the viewer shows.
+
+    The main thread sets :attr:`region` (a tuple of slices, replaced atomically) whenever the
+    view moves; every ``every`` seconds of training the worker predicts that region only, so a
+    large image's overlay refreshes quickly where the user looks. The core's last report brings
+    the full prediction.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        The training image (a copy owned by the worker).
+    every : float
+        Seconds of training between previews (0: none).
+    """
+
+    def __init__(self, image: np.ndarray, every: float) -> None:
+        self.image = image
+        self.every = float(every)
+        self.region: tuple[slice, ...] | None = None
+        self._last: float | None = None
+        self._cost = 0.0
+
+    def __call__(self, report: TrainReport) -> Update:
+        if report.prediction is not None:
+            return Update(report, report.prediction, None)
+        now = time.perf_counter()
+        if self._last is None:  # the first step: previews are counted from here
+            self._last = now
+        # previews take at most a third of the time: wait at least twice the last one's cost
+        if self.every <= 0 or now - self._last < max(self.every, 2 * self._cost):
+            return Update(report)
+        region = self.region
+        prediction = report.model.predict(self.image, region=region)
+        self._last = time.perf_counter()
+        self._cost = self._last - now
+        return Update(report, prediction, region)
+
+
+_warm_up_lock = threading.Lock()
+_warmed_up = False
+
+
+def warm_up() -> threading.Thread | None:
+    """Import in a background thread what torch imports lazily on the first training step.
+
+    ``torch.optim`` imports ``torch._dynamo`` (seconds of pure-Python module code) the first
+    time an optimizer is made; done in the training worker, that import holds the GIL and the
+    import lock and freezes the viewer. The widget calls this when it opens, while the user is
+    still painting. Returns the started thread (None when already done in this process).
+    """
+    global _warmed_up
+    with _warm_up_lock:
+        if _warmed_up:
+            return None
+        _warmed_up = True
+
+    def _import() -> None:
+        import torch
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+    thread = threading.Thread(target=_import, name="seglab-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _drive(gen: Generator, previewer: Previewer) -> Generator:
+    """Run the core's training generator, adding previews; forwards ``send`` and the return."""
+    try:
+        report = next(gen)
+    except StopIteration as stop:
+        return stop.value
+    while True:
+        new = yield previewer(report)
+        try:
+            report = gen.send(new)
+        except StopIteration as stop:
+            return stop.value
 
 
 class _TrainWorker(GeneratorWorker):
@@ -53,8 +149,9 @@ class Trainer(QObject):
 
     Signals
     -------
-    reported(TrainReport)
-        Every report of the running training, on the main thread.
+    reported(Update)
+        Every report of the running training (with a preview now and then), on the main
+        thread.
     finished(object)
         Training ended (budget reached, stopped, or failed); the current model or None.
     failed(str)
@@ -73,6 +170,8 @@ class Trainer(QObject):
         self.error: str | None = None
         self._worker: _TrainWorker | None = None
         self._gen: Generator | None = None
+        self._previewer: Previewer | None = None
+        self._pending: np.ndarray | None = None
         self._stop_requested = False
 
     @property
@@ -85,10 +184,18 @@ class Trainer(QObject):
         """The running worker (tests wait on its signals)."""
         return self._worker
 
-    def start(self, image: np.ndarray, scribbles: np.ndarray, config: TrainConfig) -> _TrainWorker:
+    def start(
+        self,
+        image: np.ndarray,
+        scribbles: np.ndarray,
+        config: TrainConfig,
+        region: tuple[slice, ...] | None = None,
+    ) -> _TrainWorker:
         """Start training on copies of ``image`` and ``scribbles``.
 
-        Continues from :attr:`model` when there is one (it is trained in place).
+        Continues from :attr:`model` when there is one (it is trained in place). Previews come
+        every ``config.preview_every`` seconds, of ``region`` (see :meth:`set_region`); the
+        core itself is asked for the final prediction only.
         """
         from napari_seglab.core.train import train
 
@@ -97,16 +204,24 @@ class Trainer(QObject):
         self.last_report = None
         self.error = None
         self._stop_requested = False
+        self._pending = None
+        image = np.array(image, copy=True)
+        previewer = Previewer(image, config.preview_every)
+        previewer.region = region
         gen = train(
-            np.array(image, copy=True), np.array(scribbles, copy=True), config, model=self.model
+            image,
+            np.array(scribbles, copy=True),
+            replace(config, preview_every=0.0, final_prediction=True),
+            model=self.model,
         )
+        self._previewer = previewer
         worker = create_worker(
             _drive,
             gen,
+            previewer,
             _worker_class=_TrainWorker,
             _start_thread=False,
             _ignore_errors=True,
-            _progress={"desc": "SegLab training"},
         )
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
@@ -117,9 +232,18 @@ class Trainer(QObject):
         worker.start()
         return worker
 
+    def set_region(self, region: tuple[slice, ...] | None) -> None:
+        """Preview only ``region`` of the image from now on (None: all of it)."""
+        if self._previewer is not None:
+            self._previewer.region = region
+
     def send(self, scribbles: np.ndarray) -> None:
         """Hand a copy of the full scribbles array to the running training."""
-        if self._worker is not None and not self._stop_requested:
+        if self._worker is None or self._stop_requested:
+            return
+        if self.last_report is None:  # the generator has not started: send with the 1st report
+            self._pending = np.array(scribbles, copy=True)
+        else:
             self._worker.send(np.array(scribbles, copy=True))
 
     def stop(self) -> None:
@@ -144,10 +268,14 @@ class Trainer(QObject):
         self.last_report = None
 
     # -- worker signals (main thread) ------------------------------------------------------
-    def _on_yielded(self, report: TrainReport) -> None:
-        self.last_report = report
-        self.model = report.model
-        self.reported.emit(report)
+    def _on_yielded(self, update: Update) -> None:
+        first = self.last_report is None
+        self.last_report = update.report
+        self.model = update.report.model
+        if first and self._pending is not None and self._worker is not None:
+            self._worker.send(self._pending)
+        self._pending = None
+        self.reported.emit(update)
 
     def _on_returned(self, model: SegModel | None) -> None:
         if model is not None:
@@ -160,6 +288,7 @@ class Trainer(QObject):
     def _on_finished(self) -> None:
         gen, self._gen = self._gen, None
         self._worker = None
+        self._previewer = None
         if gen is not None:
             try:
                 gen.close()  # already closed by the worker; a no-op kept for safety

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, Qt
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -41,16 +42,39 @@ from napari_seglab._qt.classes import (
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.loss_plot import LossPlot
 from napari_seglab._qt.settings import SettingsPanel
-from napari_seglab._qt.training import Trainer, predict_worker
+from napari_seglab._qt.training import Trainer, Update, predict_worker, warm_up
 from napari_seglab._qt.weights_panel import ScribbleCounter, WeightsPanel
 
 if TYPE_CHECKING:
     import napari
 
     from napari_seglab.core.model import Prediction, SegModel
-    from napari_seglab.core.train import TrainReport
 
 MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
+
+
+class StatusLabel(QLabel):
+    """A one-line label whose size never depends on its text.
+
+    Changing a QLabel's text re-runs the layout of the whole dock; with a constant size hint the
+    status can change several times a second during training at no cost to the viewer.
+    """
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 2)
+
+    def sizeHint(self) -> QSize:
+        return QSize(100, self.fontMetrics().height() + 2)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(10, self.fontMetrics().height() + 2)
+
+    def setText(self, text: str) -> None:
+        if text != self.text():
+            super().setText(text)
+            self.setToolTip(text)
 
 
 def _is_input_image(layer) -> bool:
@@ -85,7 +109,14 @@ class SegLabWidget(QWidget):
         self._apply_worker = None
         self._closed = False
         self._watched_window = None
+        self._budget: tuple[float | None, int | None] = (None, None)
+        self._status_timer = QTimer(self)
+        self._status_timer.setSingleShot(True)
+        self._status_timer.setInterval(500)
+        self._status_timer.timeout.connect(self._show_status)
 
+        #: background import of what the first training step would import (None: done before)
+        self.warm_up_thread = warm_up()
         self._build_ui()
         self._connect()
         self._apply_theme()
@@ -142,13 +173,12 @@ class SegLabWidget(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(8)
         tl.addWidget(self.progress)
-        self.status_label = QLabel("No model yet: paint both classes, then Train.", train_box)
-        self.status_label.setWordWrap(True)
+        self.status_label = StatusLabel("No model yet: paint both classes, then Train.", train_box)
         tl.addWidget(self.status_label)
-        self.device_label = QLabel(train_box)
+        self.device_label = StatusLabel("", train_box)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         tl.addWidget(self.device_label)
-        self.loss_plot = LossPlot(train_box)
+        self.loss_plot = LossPlot(train_box, redraw_ms=0)
         tl.addWidget(self.loss_plot)
         layout.addWidget(train_box)
 
@@ -367,11 +397,20 @@ class SegLabWidget(QWidget):
             self.loss_plot.mark_restart()
         try:
             config = self.settings_panel.settings().train_config()
-            self.trainer.start(lyr.image_data(image), np.asarray(scribbles.data), config)
+            region = lyr.visible_region(image)
+            self.trainer.start(
+                lyr.image_data(image), np.asarray(scribbles.data), config, region=region
+            )
         except (ValueError, TypeError, RuntimeError) as exc:
             show_error(f"SegLab: could not start training: {exc}")
             return False
+        # the overlay layers exist from the start (empty), so that previews only write data
+        num_classes = self.trainer.model.num_classes if self.trainer.model else max(2, top)
+        lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes, below=scribbles)
         self._train_image, self._train_scribbles = image, scribbles
+        self.viewer.camera.events.center.connect(self._on_view_changed)
+        self.viewer.camera.events.zoom.connect(self._on_view_changed)
+        self.viewer.dims.events.current_step.connect(self._on_view_changed)
         self._sent_counts = counts.copy()
         image.events.name.connect(self._on_training_layer_renamed)
         scribbles.events.name.connect(self._on_training_layer_renamed)
@@ -393,6 +432,15 @@ class SegLabWidget(QWidget):
             show_info(f"SegLab: training stopped because {reason}.")
             self.stop_training()
 
+    def _on_view_changed(self, event=None) -> None:
+        if self._train_image is not None:
+            self.trainer.set_region(lyr.visible_region(self._train_image))
+
+    def _disconnect_view(self) -> None:
+        self.viewer.camera.events.center.disconnect(self._on_view_changed)
+        self.viewer.camera.events.zoom.disconnect(self._on_view_changed)
+        self.viewer.dims.events.current_step.disconnect(self._on_view_changed)
+
     def _on_training_layer_renamed(self, event=None) -> None:
         self._stop_because("a training layer was renamed")
 
@@ -401,32 +449,50 @@ class SegLabWidget(QWidget):
         if layer is not None and layer in (self._train_image, self._train_scribbles):
             self._stop_because(f"layer '{layer.name}' was removed")
 
-    def _on_report(self, report: TrainReport) -> None:
+    def _on_report(self, update: Update) -> None:
         if self._closed:
             return
-        seconds, steps = getattr(self, "_budget", (None, None))
+        report = update.report
+        self.loss_plot.append(report.step, report.loss)
+        if update.prediction is not None and self._train_image is not None:
+            self._show_prediction(self._train_image, update.prediction, update.region)
+        # labels, progress bar and plot twice a second (a GPU yields hundreds of reports)
+        if not self._status_timer.isActive():
+            self._status_timer.start()
+
+    def _show_status(self) -> None:
+        report = self.trainer.last_report
+        if self._closed or report is None or not self.trainer.running:
+            return
+        seconds, steps = self._budget
         if steps:
-            fraction = (report.step + 1) / steps
+            fraction = report.step / steps
         elif seconds:
             fraction = report.elapsed / seconds
         else:
             fraction = 0.0
+        # QProgressBar.setValue repaints synchronously; with updates off it joins the next
+        # paint together with the label and the plot (one window repaint per tick)
+        self.progress.setUpdatesEnabled(False)
         self.progress.setValue(int(1000 * min(1.0, fraction)))
+        self.progress.setUpdatesEnabled(True)
         self.status_label.setText(
             f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
         )
         self.device_label.setText(f"Device: {report.device}")
-        self.loss_plot.append(report.step, report.loss)
-        if report.prediction is not None and self._train_image is not None:
-            self._show_prediction(self._train_image, report.prediction)
+        self.loss_plot.redraw()
 
-    def _show_prediction(self, image: Image, prediction: Prediction) -> None:
+    def _show_prediction(
+        self, image: Image, prediction: Prediction, region: tuple[slice, ...] | None = None
+    ) -> None:
         if image not in self.viewer.layers:
             return
         below = self._train_scribbles or self.scribbles_layer
         if below is not None and below not in self.viewer.layers:
             below = None
-        lyr.show_prediction(self.viewer, image, prediction, self.classes, below=below)
+        lyr.show_prediction(
+            self.viewer, image, prediction, self.classes, below=below, region=region
+        )
 
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self._closed:
@@ -434,9 +500,13 @@ class SegLabWidget(QWidget):
         for layer in (self._train_image, self._train_scribbles):
             if layer is not None:
                 layer.events.name.disconnect(self._on_training_layer_renamed)
+        self._disconnect_view()
         self._train_image = self._train_scribbles = None
+        self._status_timer.stop()
         self.loss_plot.redraw()
         report = self.trainer.last_report
+        if report is not None:
+            self.device_label.setText(f"Device: {report.device}")
         if self.trainer.error is not None:
             self.status_label.setText(f"Failed: {self.trainer.error}")
         elif report is not None:
@@ -616,7 +686,10 @@ class SegLabWidget(QWidget):
         for layer in (self._train_image, self._train_scribbles):
             if layer is not None:
                 layer.events.name.disconnect(self._on_training_layer_renamed)
+        self._disconnect_view()
         self.counter.close()
+        with contextlib.suppress(RuntimeError):
+            self._status_timer.stop()
         with contextlib.suppress(RuntimeError):  # C++ object already deleted
             self.loss_plot.stop()
         # drop every reference to the viewer and its layers, so that a closed viewer is freed

@@ -233,7 +233,7 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     assert all(p is pred and q is prob for p, q in shown)
     assert widget.train_button.text() == "Train"
     assert len(reports) == FAST.budget
-    assert reports[-1].done
+    assert reports[-1].report.done
     assert sum(r.prediction is not None for r in reports) == len(shown)
     # created once, below the scribbles, same colours as the scribbles
     assert [ly.name for ly in viewer.layers] == [
@@ -251,10 +251,10 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     )
     # loss plot and status
     assert widget.loss_plot.steps == list(range(1, FAST.budget + 1))
-    np.testing.assert_allclose(widget.loss_plot.losses, [r.loss for r in reports])
+    np.testing.assert_allclose(widget.loss_plot.losses, [u.report.loss for u in reports])
     assert widget.status_label.text().startswith("Done: step 6")
     assert widget.device_label.text() == "Device: CPU, 1 thread"
-    assert widget.trainer.model is reports[-1].model
+    assert widget.trainer.model is reports[-1].report.model
     assert widget.save_button.isEnabled()
 
 
@@ -281,7 +281,7 @@ def test_retrain_continues_from_the_current_model(widget, qtbot):
     widget.trainer.reported.connect(reports.append)
     _train(widget, qtbot)
     assert widget.trainer.model is model  # trained in place, not a new model
-    assert all(r.model is model for r in reports)
+    assert all(u.report.model is model for u in reports)
     after = model.net.state_dict()
     assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before)
     # the plot continues after the first run
@@ -362,7 +362,7 @@ def test_apply_to_another_layer(widget, viewer, qtbot):
     widget.apply_combo.set_layer(other)
     worker = widget.apply_to_layer()
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
     pred = viewer.layers["new prediction"]
     assert pred.data.shape == (48, 48)
