@@ -260,6 +260,11 @@ class Normalization:
         return cls(low, high, (p[0], p[1]))
 
 
+def context_slices(z: int, z_context: int, depth: int) -> list[int]:
+    """Slice indices ``z - z_context .. z + z_context``, clamped to ``0 .. depth - 1``."""
+    return [min(max(zi, 0), depth - 1) for zi in range(z - z_context, z + z_context + 1)]
+
+
 def check_scribbles(
     scribbles: np.ndarray, spatial_shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
@@ -330,7 +335,9 @@ class CropSampler:
         Crop edges are multiples of this (the network's ``2**depth``).
     rng : np.random.Generator
     augment : bool
-        Random flips and 90 degree rotations.
+        Random flips and 90 degree rotations (and reversal of the slice order with z context).
+    z_context : int
+        Neighbouring slices on each side stacked as channels (``C * (2 * z_context + 1)``).
     intensity : float
         Strength of the random intensity changes (contrast, brightness, gamma, noise); 0 = none.
     """
@@ -345,8 +352,10 @@ class CropSampler:
         rng: np.random.Generator,
         augment: bool = True,
         intensity: float = 0.0,
+        z_context: int = 0,
     ) -> None:
         self.view = view
+        self.z_context = int(z_context)
         self.intensity = float(intensity)
         self.norm = normalization
         self.rng = rng
@@ -364,12 +373,14 @@ class CropSampler:
         labels3 = labels if labels.ndim == 3 else labels[None]
         self.labels = labels3
         flat = labels3.reshape(-1)
-        order = np.argsort(flat, kind="stable")
-        sorted_labels = flat[order]
+        painted = np.flatnonzero(flat)  # scribbles are sparse: sort only the painted pixels
+        values = flat[painted]
+        order = np.argsort(values, kind="stable")
+        painted, values = painted[order], values[order]
         self.coords: dict[int, np.ndarray] = {}
-        for k in present_classes(labels3):
-            a, b = np.searchsorted(sorted_labels, [k, k + 1])
-            self.coords[int(k)] = order[a:b]
+        for k in np.unique(values):
+            a, b = np.searchsorted(values, [k, k + 1])
+            self.coords[int(k)] = painted[a:b]
         if not self.coords:
             raise ValueError("scribbles hold no labels; paint at least one stroke")
         self.classes = np.array(sorted(self.coords), dtype=np.int64)
@@ -415,7 +426,12 @@ class CropSampler:
         _, _, H, W = self.view.data.shape
         y0, y1, py0, py1 = self._window(y, ch, H)
         x0, x1, px0, px1 = self._window(x, cw, W)
-        img = self.norm.apply(self.view.data[z, :, y0:y1, x0:x1])
+        img = np.concatenate(
+            [
+                self.norm.apply(self.view.data[zi, :, y0:y1, x0:x1])
+                for zi in context_slices(z, self.z_context, self.view.data.shape[0])
+            ]
+        )
         lab = self.labels[z, y0:y1, x0:x1].astype(np.int64)
         if py0 or py1 or px0 or px1:
             img = np.pad(img, ((0, 0), (py0, py1), (px0, px1)), mode="symmetric")
@@ -432,6 +448,9 @@ class CropSampler:
             img, lab = img[:, ::-1], lab[::-1]
         if img.shape[1] == img.shape[2] and rng.random() < 0.5:
             img, lab = img.transpose(0, 2, 1), lab.T
+        if self.z_context and rng.random() < 0.5:
+            c = self.view.channels
+            img = img.reshape(-1, c, *img.shape[1:])[::-1].reshape(img.shape)
         a = self.intensity
         if a > 0:
             # Intensity: contrast, brightness, gamma and noise, per sample.

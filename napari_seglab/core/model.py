@@ -41,6 +41,10 @@ class ModelConfig:
         More classes always use softmax.
     upsampling : str
         ``"transpose"`` (learned 2x2 transposed convolution) or ``"bilinear"``.
+    z_context : int or None
+        Neighbouring slices on each side that the network sees with each slice of a stack
+        (their channels are stacked: "2.5D"); at the ends of a stack the edge slice repeats.
+        None = automatic: 1 when training on a stack, 0 on a 2D image.
     """
 
     depth: int = 3
@@ -48,8 +52,11 @@ class ModelConfig:
     norm: str = "group"
     binary_mode: str = "softmax"
     upsampling: str = "transpose"
+    z_context: int | None = None
 
     def __post_init__(self) -> None:
+        if self.z_context is not None and not 0 <= int(self.z_context) <= 8:
+            raise ValueError(f"z_context {self.z_context} must be between 0 and 8")
         if not 1 <= int(self.depth) <= 6:
             raise ValueError(f"depth {self.depth} must be between 1 and 6")
         if not 1 <= int(self.width) <= 256:
@@ -60,6 +67,11 @@ class ModelConfig:
             raise ValueError(f"binary_mode {self.binary_mode!r} must be one of {BINARY_MODES}")
         if self.upsampling not in UPSAMPLING:
             raise ValueError(f"upsampling {self.upsampling!r} must be one of {UPSAMPLING}")
+
+    @property
+    def z_window(self) -> int:
+        """Slices the network sees at once: ``2 * z_context + 1``."""
+        return 2 * int(self.z_context or 0) + 1
 
     @property
     def multiple(self) -> int:
@@ -228,7 +240,7 @@ class SegModel:
         config = config or ModelConfig()
         if seed is not None:
             torch.manual_seed(seed)
-        net = UNet(in_channels, output_channels(num_classes, config), config)
+        net = UNet(in_channels * config.z_window, output_channels(num_classes, config), config)
         return cls(net, int(num_classes), int(in_channels), normalization, config)
 
     @property

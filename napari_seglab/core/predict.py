@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from napari_seglab.core.data import as_zcyx, check_finite
+from napari_seglab.core.data import as_zcyx, check_finite, context_slices
 from napari_seglab.core.device import resolve_device
 
 if TYPE_CHECKING:
@@ -152,10 +152,12 @@ def predict(
     if dev != original:
         net.to(dev)
     try:
+        zc = int(model.config.z_context or 0)
         for i, z in enumerate(range(*zb)):
+            zs = context_slices(z, zc, view.data.shape[0])
             _predict_slice(
                 model,
-                view.data[z],
+                [view.data[zi] for zi in zs],
                 (y0, y1, x0, x1),
                 tile,
                 overlap,
@@ -183,7 +185,7 @@ def _autocast(device: torch.device):
 
 def _predict_slice(
     model: SegModel,
-    raw: np.ndarray,
+    raws: list[np.ndarray],
     box: tuple[int, int, int, int],
     tile: int,
     overlap: int,
@@ -192,13 +194,17 @@ def _predict_slice(
     out_labels: np.ndarray,
     out_probs: np.ndarray | None,
 ) -> None:
-    """Predict one 2D slice ``raw (C, H, W)`` inside ``box`` into the output arrays."""
+    """Predict one 2D slice inside ``box`` into the output arrays.
+
+    ``raws`` holds the slice ``(C, H, W)`` and its context slices (one for a 2D model), whose
+    normalised channels are stacked as the network's input.
+    """
     y0, y1, x0, x1 = box
-    _, H, W = raw.shape
+    _, H, W = raws[0].shape
     margin = overlap if (y1 - y0, x1 - x0) != (H, W) else 0
     cy0, cy1 = max(0, y0 - margin), min(H, y1 + margin)
     cx0, cx1 = max(0, x0 - margin), min(W, x1 + margin)
-    sub = raw[:, cy0:cy1, cx0:cx1]
+    subs = [raw[:, cy0:cy1, cx0:cx1] for raw in raws]
     h, w = cy1 - cy0, cx1 - cx0
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -217,7 +223,12 @@ def _predict_slice(
             wacc = np.concatenate([wacc, np.zeros((extra, w), np.float32)], axis=0)
         for b in range(0, len(xs), batch_size):
             bx = xs[b : b + batch_size]
-            tiles = np.stack([norm.apply(sub[:, ty : ty + th, tx : tx + tw]) for tx in bx])
+            tiles = np.stack(
+                [
+                    np.concatenate([norm.apply(sub[:, ty : ty + th, tx : tx + tw]) for sub in subs])
+                    for tx in bx
+                ]
+            )
             x = torch.from_numpy(tiles).to(device)
             with _autocast(device):
                 logits = model.net(x)

@@ -350,7 +350,10 @@ def _prepare(
             )
     else:
         norm = Normalization.fit(view, config.percentiles)
-        model = SegModel.create(max(2, k_max), view.channels, norm, config.model, seed=config.seed)
+        model_config = config.model
+        if model_config.z_context is None:
+            model_config = replace(model_config, z_context=1 if view.is_3d else 0)
+        model = SegModel.create(max(2, k_max), view.channels, norm, model_config, seed=config.seed)
     return view, labels, model
 
 
@@ -436,6 +439,7 @@ def _run(
             rng,
             augment=config.augment,
             intensity=config.intensity_augment,
+            z_context=int(model.config.z_context or 0),
         )
         counts_obj = weights.ClassCounts(K)
         counts_obj.add(labels)

@@ -21,7 +21,7 @@ def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
     model.net.train()
     with torch.no_grad():
         for _ in range(3):
-            model.net(torch.randn(2, in_channels, 64, 64) * 2 + 0.5)
+            model.net(torch.randn(2, model.net.in_channels, 64, 64) * 2 + 0.5)
     model.net.eval()
     return model
 
@@ -48,7 +48,7 @@ def test_blend_window():
 @pytest.mark.parametrize("shape", [(203, 171), (130, 260)])
 def test_tiled_equals_whole_image(shape):
     rng = np.random.default_rng(0)
-    model = trained_like(3)
+    model = trained_like(3, config=ModelConfig(norm="batch", width=8))
     image = rng.normal(size=shape).astype(np.float32)
     whole = model.predict(image, tile=1024)
     assert isinstance(whole, Prediction)
@@ -129,3 +129,17 @@ def test_bad_prediction_input():
         model.predict(image)
     with pytest.raises(ValueError, match="overlap"):
         model.predict(np.zeros((20, 20)), tile=32, overlap=32)
+
+
+def test_z_context_uses_neighbouring_slices():
+    model = trained_like(2, config=ModelConfig(width=4, z_context=1, norm="batch"))
+    assert model.net.in_channels == 3
+    rng = np.random.default_rng(5)
+    stack = rng.normal(size=(4, 24, 28)).astype(np.float32)
+    pred = model.predict(stack)
+    changed = stack.copy()
+    changed[0] += 5.0
+    again = model.predict(changed)
+    # slice 1 sees slice 0, slice 3 does not
+    assert not np.allclose(pred.probabilities[:, 1], again.probabilities[:, 1])
+    assert np.allclose(pred.probabilities[:, 3], again.probabilities[:, 3])

@@ -131,7 +131,7 @@ def test_seed_reproducible_on_cpu():
 
 def test_warm_start_continues_same_model():
     image, _gt, scribbles = blobs((64, 64))
-    reports = run(train(image, scribbles, TrainConfig(steps=60, **FAST)))
+    reports = run(train(image, scribbles, TrainConfig(steps=40, **FAST)))
     model = reports[-1].model
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     warm = run(train(image, scribbles, TrainConfig(steps=2, **FAST), model=model))
@@ -257,3 +257,19 @@ def test_cuda_training_releases_memory():
     assert reports[-1].model.device.type == "cpu"
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() == 0
+
+
+def test_stacks_get_slice_context():
+    stack = np.stack([blobs((40, 40), seed=i)[0] for i in range(4)])
+    s = np.zeros(stack.shape, np.uint8)
+    s[1] = blobs((40, 40), seed=1)[2]
+    model = run(train(stack, s, TrainConfig(steps=2, **FAST)))[-1].model
+    assert model.config.z_context == 1
+    assert model.net.in_channels == 3  # the slice and one neighbour on each side
+    assert model.predict(stack[2]).labels.shape == (40, 40)  # a 2D image repeats its slice
+    flat = run(train(stack, s, TrainConfig(steps=1, model=ModelConfig(z_context=0), **FAST)))
+    assert flat[-1].model.net.in_channels == 1
+    image, _, scribbles = blobs((40, 40))
+    assert (
+        run(train(image, scribbles, TrainConfig(steps=1, **FAST)))[-1].model.config.z_context == 0
+    )
