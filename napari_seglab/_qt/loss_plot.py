@@ -126,7 +126,7 @@ class LossPlot(QWidget):
         if y1 - y0 < 1e-12:
             y0, y1 = y0 - 0.5, y1 + 0.5
         pad = 0.05 * (y1 - y0)
-        y0, y1 = y0 - pad, y1 + pad
+        y0, y1 = (y0 - pad if y0 - pad >= 0 or y0 < 0 else 0.0), y1 + pad
 
         def to_px(s: float, v: float) -> QPointF:
             return QPointF(
@@ -157,8 +157,19 @@ class LossPlot(QWidget):
                 top, bot = to_px(r, y1), to_px(r, y0)
                 p.drawLine(top, bot)
 
+        # raw losses faint, their exponential moving average on top
+        faint = QColor(self._line)
+        faint.setAlphaF(0.35)
         path = QPainterPath(to_px(*pts[0]))
         for s, v in pts[1:]:
             path.lineTo(to_px(s, v))
-        p.setPen(QPen(self._line, 1.5))
+        p.setPen(QPen(faint, 1.0))
         p.drawPath(path)
+        alpha = 2.0 / (1.0 + min(50.0, max(2.0, len(pts) / 10)))
+        ema = pts[0][1]
+        smooth = QPainterPath(to_px(pts[0][0], ema))
+        for s, v in pts[1:]:
+            ema += alpha * (v - ema)
+            smooth.lineTo(to_px(s, ema))
+        p.setPen(QPen(self._line, 1.8))
+        p.drawPath(smooth)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import numpy as np
 import pytest
 
@@ -438,3 +441,65 @@ def test_closing_the_viewer_stops_the_worker(viewer, qtbot):
 
 def _rgb(hex_color: str) -> list[float]:
     return [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+
+
+# ------------------------------------------------------------------------------------------
+# previews of the visible region
+# ------------------------------------------------------------------------------------------
+def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
+    from napari_seglab._qt.training import Previewer
+
+    _scribbled(widget, qtbot)
+    _train(widget, qtbot)
+    model = widget.trainer.model
+    image = widget.image_layer.data
+    pred, prob = lyr.ensure_prediction_layers(viewer, widget.image_layer, 2, widget.classes)
+    pred.data[...] = 0
+    prob.data[...] = 0
+    region = (slice(10, 30), slice(20, 50))
+    previewer = Previewer(image, every=0.0001)
+    previewer.region = region
+    report = widget.trainer.last_report
+    first = previewer(dataclasses.replace(report, prediction=None))  # starts the clock
+    assert first.prediction is None
+    time.sleep(0.01)
+    update = previewer(dataclasses.replace(report, prediction=None))
+    assert update.region == region
+    assert update.prediction.labels.shape == (20, 30)
+    lyr.update_prediction_layers(pred, prob, update.prediction, update.region)
+    full = model.predict(image)
+    np.testing.assert_array_equal(pred.data[region], full.labels[region])
+    outside = np.ones(pred.data.shape, bool)
+    outside[region] = False
+    assert not pred.data[outside].any() and not prob.data[outside].any()
+    np.testing.assert_allclose(prob.data[region], full.probabilities[1][region], atol=1e-5)
+
+
+def test_visible_region_follows_the_camera(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    image = viewer.add_image(np.zeros((512, 512), np.float32), name="big")
+    viewer.reset_view()
+    qtbot.wait(50)
+    assert lyr.visible_region(image) is None  # all of it on screen
+    viewer.camera.zoom *= 8
+    qtbot.waitUntil(lambda: lyr.visible_region(image) is not None, timeout=3000)
+    region = lyr.visible_region(image)
+    assert all(0 < s.stop - s.start < 512 for s in region)
+    assert all(s.start <= 256 < s.stop for s in region)  # centred view
+
+
+def test_strokes_before_the_first_step_are_not_lost(widget, qtbot):
+    layer = _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(LONG)
+    assert widget.start_training()
+    layer.paint((44, 46), 2)  # right after the click, before the worker's first report
+    expected = np.bincount(layer.data.ravel(), minlength=3)[1:]
+    qtbot.waitUntil(
+        lambda: (
+            widget.trainer.last_report is not None
+            and np.array_equal(widget.trainer.last_report.counts, expected)
+        ),
+        timeout=30_000,
+    )
+    with qtbot.waitSignal(widget.trainer.finished, timeout=5000):
+        widget.stop_training()

@@ -1,0 +1,170 @@
+"""Make the README screenshots of the SegLab widget on the coins sample.
+
+Paints scribbles the way a person would (a few strokes inside some coins, a few lines on the
+background), trains in the widget and saves, under ``docs/images/``:
+
+* ``widget_scribbles.png``: the scribbles and the live class-weights panel, before training;
+* ``widget_training.png``: the overlay and the loss curve while training runs;
+* ``widget_result.png``: the overlay at the end of training;
+* ``widget_retrained.png``: after a few correction strokes and a second Train (which continues
+  from the first model);
+* ``widget_panel.png``: the dock widget alone, at the end.
+
+Run (under a display; ``xvfb-run -a`` on a headless machine)::
+
+    xvfb-run -a .venv/bin/python benchmarks/make_screenshots.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def coin_centres(image: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Centres of the ``n`` largest bright blobs (the coins), ``(row, col)``."""
+    return [(cy, cx) for cy, cx, _r in coins(image, n)]
+
+
+def coins(image: np.ndarray, n: int) -> list[tuple[int, int, float]]:
+    """``(row, col, radius)`` of the ``n`` largest bright blobs (the coins)."""
+    from skimage import filters, measure, morphology
+
+    smooth = filters.gaussian(image.astype(float), 2)
+    mask = smooth > filters.threshold_otsu(smooth)
+    mask = morphology.remove_small_objects(mask, 200)
+    regions = [
+        r
+        for r in measure.regionprops(measure.label(mask))
+        if r.solidity > 0.9 and r.eccentricity < 0.7  # round blobs: coins, not lit background
+    ]
+    regions.sort(key=lambda r: -r.area)
+    return [
+        (int(r.centroid[0]), int(r.centroid[1]), r.equivalent_diameter_area / 2)
+        for r in regions[:n]
+    ]
+
+
+def stroke(layer, points: list[tuple[float, float]], label: int, step: float = 2.0) -> None:
+    """Paint a polyline with the brush, dab by dab, as a mouse drag does."""
+    for (y0, x0), (y1, x1) in itertools.pairwise(points):
+        n = max(1, int(np.hypot(y1 - y0, x1 - x0) / step))
+        for t in np.linspace(0, 1, n + 1):
+            layer.paint((y0 + t * (y1 - y0), x0 + t * (x1 - x0)), label, refresh=False)
+    layer.refresh()
+
+
+def close_toasts(app) -> None:
+    """Close napari's notification pop-ups (a backend deprecation notice) before a picture."""
+    for widget in app.allWidgets():
+        if type(widget).__name__ == "NapariQtNotification" and widget.isVisible():
+            widget.close()
+    settle(app, 0.3)
+
+
+def settle(app, seconds: float = 0.3) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="docs/images", help="output folder")
+    parser.add_argument("--seconds", type=float, default=40.0, help="training time")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_seglab._qt.settings import Settings
+    from napari_seglab._sample_data import coins_image
+
+    image = coins_image()
+    viewer = napari.Viewer(title="napari-seglab")
+    viewer.window.resize(1500, 950)
+    viewer.add_image(image, name="coins", colormap="gray")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    app = QApplication.instance()
+    if widget.warm_up_thread is not None:
+        widget.warm_up_thread.join()
+    settle(app, 0.5)
+    viewer.reset_view()  # fit the image to the canvas left beside the dock
+
+    scribbles = widget.new_scribbles()
+    scribbles.brush_size = 4
+    rng = np.random.default_rng(0)
+    # foreground: a short wiggle inside 7 coins
+    for cy, cx in coin_centres(image, 24)[::3]:
+        pts = [(cy + rng.uniform(-8, 8), cx + dx) for dx in (-12, -4, 4, 12)]
+        stroke(scribbles, pts, 2)
+    # background: lines along the border and in the gaps between the rows of coins
+    h, w = image.shape
+    rows = sorted(cy for cy, _ in coin_centres(image, 24))
+    groups = np.split(np.asarray(rows), np.flatnonzero(np.diff(rows) > 25) + 1)
+    centres = [float(g.mean()) for g in groups]
+    gaps = [(a + b) / 2 for a, b in itertools.pairwise(centres)]
+    for y in (8, *gaps, h - 8):
+        stroke(scribbles, [(y, 15), (y + 3, w * 0.45), (y - 2, w - 15)], 1)
+    for x in (6, w - 6):
+        stroke(scribbles, [(20, x), (h / 2, x + 2), (h - 20, x)], 1)
+    settle(app, 1.0)
+    viewer.layers.selection.active = scribbles
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_scribbles.png"), canvas_only=False)
+
+    widget.settings_panel.set_settings(
+        Settings(budget_kind="seconds", budget=args.seconds, preview_every=2.0, num_threads=1)
+    )
+    previews = []
+    widget.trainer.reported.connect(
+        lambda u: previews.append(u) if u.prediction is not None else None
+    )
+    widget.start_training()
+    while widget.trainer.running and len(previews) < 4:
+        settle(app, 0.1)
+    settle(app, 0.6)
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_training.png"), canvas_only=False)
+    while widget.trainer.running:
+        settle(app, 0.2)
+    settle(app, 1.0)
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_result.png"), canvas_only=False)
+
+    # a correction, as a person would after looking at the result: background strokes in the
+    # dark rings around a few coins, then Train again (continues from the current model)
+    for cy, cx, r in coins(image, 24)[1::4]:
+        angles = np.linspace(0.2, 1.8, 6) * np.pi
+        ring = [(cy + (r + 5) * np.sin(a), cx + (r + 5) * np.cos(a)) for a in angles]
+        stroke(scribbles, ring, 1)
+    top_row = min(cy - r for cy, _cx, r in coins(image, 24))
+    stroke(
+        scribbles, [(top_row / 2 + 4, 20), (top_row / 2 + 2, w * 0.4), (top_row / 2, w * 0.7)], 1
+    )
+    settle(app, 0.5)
+    widget.settings_panel.set_settings(
+        Settings(budget_kind="seconds", budget=args.seconds / 2, preview_every=2.0, num_threads=1)
+    )
+    widget.start_training()
+    while widget.trainer.running:
+        settle(app, 0.2)
+    settle(app, 1.0)
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_retrained.png"), canvas_only=False)
+    widget.grab().save(str(out / "widget_panel.png"))
+    for name in ("scribbles", "training", "result", "retrained", "panel"):
+        print(out / f"widget_{name}.png")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
