@@ -503,3 +503,31 @@ def test_strokes_before_the_first_step_are_not_lost(widget, qtbot):
     )
     with qtbot.waitSignal(widget.trainer.finished, timeout=5000):
         widget.stop_training()
+
+
+@pytest.mark.parametrize("kind", ["stack", "rgb"])
+def test_train_on_a_stack_and_an_rgb_image(viewer, qtbot, kind):
+    base = synthetic_image(48)
+    if kind == "stack":
+        data = np.stack([base, np.roll(base, 3, axis=1), np.roll(base, 6, axis=1)])
+        point = lambda y, x: (1, y, x)  # noqa: E731 - strokes on the middle slice only
+    else:
+        data = (np.clip(np.stack([base] * 3, axis=-1), 0, 1) * 255).astype(np.uint8)
+        point = lambda y, x: (y, x)  # noqa: E731
+    image = viewer.add_image(data, name="img", rgb=kind == "rgb")
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    layer = w.new_scribbles()
+    layer.brush_size = 5
+    layer.paint(point(16, 16), 2)
+    layer.paint(point(44, 30), 2)
+    layer.paint(point(32, 4), 1)
+    layer.paint(point(4, 44), 1)
+    qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 2, timeout=3000)
+    _train(w, qtbot)
+    pred = viewer.layers["img prediction"]
+    assert pred.data.shape == lyr.spatial_shape(image)
+    assert set(np.unique(pred.data)) <= {1, 2}
+    assert w.trainer.last_report.done
+    w.cleanup()
