@@ -18,7 +18,8 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from qtpy.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from napari_seglab.core.model import Prediction, SegModel
+    from napari_seglab.core.model import SegModel
+    from napari_seglab.core.predict import Prediction
     from napari_seglab.core.train import TrainConfig, TrainReport
 
 
@@ -48,20 +49,57 @@ class Previewer:
     large image's overlay refreshes quickly where the user looks. The core's last report brings
     the full prediction.
 
+    A preview is predicted in bands of rows of about ``band_pixels`` pixels, so that a stop
+    request (:attr:`stopped`) is honoured within one band even on a large image.
+
     Parameters
     ----------
     image : np.ndarray
         The training image (a copy owned by the worker).
+    spatial_shape : tuple of int
+        The image's spatial shape (without the channel axis).
     every : float
         Seconds of training between previews (0: none).
+    band_pixels : int
+        Pixels per band of a preview.
     """
 
-    def __init__(self, image: np.ndarray, every: float) -> None:
+    def __init__(
+        self,
+        image: np.ndarray,
+        spatial_shape: tuple[int, ...],
+        every: float,
+        band_pixels: int = 1 << 18,
+    ) -> None:
         self.image = image
+        self.spatial_shape = tuple(spatial_shape)
         self.every = float(every)
+        self.band_pixels = int(band_pixels)
         self.region: tuple[slice, ...] | None = None
+        self.stopped = threading.Event()
         self._last: float | None = None
         self._cost = 0.0
+
+    def predict(self, model: SegModel, region: tuple[slice, ...] | None) -> Prediction | None:
+        """Predict ``region`` (None: everything) band by band; None if stopped meanwhile."""
+        from napari_seglab.core.predict import Prediction
+
+        full = tuple(slice(0, n) for n in self.spatial_shape)
+        box = full if region is None else region
+        rows, cols = box[-2], box[-1]
+        depth = int(np.prod([s.stop - s.start for s in box[:-2]], dtype=np.int64))
+        band = max(32, self.band_pixels // max(1, (cols.stop - cols.start) * depth))
+        parts = []
+        for a in range(rows.start, rows.stop, band):
+            if self.stopped.is_set():
+                return None
+            sub = (*box[:-2], slice(a, min(a + band, rows.stop)), cols)
+            parts.append(model.predict(self.image, region=None if sub == full else sub))
+        labels = np.concatenate([p.labels for p in parts], axis=-2)
+        probs = None
+        if all(p.probabilities is not None for p in parts):
+            probs = np.concatenate([p.probabilities for p in parts], axis=-2)
+        return Prediction(labels=labels, probabilities=probs)
 
     def __call__(self, report: TrainReport) -> Update:
         if report.prediction is not None:
@@ -73,7 +111,9 @@ class Previewer:
         if self.every <= 0 or now - self._last < max(self.every, 2 * self._cost):
             return Update(report)
         region = self.region
-        prediction = report.model.predict(self.image, region=region)
+        prediction = self.predict(report.model, region)
+        if prediction is None:  # stopped
+            return Update(report)
         self._last = time.perf_counter()
         self._cost = self._last - now
         return Update(report, prediction, region)
@@ -206,7 +246,8 @@ class Trainer(QObject):
         self._stop_requested = False
         self._pending = None
         image = np.array(image, copy=True)
-        previewer = Previewer(image, config.preview_every)
+        spatial = tuple(np.shape(scribbles))
+        previewer = Previewer(image, spatial, config.preview_every)
         previewer.region = region
         gen = train(
             image,
@@ -250,6 +291,8 @@ class Trainer(QObject):
         """Ask the running training to stop at its next step (returns at once)."""
         if self._worker is not None:
             self._stop_requested = True
+            if self._previewer is not None:
+                self._previewer.stopped.set()
             self._worker.quit()
 
     def stop_and_wait(self, timeout: float = 10.0) -> bool:

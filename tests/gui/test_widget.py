@@ -457,7 +457,7 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     pred.data[...] = 0
     prob.data[...] = 0
     region = (slice(10, 30), slice(20, 50))
-    previewer = Previewer(image, every=0.0001)
+    previewer = Previewer(image, image.shape, every=0.0001, band_pixels=200)  # 6 bands
     previewer.region = region
     report = widget.trainer.last_report
     first = previewer(dataclasses.replace(report, prediction=None))  # starts the clock
@@ -473,6 +473,17 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     outside[region] = False
     assert not pred.data[outside].any() and not prob.data[outside].any()
     np.testing.assert_allclose(prob.data[region], full.probabilities[1][region], atol=1e-5)
+    # the whole image, in bands of 32 rows, equals one prediction of the whole image
+    previewer.region = None
+    time.sleep(0.01)
+    update = previewer(dataclasses.replace(report, prediction=None))
+    assert update.region is None
+    np.testing.assert_array_equal(update.prediction.labels, full.labels)
+    np.testing.assert_allclose(update.prediction.probabilities, full.probabilities, atol=1e-5)
+    # a stop request abandons the preview at the next band
+    previewer.stopped.set()
+    time.sleep(0.01)
+    assert previewer(dataclasses.replace(report, prediction=None)).prediction is None
 
 
 def test_visible_region_follows_the_camera(make_napari_viewer, qtbot):
