@@ -20,6 +20,7 @@ from napari_seglab.core.data import as_zcyx, check_finite, context_slices
 from napari_seglab.core.device import resolve_device
 
 if TYPE_CHECKING:
+    from napari_seglab.core.data import Normalization
     from napari_seglab.core.model import SegModel
 
 
@@ -183,6 +184,17 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
+def _tile(sub: np.ndarray, norm: Normalization, ty: int, tx: int, th: int, tw: int) -> np.ndarray:
+    """The normalised ``(C, th, tw)`` tile at ``(ty, tx)``, reflect-padded past the bottom and
+    right edges of ``sub``."""
+    part = norm.apply(sub[:, ty : ty + th, tx : tx + tw])
+    py, px = th - part.shape[1], tw - part.shape[2]
+    if py or px:
+        mode = "reflect" if py < part.shape[1] and px < part.shape[2] else "symmetric"
+        part = np.pad(part, ((0, 0), (0, py), (0, px)), mode=mode)
+    return part
+
+
 def _predict_slice(
     model: SegModel,
     raws: list[np.ndarray],
@@ -206,8 +218,15 @@ def _predict_slice(
     cx0, cx1 = max(0, x0 - margin), min(W, x1 + margin)
     subs = [raw[:, cy0:cy1, cx0:cx1] for raw in raws]
     h, w = cy1 - cy0, cx1 - cx0
-    th, tw = min(tile, h), min(tile, w)
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    # Tiles are multiples of 2**depth laid over the window reflect-padded to such a multiple,
+    # so the network never pads a tile itself and a tile at the border sees what the whole
+    # (padded) image would show there: tiled and whole-image predictions agree.
+    m = model.config.multiple
+    tile = -(-tile // m) * m
+    hp, wp = -(-h // m) * m, -(-w // m) * m
+    th, tw = min(tile, hp), min(tile, wp)
+    ys, xs = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
+    w = wp
     window = np.outer(blend_window(th, overlap), blend_window(tw, overlap))
     K = model.num_classes
     norm = model.normalization
@@ -224,10 +243,7 @@ def _predict_slice(
         for b in range(0, len(xs), batch_size):
             bx = xs[b : b + batch_size]
             tiles = np.stack(
-                [
-                    np.concatenate([norm.apply(sub[:, ty : ty + th, tx : tx + tw]) for sub in subs])
-                    for tx in bx
-                ]
+                [np.concatenate([_tile(sub, norm, ty, tx, th, tw) for sub in subs]) for tx in bx]
             )
             x = torch.from_numpy(tiles).to(device)
             with _autocast(device):
@@ -237,7 +253,7 @@ def _predict_slice(
             for j, tx in enumerate(bx):
                 acc[:, r : r + th, tx : tx + tw] += p[j] * window
                 wacc[r : r + th, tx : tx + tw] += window
-        next_y = ys[i + 1] if i + 1 < len(ys) else h
+        next_y = ys[i + 1] if i + 1 < len(ys) else hp
         n_done = next_y - a0
         if n_done > 0:
             done = acc[:, :n_done] / wacc[None, :n_done]

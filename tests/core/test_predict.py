@@ -49,6 +49,8 @@ def test_blend_window():
 def test_tiled_equals_whole_image(shape):
     rng = np.random.default_rng(0)
     model = trained_like(3, config=ModelConfig(norm="batch", width=8))
+    with torch.no_grad():
+        model.net.head.weight.mul_(20.0)  # confident outputs, like a trained model's
     image = rng.normal(size=shape).astype(np.float32)
     whole = model.predict(image, tile=1024)
     assert isinstance(whole, Prediction)
@@ -58,9 +60,13 @@ def test_tiled_equals_whole_image(shape):
     for tile, overlap in [(64, 24), (96, 32)]:
         tiled = model.predict(image, tile=tile, overlap=overlap)
         diff = np.abs(tiled.probabilities - whole.probabilities)
-        assert diff.mean() < 2e-3
-        assert diff.max() < 0.1
-        assert (tiled.labels == whole.labels).mean() > 0.995
+        assert diff.mean() < 5e-4
+        assert diff.max() < 0.02
+        # an untrained model is unsure almost everywhere: compare labels where it is not
+        top2 = np.sort(whole.probabilities, axis=0)[-2:]
+        sure = top2[1] - top2[0] > 0.05
+        assert sure.mean() > 0.2
+        assert (tiled.labels == whole.labels)[sure].mean() > 0.999
 
 
 def test_tiled_group_norm_close_to_whole_image():
