@@ -145,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         angles = np.linspace(0.2, 1.8, 6) * np.pi
         ring = [(cy + (r + 5) * np.sin(a), cx + (r + 5) * np.cos(a)) for a in angles]
         stroke(scribbles, ring, 1)
-    top_row = min(cy - r for cy, _cx, r in coins(image, 24))
-    stroke(
-        scribbles, [(top_row / 2 + 4, 20), (top_row / 2 + 2, w * 0.4), (top_row / 2, w * 0.7)], 1
-    )
+    # and short strokes between the coins of the top row, where the lighting is bright
+    top = sorted((cx, cy, r) for cy, cx, r in coins(image, 24) if cy < centres[0] + 15)
+    for (xa, ya, ra), (xb, yb, rb) in itertools.pairwise(top):
+        x = (xa + ra + xb - rb) / 2
+        stroke(scribbles, [((ya + yb) / 2 - 15, x), ((ya + yb) / 2 + 15, x)], 1)
     settle(app, 0.5)
     widget.settings_panel.set_settings(
         Settings(budget_kind="seconds", budget=args.seconds / 2, preview_every=2.0, num_threads=1)
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     settle(app, 1.0)
     close_toasts(app)
     viewer.screenshot(str(out / "widget_retrained.png"), canvas_only=False)
+    widget.settings_panel.expand(animate=False)
+    settle(app, 0.5)
     widget.grab().save(str(out / "widget_panel.png"))
     for name in ("scribbles", "training", "result", "retrained", "panel"):
         print(out / f"widget_{name}.png")

@@ -132,12 +132,13 @@ class SettingsPanel(QCollapsible):
         mix_layout.setContentsMargins(0, 0, 0, 0)
         self.lambda_dice = QDoubleSpinBox(mix)
         self.lambda_ce = QDoubleSpinBox(mix)
-        for box, name in ((self.lambda_dice, "Dice"), (self.lambda_ce, "CE / focal")):
+        for box, name in ((self.lambda_dice, "Dice"), (self.lambda_ce, "CE")):
             box.setRange(0.0, 10.0)
             box.setSingleStep(0.1)
             box.setValue(1.0)
             box.setPrefix(f"{name} ")
             mix_layout.addWidget(box)
+        mix.setToolTip("Weights of the Dice part and of the CE (or focal) part of the loss")
         form.addRow("Mix", mix)
 
         self.model_size = QComboBox(body)
