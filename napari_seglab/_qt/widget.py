@@ -722,6 +722,16 @@ class SegLabWidget(QWidget):
             self.cleanup()
         return super().eventFilter(obj, event)
 
+    def event(self, event) -> bool:
+        # napari's "close" on a dock (remove_dock_widget) un-parents the widget without closing
+        if (
+            event.type() == QEvent.Type.ParentChange
+            and self.parent() is None
+            and self._watched_window is not None
+        ):
+            self.cleanup()
+        return super().event(event)
+
     def closeEvent(self, event) -> None:
         self.cleanup()
         super().closeEvent(event)
