@@ -178,6 +178,10 @@ def _predict(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         targets = [out / f"{s}.tif" for s in stems]
     model = load_model(args.model)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     for src, dst in zip(images, targets, strict=True):
         image = read_image(src, "image")
         try:
@@ -288,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", choices=DEVICES)
     pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
     pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
+    pr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=_predict)
     return parser

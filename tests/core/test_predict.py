@@ -13,6 +13,15 @@ from napari_seglab.core.model import ModelConfig, SegModel
 from napari_seglab.core.predict import Prediction, blend_window, tile_starts
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
     """A model with random weights and non-trivial batch-norm statistics."""
     norm = Normalization((0.0,) * in_channels, (1.0,) * in_channels)
@@ -45,7 +54,7 @@ def test_blend_window():
     assert np.allclose(w, w[::-1])
 
 
-@pytest.mark.parametrize("shape", [(203, 171), (130, 260)])
+@pytest.mark.parametrize("shape", [(147, 131), (90, 203)])
 def test_tiled_equals_whole_image(shape):
     rng = np.random.default_rng(0)
     model = trained_like(3, config=ModelConfig(norm="batch", width=8))
@@ -57,7 +66,7 @@ def test_tiled_equals_whole_image(shape):
     assert whole.labels.shape == shape and whole.labels.dtype == np.uint8
     assert whole.probabilities.shape == (3, *shape) and whole.probabilities.dtype == np.float32
     assert np.allclose(whole.probabilities.sum(0), 1.0, atol=1e-5)
-    for tile, overlap in [(64, 24), (96, 32)]:
+    for tile, overlap in [(64, 24), (80, 40)]:
         tiled = model.predict(image, tile=tile, overlap=overlap)
         diff = np.abs(tiled.probabilities - whole.probabilities)
         assert diff.mean() < 5e-4
