@@ -341,11 +341,18 @@ class Trainer(QObject):
 
 
 def predict_worker(model: SegModel, image: np.ndarray, **kwargs: Any) -> FunctionWorker:
-    """Return an unstarted worker running ``model.predict(image, **kwargs)`` -> Prediction."""
+    """Return an unstarted worker running ``model.predict(image, **kwargs)`` -> Prediction.
+
+    ``worker.done`` (a ``threading.Event``) is set when the prediction has ended.
+    """
+    done = threading.Event()
 
     def _predict() -> Prediction:
-        return model.predict(image, **kwargs)
+        try:
+            return model.predict(image, **kwargs)
+        finally:
+            done.set()
 
-    return create_worker(
-        _predict, _start_thread=False, _ignore_errors=True, _progress={"desc": "SegLab predict"}
-    )
+    worker = create_worker(_predict, _start_thread=False, _ignore_errors=True)
+    worker.done = done
+    return worker

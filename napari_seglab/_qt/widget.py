@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
 
+#: After Stop, images up to this many pixels are predicted once more with the final model (a few
+#: seconds at most on a CPU); larger ones keep the last preview until Apply.
+REFRESH_AFTER_STOP_LIMIT = 4_000_000
+
 
 class StatusLabel(QLabel):
     """A one-line label whose size never depends on its text.
@@ -501,6 +505,7 @@ class SegLabWidget(QWidget):
             if layer is not None:
                 layer.events.name.disconnect(self._on_training_layer_renamed)
         self._disconnect_view()
+        image = self._train_image
         self._train_image = self._train_scribbles = None
         self._status_timer.stop()
         self.loss_plot.redraw()
@@ -523,6 +528,15 @@ class SegLabWidget(QWidget):
             1000 if report is not None and report.done else self.progress.value()
         )
         self._update_buttons()
+        stopped = report is not None and not report.done and self.trainer.error is None
+        if (
+            stopped
+            and image is not None
+            and image in self.viewer.layers
+            and np.prod(lyr.spatial_shape(image)) <= REFRESH_AFTER_STOP_LIMIT
+        ):
+            # the last preview is older than the model: predict the image once more
+            self.apply_to_layer(image, quiet=True)
 
     def _on_training_failed(self, message: str) -> None:
         if self._closed:
@@ -592,38 +606,46 @@ class SegLabWidget(QWidget):
         if path:
             self.load_model(path)
 
-    def apply_to_layer(self, image: Image | None = None):
+    def apply_to_layer(self, image: Image | None = None, *, quiet: bool = False):
         """Predict ``image`` (default: the "Apply to" choice) in the background.
 
         Returns the started worker (or None); the result appears as ``"<image> prediction"``.
+        ``quiet``: no warnings and no status message (the refresh after a Stop).
         """
         image = image or self.apply_combo.layer()
         model = self.trainer.model
         if image is None or model is None:
-            show_warning("SegLab: train or load a model and choose an image first.")
+            if not quiet:
+                show_warning("SegLab: train or load a model and choose an image first.")
             return None
         if self.trainer.running or self._apply_worker is not None:
-            show_warning("SegLab: wait for training or the running prediction to finish.")
+            if not quiet:
+                show_warning("SegLab: wait for training or the running prediction to finish.")
             return None
         device = self.settings_panel.settings().device
         worker = predict_worker(model, lyr.image_data(image), device=device)
-        worker.returned.connect(lambda pred, image=image: self._on_applied(image, pred))
+        worker.returned.connect(
+            lambda pred, image=image: self._on_applied(image, pred, quiet=quiet)
+        )
         worker.errored.connect(
             lambda exc: show_error(f"SegLab prediction failed: {type(exc).__name__}: {exc}")
         )
         worker.finished.connect(self._on_apply_finished)
         self._apply_worker = worker
-        self.status_label.setText(f"Predicting '{image.name}'…")
+        if not quiet:
+            self.status_label.setText(f"Predicting '{image.name}'…")
         self._update_buttons()
         worker.start()
         return worker
 
-    def _on_applied(self, image: Image, prediction: Prediction) -> None:
+    def _on_applied(self, image: Image, prediction: Prediction, quiet: bool = False) -> None:
         if self._closed:
             return
         if image in self.viewer.layers:
-            lyr.show_prediction(self.viewer, image, prediction, self.classes)
-            self.status_label.setText(f"Predicted '{image.name}'.")
+            below = self.scribbles_layer if self.scribbles_layer in self.viewer.layers else None
+            lyr.show_prediction(self.viewer, image, prediction, self.classes, below=below)
+            if not quiet:
+                self.status_label.setText(f"Predicted '{image.name}'.")
 
     def _on_apply_finished(self) -> None:
         self._apply_worker = None
@@ -675,6 +697,7 @@ class SegLabWidget(QWidget):
         self.trainer.stop_and_wait(timeout)
         if self._apply_worker is not None:
             self._apply_worker.quit()
+            self._apply_worker.done.wait(timeout)
         # napari-side connections first: they are plain Python and always safe to undo
         for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):
             combo.disconnect_viewer()

@@ -269,9 +269,14 @@ def test_stop_stops_within_a_second(widget, qtbot):
     with qtbot.waitSignal(widget.trainer.finished, timeout=1000):
         widget.train_button.click()
     assert widget.train_button.text() == "Train"
-    assert widget.train_button.isEnabled()
     assert widget.status_label.text().startswith("Stopped")
-    assert widget.trainer.model is not None  # the model so far is kept
+    model = widget.trainer.model
+    assert model is not None  # the model so far is kept
+    # the overlay is predicted once more with the final model, then Train is available again
+    qtbot.waitUntil(widget.train_button.isEnabled, timeout=30_000)
+    pred = widget.viewer.layers["img prediction"]
+    np.testing.assert_array_equal(pred.data, model.predict(widget.image_layer.data).labels)
+    assert widget.status_label.text().startswith("Stopped")
 
 
 def test_retrain_continues_from_the_current_model(widget, qtbot):
