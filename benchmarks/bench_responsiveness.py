@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         app.processEvents()
         time.sleep(0.001)
     stop_latency = time.perf_counter() - t0
+    # after Stop the widget predicts the image once more with the final model: let it finish
+    while not widget.train_button.isEnabled():
+        app.processEvents()
+        time.sleep(0.01)
     for _ in range(20):
         app.processEvents()
 
