@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,9 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from napari_seglab.core.data import Normalization
-
-if TYPE_CHECKING:
-    from napari_seglab.core.predict import Prediction
+from napari_seglab.core.predict import Prediction  # re-exported: SegModel.predict returns it
 
 NORMS = ("batch", "group", "instance", "none")
 BINARY_MODES = ("softmax", "sigmoid")

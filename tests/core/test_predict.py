@@ -158,3 +158,13 @@ def test_z_context_uses_neighbouring_slices():
     # slice 1 sees slice 0, slice 3 does not
     assert not np.allclose(pred.probabilities[:, 1], again.probabilities[:, 1])
     assert np.allclose(pred.probabilities[:, 3], again.probabilities[:, 3])
+
+
+@pytest.mark.gpu
+def test_cuda_prediction_matches_cpu():
+    model = trained_like(2, config=ModelConfig(width=8))
+    image = np.random.default_rng(6).normal(size=(300, 280)).astype(np.float32)
+    cpu = model.predict(image, tile=128, overlap=32)
+    gpu = model.predict(image, tile=128, overlap=32, device="cuda")
+    assert model.device.type == "cpu"  # moved back after predicting
+    assert np.abs(cpu.probabilities - gpu.probabilities).mean() < 0.01  # bf16/fp16 autocast
