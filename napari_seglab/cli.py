@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
-    tr.add_argument("--width", type=_positive_int, default=16, help="U-Net width (default 16)")
+    tr.add_argument("--width", type=_positive_int, default=32, help="U-Net width (default 32)")
     tr.add_argument("--depth", type=_positive_int, default=3, help="U-Net depth (default 3)")
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)

@@ -50,7 +50,8 @@ def run(gen):
 
 def test_learns_blobs():
     image, gt, scribbles = blobs()
-    reports = run(train(image, scribbles, TrainConfig(steps=100, **FAST)))
+    cfg = TrainConfig(steps=100, model=ModelConfig(width=16), **FAST)
+    reports = run(train(image, scribbles, cfg))
     last = reports[-1]
     assert isinstance(last, TrainReport)
     assert last.done and last.step == 100 and len(reports) == 100
@@ -140,7 +141,8 @@ def test_seed_reproducible_on_cpu():
 
 def test_warm_start_continues_same_model():
     image, _gt, scribbles = blobs((64, 64))
-    reports = run(train(image, scribbles, TrainConfig(steps=40, **FAST)))
+    cfg = TrainConfig(steps=40, model=ModelConfig(width=16), **FAST)
+    reports = run(train(image, scribbles, cfg))
     model = reports[-1].model
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     warm = run(train(image, scribbles, TrainConfig(steps=2, **FAST), model=model))
