@@ -503,7 +503,8 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{len(label_kinds)} label kinds x {meta['n_seeds']} seeds ({meta['seeds']}), "
         f"{meta['steps']} steps each (crop {meta['crop_size']}, batch {meta['batch_size']}, "
         f"U-Net depth {meta['depth']} width {meta['width']}, {meta['threads']} torch thread).",
-        f"- Finished {meta['finished']} on {meta['machine']}; total {meta['total_min']:.1f} min; "
+        f"- Code at commit {meta['revision']}. "
+        f"Finished {meta['finished']} on {meta['machine']}; total {meta['total_min']:.1f} min; "
         f"load average {meta['load_start']} at the start, {meta['load_end']} at the end.",
         "- Scores on held-out data, mean ± standard deviation over seeds. "
         f"Boundary F1 tolerance {meta['tolerance']:g} px. Foreground share of the test data: "
@@ -721,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     t_start = time.perf_counter()
     load_start = _load()
+    revision = _revision()  # before the runs: the code they use
     torch.set_num_threads(args.threads)
     settings = Settings(
         steps=args.steps,
@@ -776,6 +778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tolerance": args.tolerance,
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+        "revision": revision,
         "total_min": total / 60,
         "load_start": load_start,
         "load_end": _load(),
@@ -796,6 +799,26 @@ def _load() -> str:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:  # pragma: no cover - not on every platform
         return "n/a"
+
+
+def _revision() -> str:
+    """The repository's commit (with "+changes" when the package has uncommitted edits)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "napari_seglab"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + (" +changes" if dirty else "")
 
 
 def _command(argv: Sequence[str] | None) -> str:

@@ -101,6 +101,7 @@ def test_tiny_study_writes_tables_and_plot(tmp_path):
     md = (out / "loss_study_test.md").read_text()
     assert "## Foreground IoU, sparse labels" in md and "Dice + CE, weighted" in md
     assert "benchmarks/loss_study.py --steps 2" in md and "precision and recall" in md
+    assert "Code at commit" in md
     assert (out / "images" / "loss_study_test.png").stat().st_size > 10_000
 
 
