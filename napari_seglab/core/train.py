@@ -237,6 +237,7 @@ def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -
     if name == "dice_focal":
         return losses.DiceFocalLoss(
             **act,
+            use_softmax=not sigmoid,
             weight=other_weight,
             lambda_dice=config.lambda_dice,
             lambda_focal=config.lambda_ce,

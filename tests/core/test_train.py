@@ -284,3 +284,13 @@ def test_stacks_get_slice_context():
     assert (
         run(train(image, scribbles, TrainConfig(steps=1, **FAST)))[-1].model.config.z_context == 0
     )
+
+
+@pytest.mark.parametrize("sigmoid", [False, True])
+def test_dice_focal_focal_part_matches_the_model_activation(sigmoid):
+    """A softmax model gets a softmax focal part, a sigmoid model a sigmoid one."""
+    from importlib import import_module
+
+    make_loss = import_module("napari_seglab.core.train").make_loss
+    loss = make_loss(TrainConfig(loss="dice_focal"), None, sigmoid)
+    assert loss.focal.use_softmax is (not sigmoid)
