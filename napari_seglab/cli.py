@@ -219,8 +219,15 @@ def _open_app(args: argparse.Namespace) -> int:
         # Used by the README: render the whole window once and save it.
         from qtpy.QtWidgets import QApplication
 
+        viewer.window.resize(1400, 900)
         for _ in range(20):
             QApplication.processEvents()
+        viewer.reset_view()
+        # Close notification pop-ups (such as napari's notice about the Qt binding).
+        for widget in QApplication.allWidgets():
+            if type(widget).__name__ == "NapariQtNotification":
+                widget.close()
+        QApplication.processEvents()
         viewer.screenshot(args.screenshot, canvas_only=False)
         viewer.close()
         return 0
