@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``seglab`` command."""
     from napari_seglab import __version__
     from napari_seglab.core.device import DEVICES
-    from napari_seglab.core.train import LOSSES
+    from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS, LOSSES
     from napari_seglab.core.weights import SCHEMES
 
     parser = _Parser(
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_positive_int, metavar="N", help="step budget")
     tr.add_argument("--device", default="auto", choices=DEVICES)
     tr.add_argument("--seed", type=int, default=0, metavar="N")
-    tr.add_argument("--loss", default="dice_ce", choices=LOSSES)
-    tr.add_argument("--class-weights", default="inverse_frequency", choices=SCHEMES)
+    tr.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES)
+    tr.add_argument("--class-weights", default=DEFAULT_CLASS_WEIGHTS, choices=SCHEMES)
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_seglab.core.device import default_num_threads
+from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS
 
 #: (value passed to TrainConfig.loss, label shown)
 LOSSES: tuple[tuple[str, str], ...] = (
@@ -66,8 +67,8 @@ def available_devices() -> list[str]:
 class Settings:
     """Values chosen in the settings panel (plain data, turned into a ``TrainConfig``)."""
 
-    loss: str = "dice_ce"
-    class_weights: str = "inverse_frequency"
+    loss: str = DEFAULT_LOSS
+    class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
     model_size: str = "small"

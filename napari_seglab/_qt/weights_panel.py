@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_seglab._qt.classes import SegClass
+from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS
 from napari_seglab.core.weights import ClassCounts, class_weights
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class WeightsPanel(QWidget):
         super().__init__(parent)
         self._classes: list[SegClass] = []
         self._counts = np.zeros(0, dtype=np.int64)
-        self._scheme = "inverse_frequency"
+        self._scheme = DEFAULT_CLASS_WEIGHTS
         self._weights = np.zeros(0)
         self._updating = False
 

@@ -42,6 +42,10 @@ from napari_seglab.core.model import ModelConfig, SegModel
 from napari_seglab.core.predict import Prediction, predict
 
 LOSSES = ("dice_ce", "ce", "dice", "focal", "tversky", "generalized_dice", "dice_focal")
+DEFAULT_LOSS = "dice_ce"
+#: No class weighting by default: the loss study (docs/which-loss.md) found that weighting by
+#: inverse frequency over-segments the rare class and lowers IoU, with dense labels and scribbles.
+DEFAULT_CLASS_WEIGHTS = "none"
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class TrainConfig:
         One of :data:`LOSSES`; ``"dice_ce"`` (Dice + cross-entropy) by default.
     class_weights : str
         Scheme of :func:`napari_seglab.core.weights.class_weights` computed from the painted
-        pixel counts (``"inverse_frequency"`` default, ``"median_frequency"``,
-        ``"effective_number"``, ``"none"``).
+        pixel counts: ``"none"`` (default; see the loss study in the docs for why),
+        ``"inverse_frequency"``, ``"median_frequency"`` or ``"effective_number"``.
     lambda_dice, lambda_ce : float
         Mix of the two parts of the combined losses (``lambda_ce`` weighs the CE or focal part).
     seconds, steps : float or int, optional
@@ -100,8 +104,8 @@ class TrainConfig:
         Tile size of the previews and the final prediction.
     """
 
-    loss: str = "dice_ce"
-    class_weights: str = "inverse_frequency"
+    loss: str = DEFAULT_LOSS
+    class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
     seconds: float | None = None

@@ -50,7 +50,9 @@ def run(gen):
 
 def test_learns_blobs():
     image, gt, scribbles = blobs()
-    cfg = TrainConfig(steps=100, model=ModelConfig(width=16), **FAST)
+    cfg = TrainConfig(
+        steps=100, model=ModelConfig(width=16), class_weights="inverse_frequency", **FAST
+    )
     reports = run(train(image, scribbles, cfg))
     last = reports[-1]
     assert isinstance(last, TrainReport)
@@ -70,6 +72,14 @@ def test_learns_blobs():
     assert not last.model.net.training
 
 
+def test_no_class_weights_by_default():
+    """The loss study found inverse-frequency weights over-segment: weighting is opt-in."""
+    assert TrainConfig().class_weights == "none"
+    image, _gt, scribbles = blobs()
+    report = next(train(image, scribbles, TrainConfig(steps=1, **FAST)))
+    np.testing.assert_array_equal(report.class_weights, [1.0, 1.0])
+
+
 def test_return_value_is_model():
     image, _, scribbles = blobs((40, 40))
     gen = train(image, scribbles, TrainConfig(steps=3, **FAST))
@@ -82,7 +92,8 @@ def test_return_value_is_model():
 
 def test_send_new_scribbles_mid_run():
     image, gt, scribbles = blobs((64, 64))
-    gen = train(image, scribbles, TrainConfig(steps=10, **FAST))
+    cfg = TrainConfig(steps=10, class_weights="inverse_frequency", **FAST)
+    gen = train(image, scribbles, cfg)
     first = next(gen)
     assert first.step == 1
     more = scribbles.copy()

@@ -14,6 +14,7 @@ from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS  # noqa: E402
 from napari_seglab.core.weights import class_weights  # noqa: E402
 
 # Tiny runs: the machine is shared.
@@ -164,7 +165,9 @@ def test_painting_updates_weights_panel(viewer, qtbot, shape):
     qtbot.waitUntil(lambda: w.weights_panel.counts[0] == 3, timeout=3000)
     expected = np.bincount(layer.data.ravel(), minlength=3)[1:]
     np.testing.assert_array_equal(w.weights_panel.counts, expected)
-    np.testing.assert_allclose(w.weights_panel.weights, class_weights(expected))
+    np.testing.assert_allclose(
+        w.weights_panel.weights, class_weights(expected, scheme=DEFAULT_CLASS_WEIGHTS)
+    )
     assert not w.weights_panel.warning_label.isVisibleTo(w)
     # overpainting foreground with background moves pixels between classes
     layer.paint(center, 1)
