@@ -36,7 +36,7 @@ def coins(image: np.ndarray, n: int) -> list[tuple[int, int, float]]:
 
     smooth = filters.gaussian(image.astype(float), 2)
     mask = smooth > filters.threshold_otsu(smooth)
-    mask = morphology.remove_small_objects(mask, 200)
+    mask = morphology.remove_small_objects(mask, max_size=199)
     regions = [
         r
         for r in measure.regionprops(measure.label(mask))
@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for (xa, ya, ra), (xb, yb, rb) in itertools.pairwise(top):
         x = (xa + ra + xb - rb) / 2
         stroke(scribbles, [((ya + yb) / 2 - 15, x), ((ya + yb) / 2 + 15, x)], 1)
+    # and two lines through the brightly lit band above the top row (coins there start below
+    # row 25, except at the right end, where the lines stop)
+    for y in (14.0, 21.0):
+        stroke(scribbles, [(y, 15), (y + 2, w * 0.4), (y, w * 0.72)], 1)
     settle(app, 0.5)
     widget.settings_panel.set_settings(
         Settings(budget_kind="seconds", budget=args.seconds / 2, preview_every=2.0, num_threads=1)

@@ -10,19 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from skimage import io
 
 from napari_seglab.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def blobs(shape=(64, 72), seed=0):

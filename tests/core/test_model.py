@@ -10,15 +10,6 @@ from napari_seglab.core.data import Normalization
 from napari_seglab.core.model import ModelConfig, SegModel, UNet
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("size", [(1, 1), (7, 9), (16, 16), (33, 47), (64, 31)])
 @pytest.mark.parametrize(
     "config",

@@ -18,15 +18,6 @@ from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.modelio import FORMAT_VERSION, HEADER_KEY, model_header, read_header
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def model():
     norm = Normalization((10.0, 0.0), (1000.0, 255.0), (1.0, 99.8))

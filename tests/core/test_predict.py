@@ -13,15 +13,6 @@ from napari_seglab.core.model import ModelConfig, SegModel
 from napari_seglab.core.predict import Prediction, blend_window, tile_starts
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
     """A model with random weights and non-trivial batch-norm statistics."""
     norm = Normalization((0.0,) * in_channels, (1.0,) * in_channels)

@@ -12,15 +12,6 @@ from napari_seglab.core.train import LOSSES, TrainConfig, TrainReport, train
 FAST = {"device": "cpu", "num_threads": 1, "crop_size": 64, "batch_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared, busy CPU more threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def blobs(shape=(96, 96), n=10, seed=0, channels=None):
     """Bright disks on noise; returns image, ground truth and ~3% scribbles."""
     rng = np.random.default_rng(seed)
