@@ -18,14 +18,6 @@ from napari_seglab.core import losses as L
 monai_losses = pytest.importorskip("monai.losses")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _t(x, dtype=torch.float32):
     return torch.tensor(x, dtype=dtype)
 

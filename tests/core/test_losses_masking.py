@@ -16,15 +16,6 @@ import torch.nn.functional as F
 
 from napari_seglab.core import losses as L
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 C = 3
 IGNORE = 255
 
