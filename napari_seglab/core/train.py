@@ -91,6 +91,10 @@ class TrainConfig:
         jitter of a small network trained on few pixels.
     augment : bool
         Random flips and 90 degree rotations of the crops.
+    lambda_edge, edge_sigma : float
+        Weight and intensity scale of the edge-aware Potts regulariser
+        (:func:`napari_seglab.core.losses.edge_aware_potts`) added to the loss on every crop,
+        unlabeled pixels included; 0 (default) switches it off.
     intensity_augment : float
         Strength of random contrast/brightness/gamma/noise changes (0 = none, 1 = strong).
         Off by default: absolute intensity is often what tells the classes apart.
@@ -108,6 +112,8 @@ class TrainConfig:
     class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
+    lambda_edge: float = 0.0
+    edge_sigma: float = 0.1
     seconds: float | None = None
     steps: int | None = None
     device: str = "auto"
@@ -154,8 +160,10 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.lambda_dice < 0 or self.lambda_ce < 0:
-            raise ValueError("lambda_dice and lambda_ce must be >= 0")
+        if self.lambda_dice < 0 or self.lambda_ce < 0 or self.lambda_edge < 0:
+            raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
+        if not self.edge_sigma > 0:
+            raise ValueError(f"edge_sigma must be positive, got {self.edge_sigma}")
         if not isinstance(self.device, torch.device):
             dev = str(self.device).split(":", 1)[0].lower()
             if dev not in ("auto", "cpu", "cuda", "mps"):
@@ -249,12 +257,19 @@ def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -
     raise ValueError(f"unknown loss {name!r}")
 
 
-def _loss_parts(loss_fn: torch.nn.Module, name: str, total: float) -> dict[str, float]:
-    """The parts of a combined loss (its ``last_parts``), else ``{name: total}``."""
+def _loss_parts(
+    loss_fn: torch.nn.Module, name: str, total: float, edge: torch.Tensor | None = None
+) -> dict[str, float]:
+    """The parts of a combined loss (its ``last_parts``, else ``{name: total}``), plus the
+    edge-aware regulariser's value under ``"edge"`` when it is on."""
     parts = getattr(loss_fn, "last_parts", None)
     if isinstance(parts, dict) and parts:
-        return {str(k): float(v) for k, v in parts.items()}
-    return {name: total}
+        out = {str(k): float(v) for k, v in parts.items()}
+    else:
+        out = {name: total}
+    if edge is not None:
+        out["edge"] = float(edge.detach())
+    return out
 
 
 class _WeightAverage:
@@ -488,6 +503,12 @@ def _run(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = net(xt)
             loss = loss_fn(logits.float(), target, mask=mask)
+            edge = None
+            if config.lambda_edge > 0:
+                edge = losses.edge_aware_potts(
+                    model.probabilities(logits), xt, sigma=config.edge_sigma
+                )
+                loss = loss + config.lambda_edge * edge
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -533,7 +554,7 @@ def _run(
             report = TrainReport(
                 step=step,
                 loss=loss_value,
-                parts=_loss_parts(loss_fn, config.loss, loss_value),
+                parts=_loss_parts(loss_fn, config.loss, loss_value, edge),
                 class_weights=cw.copy(),
                 counts=counts.copy(),
                 elapsed=elapsed,

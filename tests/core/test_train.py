@@ -296,3 +296,17 @@ def test_dice_focal_focal_part_matches_the_model_activation(sigmoid):
     make_loss = import_module("napari_seglab.core.train").make_loss
     loss = make_loss(TrainConfig(loss="dice_focal"), None, sigmoid)
     assert loss.focal.use_softmax is (not sigmoid)
+
+
+def test_edge_regulariser_is_opt_in_and_reported():
+    image, _gt, scribbles = blobs()
+    assert TrainConfig().lambda_edge == 0.0
+    reports = run(train(image, scribbles, TrainConfig(steps=40, lambda_edge=1.0, **FAST)))
+    last = reports[-1]
+    assert set(last.parts) == {"dice", "ce", "edge"}
+    assert all(r.parts["edge"] >= 0 for r in reports)
+    assert last.prediction is not None
+    with pytest.raises(ValueError, match="lambda_edge"):
+        TrainConfig(lambda_edge=-1.0)
+    with pytest.raises(ValueError, match="edge_sigma"):
+        TrainConfig(edge_sigma=0.0)
