@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``seglab`` command."""
     from napari_seglab import __version__
     from napari_seglab.core.device import DEVICES
+    from napari_seglab.core.model import ModelConfig
     from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS, LOSSES
     from napari_seglab.core.weights import SCHEMES
 
@@ -277,8 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
-    tr.add_argument("--width", type=_positive_int, default=32, help="U-Net width (default 32)")
-    tr.add_argument("--depth", type=_positive_int, default=3, help="U-Net depth (default 3)")
+    arch = ModelConfig()
+    tr.add_argument(
+        "--width",
+        type=_positive_int,
+        default=arch.width,
+        help=f"U-Net width (default {arch.width})",
+    )
+    tr.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=arch.depth,
+        help=f"U-Net depth (default {arch.depth})",
+    )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 
