@@ -44,6 +44,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -121,6 +131,7 @@ def _train(args: argparse.Namespace) -> int:
         channel_axis=args.channel_axis,
         num_threads=args.threads,
         final_prediction=False,
+        lambda_edge=args.edge_weight,
         model=ModelConfig(depth=args.depth, width=args.width),
     )
     gen = train(image, scribbles, config, model=init)
@@ -240,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_seglab import __version__
     from napari_seglab.core.device import DEVICES
     from napari_seglab.core.model import ModelConfig
-    from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS, LOSSES
+    from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS, LOSSES, TrainConfig
     from napari_seglab.core.weights import SCHEMES
 
     parser = _Parser(
@@ -290,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=arch.depth,
         help=f"U-Net depth (default {arch.depth})",
+    )
+    defaults = TrainConfig()
+    tr.add_argument(
+        "--edge-weight",
+        type=_non_negative_float,
+        default=defaults.lambda_edge,
+        metavar="W",
+        help="weight of the edge-aware regulariser that places boundaries on intensity edges "
+        f"where nothing is painted (default {defaults.lambda_edge:g}; 0 = off)",
     )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)

@@ -44,7 +44,7 @@ class ModelConfig:
     z_context : int or None
         Neighbouring slices on each side that the network sees with each slice of a stack
         (their channels are stacked: "2.5D"); at the ends of a stack the edge slice repeats.
-        None = automatic: 1 when training on a stack, 0 on a 2D image.
+        None = automatic: ``DEFAULT_Z_CONTEXT`` (4) when training on a stack, 0 on a 2D image.
     """
 
     depth: int = 3

@@ -13,6 +13,7 @@ import tifffile
 from skimage import io
 
 from napari_seglab.cli import main
+from napari_seglab.core.modelio import load_model
 
 
 def blobs(shape=(64, 72), seed=0):
@@ -85,6 +86,13 @@ def test_train_predict_2d(files, capsys):
     )
     assert code == 0, err
     assert model2.is_file()
+    # the edge-aware regulariser is on unless --edge-weight 0
+    assert load_model(model).train_settings["lambda_edge"] == 2.0
+    model3 = files / "m3.safetensors"
+    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-weight", "0"]
+    code, err = run([*argv, *FAST], capsys)
+    assert code == 0, err
+    assert load_model(model3).train_settings["lambda_edge"] == 0.0
 
 
 def test_train_predict_rgb_and_3d(tmp_path, capsys):
@@ -204,6 +212,15 @@ def test_train_bad_inputs(files, capsys):
         d / "m.st",
         "--class-weights",
         "magic",
+    ]
+    cases["number >= 0"] = [
+        "train",
+        d / "img.tif",
+        d / "scr.tif",
+        "-o",
+        d / "m.st",
+        "--edge-weight",
+        "-1",
     ]
     cases["required"] = ["train", d / "img.tif", d / "scr.tif"]
     cases["could not read"] = [

@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import LOSSES, TrainConfig, TrainReport, train
+from napari_seglab.core.train import (
+    DEFAULT_Z_CONTEXT,
+    EDGE_NOISE_FACTOR,
+    EDGE_SIGMA_MIN,
+    LOSSES,
+    TrainConfig,
+    TrainReport,
+    noise_level,
+    train,
+)
 
 FAST = {"device": "cpu", "num_threads": 1, "crop_size": 64, "batch_size": 4}
 
@@ -54,7 +63,7 @@ def test_learns_blobs():
     assert last.prediction.probabilities.shape == (2, *gt.shape)
     assert iou(last.prediction.labels == 2, gt) > 0.8
     assert np.mean([r.loss for r in reports[-10:]]) < np.mean([r.loss for r in reports[:10]])
-    assert set(last.parts) == {"dice", "ce"}
+    assert set(last.parts) == {"dice", "ce", "edge"}  # the edge regulariser is on by default
     assert last.counts.tolist() == [(scribbles == 1).sum(), (scribbles == 2).sum()]
     assert last.class_weights.shape == (2,)
     assert last.class_weights[1] > last.class_weights[0]  # fewer foreground pixels
@@ -277,8 +286,8 @@ def test_stacks_get_slice_context():
     s = np.zeros(stack.shape, np.uint8)
     s[1] = blobs((40, 40), seed=1)[2]
     model = run(train(stack, s, TrainConfig(steps=2, **FAST)))[-1].model
-    assert model.config.z_context == 1
-    assert model.net.in_channels == 3  # the slice and one neighbour on each side
+    assert model.config.z_context == DEFAULT_Z_CONTEXT == 4
+    assert model.net.in_channels == 9  # the slice and four neighbours on each side
     assert model.predict(stack[2]).labels.shape == (40, 40)  # a 2D image repeats its slice
     flat = run(train(stack, s, TrainConfig(steps=1, model=ModelConfig(z_context=0), **FAST)))
     assert flat[-1].model.net.in_channels == 1
@@ -298,15 +307,39 @@ def test_dice_focal_focal_part_matches_the_model_activation(sigmoid):
     assert loss.focal.use_softmax is (not sigmoid)
 
 
-def test_edge_regulariser_is_opt_in_and_reported():
+def test_edge_regulariser_is_on_by_default_and_reported():
     image, _gt, scribbles = blobs()
-    assert TrainConfig().lambda_edge == 0.0
-    reports = run(train(image, scribbles, TrainConfig(steps=40, lambda_edge=1.0, **FAST)))
+    assert TrainConfig().lambda_edge == 2.0 and TrainConfig().edge_sigma is None
+    reports = run(train(image, scribbles, TrainConfig(steps=40, **FAST)))
     last = reports[-1]
     assert set(last.parts) == {"dice", "ce", "edge"}
     assert all(r.parts["edge"] >= 0 for r in reports)
     assert last.prediction is not None
+    # The automatic sigma follows the image's noise: blobs() has noise 20 on a range of ~60+.
+    used = last.model.train_settings["edge_sigma_used"]
+    norm = last.model.normalization
+    noise = 20.0 / (norm.high[0] - norm.low[0])
+    assert used == pytest.approx(EDGE_NOISE_FACTOR * noise, rel=0.25)
+    fixed = run(train(image, scribbles, TrainConfig(steps=2, edge_sigma=0.2, **FAST)))[-1]
+    assert fixed.model.train_settings["edge_sigma_used"] == 0.2
+    off = run(train(image, scribbles, TrainConfig(steps=2, lambda_edge=0.0, **FAST)))[-1]
+    assert set(off.parts) == {"dice", "ce"}
     with pytest.raises(ValueError, match="lambda_edge"):
         TrainConfig(lambda_edge=-1.0)
     with pytest.raises(ValueError, match="edge_sigma"):
         TrainConfig(edge_sigma=0.0)
+
+
+def test_noise_level_measures_the_noise_and_ignores_edges():
+    rng = np.random.default_rng(0)
+    steps = np.zeros((4, 1, 64, 64))
+    steps[..., 32:] = 1.0  # a strong edge in every row must not count as noise
+    for sd in (0.01, 0.05, 0.2):
+        x = steps + rng.normal(0.0, sd, steps.shape)
+        assert noise_level(x) == pytest.approx(sd, rel=0.1)
+    assert noise_level(steps) == pytest.approx(1e-3)  # floored; noise-free images
+    image, _gt, scribbles = blobs()
+    clean = ((image > 0) * 100).astype(np.uint16)  # flat: no noise at all
+    clean[:, 48:] = 200
+    model = run(train(clean, scribbles, TrainConfig(steps=1, **FAST)))[-1].model
+    assert model.train_settings["edge_sigma_used"] == EDGE_SIGMA_MIN
