@@ -379,6 +379,8 @@ class Settings:
     threads: int
     model: ModelConfig
     tolerance: float
+    edge_weight: float = 0.0
+    z_context: int = 1
 
 
 def run_one(task: Task, labels: str, variant: Variant, seed: int, s: Settings) -> dict[str, Any]:
@@ -393,8 +395,13 @@ def run_one(task: Task, labels: str, variant: Variant, seed: int, s: Settings) -
         num_threads=s.threads,
         crop_size=s.crop_size,
         batch_size=s.batch_size,
-        model=dataclasses.replace(s.model, binary_mode=variant.binary_mode),
+        model=dataclasses.replace(
+            s.model,
+            binary_mode=variant.binary_mode,
+            z_context=s.z_context if image.ndim == 3 else None,
+        ),
         final_prediction=False,
+        lambda_edge=s.edge_weight,
     )
     with _loss_override(variant.factory):
         t0 = time.perf_counter()
@@ -691,6 +698,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=8, help="U-Net width")
     p.add_argument("--depth", type=int, default=3, help="U-Net depth")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument(
+        "--edge-weight",
+        type=float,
+        default=0.0,
+        help="weight of the engine's edge-aware regulariser (default 0: the losses alone, as in "
+        "the published study)",
+    )
+    p.add_argument(
+        "--z-context",
+        type=int,
+        default=1,
+        help="neighbouring planes each side the volume's network sees (default 1, as published)",
+    )
     p.add_argument("--tolerance", type=float, default=2.0, help="boundary F1 tolerance (px)")
     p.add_argument("--out", default="docs", help="output folder")
     p.add_argument("--suffix", help="output name suffix (default '' or '_quick')")
@@ -731,6 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         model=ModelConfig(depth=args.depth, width=args.width),
         tolerance=args.tolerance,
+        edge_weight=args.edge_weight,
+        z_context=args.z_context,
     )
     volume: list[Task] = []
     if args.image:
