@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from napari_seglab.core.device import default_num_threads
-from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS
+from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LAMBDA_EDGE, DEFAULT_LOSS
 
 #: (value passed to TrainConfig.loss, label shown)
 LOSSES: tuple[tuple[str, str], ...] = (
@@ -71,6 +71,7 @@ class Settings:
     class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
+    lambda_edge: float = DEFAULT_LAMBDA_EDGE
     model_size: str = "small"
     budget_kind: str = "seconds"
     budget: float = 60.0
@@ -88,6 +89,7 @@ class Settings:
             "class_weights": self.class_weights,
             "lambda_dice": self.lambda_dice,
             "lambda_ce": self.lambda_ce,
+            "lambda_edge": self.lambda_edge,
             "seconds": float(self.budget) if self.budget_kind == "seconds" else None,
             "steps": int(self.budget) if self.budget_kind == "steps" else None,
             "device": self.device,
@@ -141,6 +143,17 @@ class SettingsPanel(QCollapsible):
             mix_layout.addWidget(box)
         mix.setToolTip("Weights of the Dice part and of the CE (or focal) part of the loss")
         form.addRow("Mix", mix)
+
+        self.lambda_edge = QDoubleSpinBox(body)
+        self.lambda_edge.setRange(0.0, 10.0)
+        self.lambda_edge.setSingleStep(0.5)
+        self.lambda_edge.setValue(DEFAULT_LAMBDA_EDGE)
+        self.lambda_edge.setSpecialValueText("off")
+        self.lambda_edge.setToolTip(
+            "Weight of the edge-aware term on all pixels: puts class boundaries on intensity "
+            "edges where nothing is painted (0 = off)"
+        )
+        form.addRow("Edge term", self.lambda_edge)
 
         self.model_size = QComboBox(body)
         self.model_size.addItems(list(MODEL_SIZES))
@@ -202,6 +215,7 @@ class SettingsPanel(QCollapsible):
             class_weights=self.scheme.currentData(),
             lambda_dice=self.lambda_dice.value(),
             lambda_ce=self.lambda_ce.value(),
+            lambda_edge=self.lambda_edge.value(),
             model_size=self.model_size.currentText(),
             budget_kind=self.budget_kind.currentText(),
             budget=self.budget.value(),
@@ -216,6 +230,7 @@ class SettingsPanel(QCollapsible):
         self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weights))
         self.lambda_dice.setValue(settings.lambda_dice)
         self.lambda_ce.setValue(settings.lambda_ce)
+        self.lambda_edge.setValue(settings.lambda_edge)
         self.model_size.setCurrentText(settings.model_size)
         self.budget_kind.setCurrentText(settings.budget_kind)
         self.budget.setValue(settings.budget)

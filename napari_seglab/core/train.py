@@ -46,6 +46,8 @@ DEFAULT_LOSS = "dice_ce"
 #: No class weighting by default: the loss study (docs/which-loss.md) found that weighting by
 #: inverse frequency over-segments the rare class and lowers IoU, with dense labels and scribbles.
 DEFAULT_CLASS_WEIGHTS = "none"
+#: Weight of the edge-aware term (see ``TrainConfig.lambda_edge``); shared by the CLI and widget.
+DEFAULT_LAMBDA_EDGE = 2.0
 #: Neighbouring slices on each side that a network trained on a stack sees (2.5D): on the
 #: nuclei volume, 4 reached IoU 0.69 in 5 s where 1 reached 0.61 (``benchmarks/results/``).
 DEFAULT_Z_CONTEXT = 4
@@ -123,7 +125,7 @@ class TrainConfig:
     class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
-    lambda_edge: float = 2.0
+    lambda_edge: float = DEFAULT_LAMBDA_EDGE
     edge_sigma: float | None = None
     seconds: float | None = None
     steps: int | None = None

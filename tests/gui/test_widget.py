@@ -14,7 +14,11 @@ from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
-from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS  # noqa: E402
+from napari_seglab.core.train import (  # noqa: E402
+    DEFAULT_CLASS_WEIGHTS,
+    DEFAULT_LAMBDA_EDGE,
+    TrainConfig,
+)
 from napari_seglab.core.weights import class_weights  # noqa: E402
 
 # Tiny runs: the machine is shared.
@@ -280,6 +284,20 @@ def test_stop_stops_within_a_second(widget, qtbot):
     pred = widget.viewer.layers["img prediction"]
     np.testing.assert_array_equal(pred.data, model.predict(widget.image_layer.data).labels)
     assert widget.status_label.text().startswith("Stopped")
+
+
+def test_edge_term_setting_reaches_the_training(widget, qtbot):
+    panel = widget.settings_panel
+    assert panel.lambda_edge.value() == DEFAULT_LAMBDA_EDGE == TrainConfig().lambda_edge
+    _scribbled(widget, qtbot)
+    _train(widget, qtbot)
+    assert widget.trainer.model.train_settings["lambda_edge"] == DEFAULT_LAMBDA_EDGE
+    widget.reset_button.click()
+    panel.lambda_edge.setValue(0.0)
+    assert panel.lambda_edge.text() == "off"
+    assert panel.settings().train_config().lambda_edge == 0.0
+    _train(widget, qtbot)
+    assert widget.trainer.model.train_settings["lambda_edge"] == 0.0
 
 
 def test_retrain_continues_from_the_current_model(widget, qtbot):
