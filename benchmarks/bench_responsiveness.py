@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, default=10.0, help="idle phase seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--preview-every", type=float, default=2.0)
-    parser.add_argument("--model-size", default="small", choices=["small", "medium", "large"])
+    parser.add_argument("--model-size", default="medium", choices=["small", "medium", "large"])
     parser.add_argument(
         "--interact",
         action="store_true",
