@@ -10,7 +10,7 @@ import torch
 
 from napari_seglab.core.data import Normalization
 from napari_seglab.core.model import ModelConfig, SegModel
-from napari_seglab.core.predict import Prediction, blend_window, tile_starts
+from napari_seglab.core.predict import Prediction, blend_window, default_tile, tile_starts
 
 
 def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
@@ -159,3 +159,21 @@ def test_cuda_prediction_matches_cpu():
     gpu = model.predict(image, tile=128, overlap=32, device="cuda")
     assert model.device.type == "cpu"  # moved back after predicting
     assert np.abs(cpu.probabilities - gpu.probabilities).mean() < 0.01  # bf16/fp16 autocast
+
+
+def test_group_norm_models_predict_in_tiles_the_size_of_their_training_crops():
+    """Group norm normalises with the statistics of the whole input: a network trained on 64 px
+    crops is run on tiles of at most 128 px, not on the whole image."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    batch = trained_like()
+    group = trained_like(config=ModelConfig(norm="group"))
+    assert default_tile(cpu) == default_tile(cpu, batch) == 512
+    assert default_tile(cuda, batch) == 1024
+    assert default_tile(cpu, group) == default_tile(cuda, group) == 128
+    group.train_settings["crop_size"] = 48
+    assert default_tile(cpu, group) == 96
+    image = np.random.default_rng(0).random((300, 260)).astype(np.float32)
+    image[:40] += 3.0  # a bright band: the whole-image statistics differ from a tile's
+    default = group.predict(image).probabilities
+    assert np.array_equal(default, group.predict(image, tile=96).probabilities)
+    assert not np.allclose(default, group.predict(image, tile=512).probabilities, atol=1e-4)
