@@ -33,9 +33,10 @@ class ModelConfig:
         training where width 16 gave 0.74 +- 0.12 (more, faster steps but less stable).
     norm : str
         ``"group"`` (default: learns fastest from few painted pixels in our benchmarks),
-        ``"batch"`` (tiled prediction then equals whole-image prediction exactly; with group
-        norm, tiles smaller than the image change the result slightly), ``"instance"`` or
-        ``"none"``.
+        ``"batch"`` (tiled prediction then equals whole-image prediction exactly), ``"instance"``
+        or ``"none"``. Group and instance norm use the statistics of whatever they are given, so
+        these models predict in tiles close to their training crops
+        (:func:`napari_seglab.core.predict.default_tile`).
     binary_mode : str
         For two classes: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output = foreground).
         More classes always use softmax.

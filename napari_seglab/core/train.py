@@ -102,8 +102,8 @@ class TrainConfig:
         unlabeled pixels included; 0 switches it off. It places class boundaries on intensity
         edges where no scribble reaches, and keeps longer training from spreading a class into
         unpainted regions: on synthetic nuclei with 1% painted, 30 s of CPU training reached
-        1.13x the random forest's IoU with it (2.0, the default) and 0.99x without
-        (``benchmarks/results/synthetic.md``).
+        1.15x the random forest's IoU with it (2.0, the default; ``benchmarks/results/``
+        ``synthetic.md``) where it had reached 0.92x without it.
     edge_sigma : float or None
         Intensity difference (of the normalised image) at which a neighbour pair counts
         ``exp(-1/2)`` as much as in a flat region. None (default): ``EDGE_NOISE_FACTOR`` times
