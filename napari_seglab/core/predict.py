@@ -137,7 +137,9 @@ def predict(
     channel_axis : int, optional
     region : tuple of slice, optional
         Predict only this part of the spatial dimensions (one slice per spatial axis); the
-        context around it is used so the result equals the same part of a full prediction.
+        context around it is used so the result equals the same part of a full prediction
+        (exactly with batch norm; with group or instance norm up to the statistics of the smaller
+        window, a difference of about 1e-3 in probability).
     probabilities : bool
         Also return the ``(K, *spatial)`` probabilities (set False to save memory).
     batch_size : int, optional

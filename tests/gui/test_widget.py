@@ -508,14 +508,20 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     assert update.prediction.labels.shape == (20, 30)
     lyr.update_prediction_layers(pred, prob, update.prediction, update.region)
     full = model.predict(image)
-    np.testing.assert_array_equal(pred.data[region], full.labels[region])
+    # Exact with batch norm; group norm (the default) normalises with the statistics of the
+    # window it is given, and a region is predicted with 32 px of context, not the whole image.
+    exact = model.config.norm == "batch"
+    same = pred.data[region] == full.labels[region]
+    assert same.all() if exact else same.mean() > 0.99
     outside = np.ones(pred.data.shape, bool)
     outside[region] = False
     assert not pred.data[outside].any() and not prob.data[outside].any()
-    np.testing.assert_allclose(prob.data[region], full.probabilities[1][region], atol=1e-5)
+    np.testing.assert_allclose(
+        prob.data[region], full.probabilities[1][region], atol=1e-5 if exact else 1e-2
+    )
     # the whole image, in bands of 32 rows, equals one prediction of the whole image
     previewer.region = None
-    time.sleep(0.01)
+    time.sleep(0.01 + 2 * previewer._cost)  # previews wait twice the last one's cost
     update = previewer(dataclasses.replace(report, prediction=None))
     assert update.region is None
     np.testing.assert_array_equal(update.prediction.labels, full.labels)
