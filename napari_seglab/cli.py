@@ -251,7 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_seglab import __version__
     from napari_seglab.core.device import DEVICES
     from napari_seglab.core.model import ModelConfig
-    from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS, LOSSES, TrainConfig
+    from napari_seglab.core.train import (
+        DEFAULT_CLASS_WEIGHTS,
+        DEFAULT_LAMBDA_EDGE,
+        DEFAULT_LOSS,
+        LOSSES,
+    )
     from napari_seglab.core.weights import SCHEMES
 
     parser = _Parser(
@@ -302,14 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=arch.depth,
         help=f"U-Net depth (default {arch.depth})",
     )
-    defaults = TrainConfig()
     tr.add_argument(
         "--edge-weight",
         type=_non_negative_float,
-        default=defaults.lambda_edge,
+        default=None,
         metavar="W",
         help="weight of the edge-aware regulariser that places boundaries on intensity edges "
-        f"where nothing is painted (default {defaults.lambda_edge:g}; 0 = off)",
+        f"where nothing is painted (default {DEFAULT_LAMBDA_EDGE:g} for 2D images, 0 for stacks; "
+        "0 = off)",
     )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)

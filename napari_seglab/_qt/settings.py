@@ -79,7 +79,7 @@ class Settings:
     class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
-    lambda_edge: float = DEFAULT_LAMBDA_EDGE
+    lambda_edge: float | None = None  # None: the core's choice (2D images on, stacks off)
     model_size: str = "medium"
     budget_kind: str = "seconds"
     budget: float = 60.0
@@ -150,13 +150,14 @@ class SettingsPanel(QCollapsible):
         form.addRow("Mix", mix)
 
         self.lambda_edge = QDoubleSpinBox(body)
-        self.lambda_edge.setRange(0.0, 10.0)
+        self.lambda_edge.setRange(-1.0, 10.0)  # -1 shows "auto"
         self.lambda_edge.setSingleStep(0.5)
-        self.lambda_edge.setValue(DEFAULT_LAMBDA_EDGE)
-        self.lambda_edge.setSpecialValueText("off")
+        self.lambda_edge.setSpecialValueText("auto")
+        self.lambda_edge.setValue(-1.0)
         self.lambda_edge.setToolTip(
             "Weight of the edge-aware term on all pixels: puts class boundaries on intensity "
-            "edges where nothing is painted (0 = off)"
+            f"edges where nothing is painted. auto: {DEFAULT_LAMBDA_EDGE:g} for 2D images, off "
+            "for stacks; 0 = off"
         )
         form.addRow("Edge term", self.lambda_edge)
 
@@ -221,7 +222,7 @@ class SettingsPanel(QCollapsible):
             class_weights=self.scheme.currentData(),
             lambda_dice=self.lambda_dice.value(),
             lambda_ce=self.lambda_ce.value(),
-            lambda_edge=self.lambda_edge.value(),
+            lambda_edge=None if self.lambda_edge.value() < 0 else self.lambda_edge.value(),
             model_size=self.model_size.currentText(),
             budget_kind=self.budget_kind.currentText(),
             budget=self.budget.value(),
@@ -236,7 +237,7 @@ class SettingsPanel(QCollapsible):
         self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weights))
         self.lambda_dice.setValue(settings.lambda_dice)
         self.lambda_ce.setValue(settings.lambda_ce)
-        self.lambda_edge.setValue(settings.lambda_edge)
+        self.lambda_edge.setValue(-1.0 if settings.lambda_edge is None else settings.lambda_edge)
         self.model_size.setCurrentText(settings.model_size)
         self.budget_kind.setCurrentText(settings.budget_kind)
         self.budget.setValue(settings.budget)

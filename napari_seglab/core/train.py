@@ -96,14 +96,15 @@ class TrainConfig:
         jitter of a small network trained on few pixels.
     augment : bool
         Random flips and 90 degree rotations of the crops.
-    lambda_edge : float
+    lambda_edge : float or None
         Weight of the edge-aware Potts regulariser
         (:func:`napari_seglab.core.losses.edge_aware_potts`) added to the loss on every crop,
-        unlabeled pixels included; 0 switches it off. It places class boundaries on intensity
-        edges where no scribble reaches, and keeps longer training from spreading a class into
-        unpainted regions: on synthetic nuclei with 1% painted, 30 s of CPU training reached
-        1.15x the random forest's IoU with it (2.0, the default; ``benchmarks/results/``
-        ``synthetic.md``) where it had reached 0.92x without it.
+        unlabeled pixels included; 0 switches it off, None (default) means
+        ``DEFAULT_LAMBDA_EDGE`` for 2D images and 0 for stacks (see :func:`edge_weight`). It
+        places class boundaries on intensity edges where no scribble reaches, and keeps longer
+        training from spreading a class into unpainted regions: on synthetic nuclei with 1%
+        painted, 30 s of CPU training reached 1.15x the random forest's IoU with it (weight 2;
+        ``benchmarks/results/synthetic.md``) where it had reached 0.92x without it.
     edge_sigma : float or None
         Intensity difference (of the normalised image) at which a neighbour pair counts
         ``exp(-1/2)`` as much as in a flat region. None (default): ``EDGE_NOISE_FACTOR`` times
@@ -125,7 +126,7 @@ class TrainConfig:
     class_weights: str = DEFAULT_CLASS_WEIGHTS
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
-    lambda_edge: float = DEFAULT_LAMBDA_EDGE
+    lambda_edge: float | None = None
     edge_sigma: float | None = None
     seconds: float | None = None
     steps: int | None = None
@@ -173,7 +174,7 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.lambda_dice < 0 or self.lambda_ce < 0 or self.lambda_edge < 0:
+        if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
         if self.edge_sigma is not None and not self.edge_sigma > 0:
             raise ValueError(f"edge_sigma must be positive, got {self.edge_sigma}")
@@ -345,6 +346,19 @@ EDGE_NOISE_FACTOR = 1.2
 EDGE_SIGMA_MIN = 0.01
 
 
+def edge_weight(config: TrainConfig, stack: bool) -> float:
+    """The edge-aware term's weight for a run: ``config.lambda_edge``, or when it is None
+    ``DEFAULT_LAMBDA_EDGE`` for a 2D image and 0 for a stack.
+
+    Stacks leave it off: on the nuclei volume with scribbles from the shared-style simulator
+    (few foreground voxels on three planes), weight 2 fell to IoU 0.29-0.31 after 30 s where
+    0 reached 0.51-0.57, and one run ended with no foreground at all.
+    """
+    if config.lambda_edge is not None:
+        return float(config.lambda_edge)
+    return 0.0 if stack else DEFAULT_LAMBDA_EDGE
+
+
 def noise_level(x: np.ndarray) -> float:
     """Robust noise standard deviation of images ``(B, C, H, W)``: the median absolute
     deviation of differences between horizontal neighbours, divided by sqrt(2)."""
@@ -489,8 +503,9 @@ def _run(
         )
         counts_obj = weights.ClassCounts(K)
         counts_obj.add(labels)
+        lambda_edge = edge_weight(config, view.is_3d)
         edge_sigma = config.edge_sigma
-        if edge_sigma is None:
+        if edge_sigma is None and lambda_edge > 0:
             edge_sigma = max(
                 EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise_level(sampler.uniform_batch(8))
             )
@@ -521,7 +536,8 @@ def _run(
             "device": description,
             "image_shape": list(view.spatial_shape),
             "channels": view.channels,
-            "edge_sigma_used": round(float(edge_sigma), 5),
+            "edge_sigma_used": None if edge_sigma is None else round(float(edge_sigma), 5),
+            "lambda_edge_used": lambda_edge,
         }
         step = 0
         # The clock starts after the set-up (the first optimiser of a process imports
@@ -537,9 +553,9 @@ def _run(
                 logits = net(xt)
             loss = loss_fn(logits.float(), target, mask=mask)
             edge = None
-            if config.lambda_edge > 0:
+            if lambda_edge > 0:
                 edge = losses.edge_aware_potts(model.probabilities(logits), xt, sigma=edge_sigma)
-                loss = loss + config.lambda_edge * edge
+                loss = loss + lambda_edge * edge
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

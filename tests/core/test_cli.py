@@ -87,12 +87,12 @@ def test_train_predict_2d(files, capsys):
     assert code == 0, err
     assert model2.is_file()
     # the edge-aware regulariser is on unless --edge-weight 0
-    assert load_model(model).train_settings["lambda_edge"] == 2.0
+    assert load_model(model).train_settings["lambda_edge_used"] == 2.0
     model3 = files / "m3.safetensors"
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-weight", "0"]
     code, err = run([*argv, *FAST], capsys)
     assert code == 0, err
-    assert load_model(model3).train_settings["lambda_edge"] == 0.0
+    assert load_model(model3).train_settings["lambda_edge_used"] == 0.0
 
 
 def test_train_predict_rgb_and_3d(tmp_path, capsys):

@@ -8,6 +8,7 @@ import torch
 
 from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.train import (
+    DEFAULT_LAMBDA_EDGE,
     DEFAULT_Z_CONTEXT,
     EDGE_NOISE_FACTOR,
     EDGE_SIGMA_MIN,
@@ -309,10 +310,11 @@ def test_dice_focal_focal_part_matches_the_model_activation(sigmoid):
 
 def test_edge_regulariser_is_on_by_default_and_reported():
     image, _gt, scribbles = blobs()
-    assert TrainConfig().lambda_edge == 2.0 and TrainConfig().edge_sigma is None
+    assert TrainConfig().lambda_edge is None and TrainConfig().edge_sigma is None
     reports = run(train(image, scribbles, TrainConfig(steps=40, **FAST)))
     last = reports[-1]
     assert set(last.parts) == {"dice", "ce", "edge"}
+    assert last.model.train_settings["lambda_edge_used"] == DEFAULT_LAMBDA_EDGE == 2.0
     assert all(r.parts["edge"] >= 0 for r in reports)
     assert last.prediction is not None
     # The automatic sigma follows the image's noise: blobs() has noise 20 on a range of ~60+.
@@ -324,6 +326,16 @@ def test_edge_regulariser_is_on_by_default_and_reported():
     assert fixed.model.train_settings["edge_sigma_used"] == 0.2
     off = run(train(image, scribbles, TrainConfig(steps=2, lambda_edge=0.0, **FAST)))[-1]
     assert set(off.parts) == {"dice", "ce"}
+    # stacks leave it off unless asked for
+    stack = np.stack([image] * 3)
+    s3 = np.zeros(stack.shape, np.uint8)
+    s3[1] = scribbles
+    auto = run(train(stack, s3, TrainConfig(steps=2, **FAST)))[-1]
+    assert set(auto.parts) == {"dice", "ce"}
+    assert auto.model.train_settings["lambda_edge_used"] == 0.0
+    assert auto.model.train_settings["edge_sigma_used"] is None
+    on = run(train(stack, s3, TrainConfig(steps=2, lambda_edge=1.0, **FAST)))[-1]
+    assert set(on.parts) == {"dice", "ce", "edge"}
     with pytest.raises(ValueError, match="lambda_edge"):
         TrainConfig(lambda_edge=-1.0)
     with pytest.raises(ValueError, match="edge_sigma"):

@@ -288,16 +288,18 @@ def test_stop_stops_within_a_second(widget, qtbot):
 
 def test_edge_term_setting_reaches_the_training(widget, qtbot):
     panel = widget.settings_panel
-    assert panel.lambda_edge.value() == DEFAULT_LAMBDA_EDGE == TrainConfig().lambda_edge
+    assert panel.lambda_edge.text() == "auto"
+    assert panel.settings().lambda_edge is None is TrainConfig().lambda_edge
     _scribbled(widget, qtbot)
-    _train(widget, qtbot)
-    assert widget.trainer.model.train_settings["lambda_edge"] == DEFAULT_LAMBDA_EDGE
+    _train(widget, qtbot)  # a 2D image: auto means on
+    assert widget.trainer.model.train_settings["lambda_edge_used"] == DEFAULT_LAMBDA_EDGE
     widget.reset_button.click()
     panel.lambda_edge.setValue(0.0)
-    assert panel.lambda_edge.text() == "off"
     assert panel.settings().train_config().lambda_edge == 0.0
     _train(widget, qtbot)
-    assert widget.trainer.model.train_settings["lambda_edge"] == 0.0
+    assert widget.trainer.model.train_settings["lambda_edge_used"] == 0.0
+    panel.set_settings(FAST)  # back to auto
+    assert panel.lambda_edge.text() == "auto"
 
 
 def test_retrain_continues_from_the_current_model(widget, qtbot):
