@@ -350,9 +350,10 @@ def edge_weight(config: TrainConfig, stack: bool) -> float:
     """The edge-aware term's weight for a run: ``config.lambda_edge``, or when it is None
     ``DEFAULT_LAMBDA_EDGE`` for a 2D image and 0 for a stack.
 
-    Stacks leave it off: on the nuclei volume with scribbles from the shared-style simulator
-    (few foreground voxels on three planes), weight 2 fell to IoU 0.29-0.31 after 30 s where
-    0 reached 0.51-0.57, and one run ended with no foreground at all.
+    Stacks leave it off: on the nuclei volume with scribbles from a second, sparser simulator
+    (few foreground voxels on three planes; ``benchmarks/results/sparse_scribbles.md``),
+    weight 2 fell to IoU 0.29-0.31 after 30 s where 0 reached 0.51-0.57, and one run ended
+    with no foreground at all.
     """
     if config.lambda_edge is not None:
         return float(config.lambda_edge)
