@@ -454,28 +454,28 @@ def test_closing_the_widget_stops_the_worker(widget, qtbot):
     assert worker.done.is_set()
 
 
-def test_removing_the_dock_stops_the_worker(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
+def _docked_and_training(viewer, qtbot):
+    """Dock SegLab through the manifest, paint and start a long training; the widget and its
+    running worker."""
     viewer.add_image(synthetic_image(), name="img")
     _dock, w = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
     w.settings_panel.set_settings(LONG)
     _scribbled(w, qtbot)
     with qtbot.waitSignal(w.trainer.reported, timeout=30_000):
         assert w.start_training()
-    worker = w.trainer.worker
+    return w, w.trainer.worker
+
+
+def test_removing_the_dock_stops_the_worker(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    w, worker = _docked_and_training(viewer, qtbot)
     viewer.window.remove_dock_widget(w)  # the dock's close button
     assert worker.done.wait(5)
     qtbot.waitUntil(lambda: not w.trainer.running, timeout=5000)
 
 
 def test_closing_the_viewer_stops_the_worker(viewer, qtbot):
-    viewer.add_image(synthetic_image(), name="img")
-    _dock, w = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
-    w.settings_panel.set_settings(LONG)
-    _scribbled(w, qtbot)
-    with qtbot.waitSignal(w.trainer.reported, timeout=30_000):
-        assert w.start_training()
-    worker = w.trainer.worker
+    w, worker = _docked_and_training(viewer, qtbot)
     viewer.close()
     assert worker.done.wait(5)
     w.cleanup()
