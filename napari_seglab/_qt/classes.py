@@ -29,6 +29,13 @@ PALETTE: tuple[str, ...] = (
 #: Key under which the class list is stored in a layer's ``metadata``.
 METADATA_KEY = "seglab_classes"
 
+#: The most classes the widget handles (class ids 1..MAX_CLASSES). A layer holding a larger id
+#: is an instance segmentation or a mask, not scribbles: one table row per id would be useless.
+MAX_CLASSES = 32
+
+#: The ``features`` columns :func:`apply_classes` writes; a layer with other columns is the user's.
+FEATURE_COLUMNS = ("index", "class")
+
 
 @dataclass(frozen=True)
 class SegClass:

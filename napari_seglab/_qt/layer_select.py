@@ -18,6 +18,9 @@ class LayerComboBox(QComboBox):
 
     The list follows insertions, removals, moves and renames. ``layerChanged`` is emitted with
     the new layer (or None) whenever the chosen layer changes, including when it is removed.
+    When nothing is chosen, the first listed layer is chosen, or with ``auto_select`` the first
+    for which ``auto_select(layer)`` is true; otherwise the box stays empty and shows
+    ``placeholder`` until the user picks a layer.
 
     Parameters
     ----------
@@ -29,6 +32,10 @@ class LayerComboBox(QComboBox):
         Parent widget.
     accept : callable, optional
         Extra filter: only layers for which ``accept(layer)`` is true are listed.
+    auto_select : callable, optional
+        Only layers for which ``auto_select(layer)`` is true are chosen without the user.
+    placeholder : str
+        Shown while no layer is chosen.
     """
 
     layerChanged = Signal(object)
@@ -40,11 +47,16 @@ class LayerComboBox(QComboBox):
         parent: QWidget | None = None,
         *,
         accept: Callable[[napari.layers.Layer], bool] | None = None,
+        auto_select: Callable[[napari.layers.Layer], bool] | None = None,
+        placeholder: str = "",
     ) -> None:
         super().__init__(parent)
         self._viewer = viewer
         self._type = layer_type
         self._accept = accept
+        self._auto_select = auto_select
+        if placeholder:
+            self.setPlaceholderText(placeholder)
         self._layers: list[napari.layers.Layer] = []
         self._current: napari.layers.Layer | None = None
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -73,12 +85,23 @@ class LayerComboBox(QComboBox):
         """The chosen layer, or None."""
         return self._current
 
-    def set_layer(self, layer: napari.layers.Layer | None) -> None:
-        """Choose ``layer`` (must be listed) or clear the choice with None."""
+    def set_layer(self, layer: napari.layers.Layer | None, *, quiet: bool = False) -> None:
+        """Choose ``layer`` (must be listed) or clear the choice with None.
+
+        ``quiet``: without emitting ``layerChanged`` (to undo a choice that was refused).
+        """
         index = -1 if layer is None else self._index_of(layer)
         if layer is not None and index < 0:
             raise ValueError(f"layer {layer.name!r} is not a {self._type.__name__} layer here")
-        self.setCurrentIndex(index)
+        if quiet:
+            self.blockSignals(True)
+            try:
+                self.setCurrentIndex(index)
+            finally:
+                self.blockSignals(False)
+            self._current = layer
+        else:
+            self.setCurrentIndex(index)
 
     def layers(self) -> list[napari.layers.Layer]:
         """The listed layers, in the viewer's order."""
@@ -107,12 +130,18 @@ class LayerComboBox(QComboBox):
             self.clear()
             self.addItems([lyr.name for lyr in self._layers])
             index = self._index_of(previous) if previous is not None else -1
-            if index < 0 and self._layers:
-                index = 0
+            if index < 0:
+                index = self._first_automatic()
             self.setCurrentIndex(index)
         finally:
             self.blockSignals(False)
         self._on_index_changed(self.currentIndex())
+
+    def _first_automatic(self) -> int:
+        for i, layer in enumerate(self._layers):
+            if self._auto_select is None or self._auto_select(layer):
+                return i
+        return -1
 
     def _on_index_changed(self, index: int) -> None:
         layer = self._layers[index] if 0 <= index < len(self._layers) else None

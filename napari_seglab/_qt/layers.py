@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_seglab._qt.classes import SegClass, apply_classes
+from napari_seglab._qt.classes import (
+    FEATURE_COLUMNS,
+    MAX_CLASSES,
+    METADATA_KEY,
+    SegClass,
+    apply_classes,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -37,6 +43,69 @@ def probability_name(image: napari.layers.Layer) -> str:
 def role(layer: napari.layers.Layer) -> str | None:
     """``"scribbles"``, ``"prediction"``, ``"probability"`` for layers made here, else None."""
     return layer.metadata.get(ROLE_KEY)
+
+
+def camera(viewer: napari.Viewer):
+    """The viewer's camera: ``viewer.scene.camera`` (napari >= 0.9), else ``viewer.camera``."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+def scribbles_problem(layer: napari.layers.Labels) -> str | None:
+    """Why ``layer`` cannot hold scribbles, or None if it can.
+
+    Scribbles hold 0 = unlabeled, 1 = background, 2 = foreground, 3.. more classes, up to
+    :data:`~napari_seglab._qt.classes.MAX_CLASSES`. A layer with negative values, a larger id
+    (an instance segmentation), or a ``features`` table that SegLab did not write belongs to
+    something else; the widget must neither use nor modify it. Reads the data once (min/max).
+
+    Returns
+    -------
+    str or None
+        A phrase for the user naming what was found, e.g. ``"its largest label is 87"``.
+    """
+    features = layer.features
+    ours = METADATA_KEY in layer.metadata and set(features.columns) <= set(FEATURE_COLUMNS)
+    if len(features.columns) and not ours:
+        columns = ", ".join(str(c) for c in list(features.columns)[:4])
+        return f"it has a features table ({columns}) that SegLab did not write"
+    if getattr(layer, "multiscale", False):
+        return "it is a multiscale layer"
+    data = layer.data
+    dtype = np.dtype(data.dtype)
+    if not (np.issubdtype(dtype, np.integer) or dtype.kind == "b"):
+        return f"its values are {dtype}, not integer labels"
+    if not data.size:
+        return None
+    values = np.asarray(data)
+    return label_range_problem(int(values.min()), int(values.max()))
+
+
+def label_range_problem(low: int, high: int) -> str | None:
+    """Why labels from ``low`` to ``high`` are no scribbles, or None (see ``scribbles_problem``)."""
+    if low < 0:
+        return (
+            f"it holds negative values (down to {low}); scribbles are 0 = unlabeled, "
+            "1 = background, 2 = foreground, 3.. more classes"
+        )
+    if high > MAX_CLASSES:
+        return f"its largest label is {high} (SegLab handles at most {MAX_CLASSES} classes)"
+    return None
+
+
+def is_scribbles_candidate(viewer: napari.Viewer, layer: napari.layers.Layer) -> bool:
+    """Whether ``layer`` may be chosen as scribbles without the user picking it.
+
+    Only layers SegLab created and layers named ``"<image> scribbles"`` after an image of the
+    viewer qualify; any other Labels layer (an instance segmentation, a mask) is the user's.
+    """
+    if role(layer) == "scribbles":
+        return True
+    from napari.layers import Image
+
+    return any(
+        isinstance(other, Image) and layer.name == scribbles_name(other) for other in viewer.layers
+    )
 
 
 def image_data(image: napari.layers.Image) -> np.ndarray:
@@ -181,13 +250,12 @@ def ensure_prediction_layers(
     image: napari.layers.Image,
     num_classes: int,
     classes: Sequence[SegClass],
-    *,
-    below: napari.layers.Layer | None = None,
 ) -> tuple[napari.layers.Labels, napari.layers.Image]:
     """Return ``"<image> prediction"`` and ``"<image> probability"``, creating them if needed.
 
-    New layers start empty (class 0 is transparent) and are inserted under ``below`` (so that
-    the scribbles stay on top); existing ones of the right shape are kept as they are.
+    New layers start empty (class 0 is transparent) and are inserted directly above the image
+    (so that they are seen whatever else lies above it; scribbles made for the image lie above
+    them); existing ones of the right shape are kept where they are.
     """
     from napari.layers import Image, Labels
 
@@ -196,6 +264,10 @@ def ensure_prediction_layers(
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = []
     pred = find_layer(viewer, prediction_name(image), Labels)
+    if pred is not None and role(pred) != "prediction":
+        raise ValueError(
+            f"layer {pred.name!r} was not made by SegLab; rename it to predict {image.name!r}"
+        )
     if pred is not None and tuple(pred.data.shape) != shape:
         viewer.layers.remove(pred)
         pred = None
@@ -210,6 +282,10 @@ def ensure_prediction_layers(
         apply_classes(pred, classes)
         created.append(pred)
     prob = find_layer(viewer, probability_name(image), Image)
+    if prob is not None and role(prob) != "probability":
+        raise ValueError(
+            f"layer {prob.name!r} was not made by SegLab; rename it to predict {image.name!r}"
+        )
     if prob is not None and tuple(prob.data.shape) != prob_shape:
         viewer.layers.remove(prob)
         prob = None
@@ -230,9 +306,9 @@ def ensure_prediction_layers(
         )
         created.insert(0, prob)
     if created:
-        index = len(viewer.layers)
-        if below is not None and below in viewer.layers:
-            index = viewer.layers.index(below)
+        index = viewer.layers.index(image) + 1 if image in viewer.layers else len(viewer.layers)
+        if pred not in created:  # the probability goes under an existing prediction layer
+            index = min(index, viewer.layers.index(pred))
         active = viewer.layers.selection.active
         for layer in created:
             viewer.layers.insert(index, layer)
@@ -285,13 +361,12 @@ def show_prediction(
     prediction: Prediction,
     classes: Sequence[SegClass],
     *,
-    below: napari.layers.Layer | None = None,
     region: tuple[slice, ...] | None = None,
 ) -> tuple[napari.layers.Labels, napari.layers.Image]:
     """Create (once) and refresh ``"<image> prediction"`` and ``"<image> probability"``."""
     num_classes = 2
     if prediction.probabilities is not None:
         num_classes = int(np.asarray(prediction.probabilities).shape[0])
-    pred, prob = ensure_prediction_layers(viewer, image, num_classes, classes, below=below)
+    pred, prob = ensure_prediction_layers(viewer, image, num_classes, classes)
     update_prediction_layers(pred, prob, prediction, region)
     return pred, prob

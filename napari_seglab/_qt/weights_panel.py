@@ -24,7 +24,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_seglab._qt.classes import SegClass
+from napari_seglab._qt.classes import MAX_CLASSES, SegClass
+from napari_seglab._qt.layers import label_range_problem
 from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS
 from napari_seglab.core.weights import ClassCounts, class_weights
 
@@ -57,7 +58,9 @@ class ScribbleCounter(QObject):
     """Per-class painted-pixel counts of one Labels layer, updated stroke by stroke.
 
     ``countsChanged`` is emitted (debounced by ``delay_ms``) with the counts array
-    ``(num_classes,)`` for class ids ``1..num_classes``.
+    ``(num_classes,)`` for class ids ``1..num_classes``. When the layer holds a negative value
+    or an id above ``MAX_CLASSES``, ``invalid`` is emitted with the reason and nothing is
+    counted.
 
     Parameters
     ----------
@@ -68,6 +71,7 @@ class ScribbleCounter(QObject):
     """
 
     countsChanged = Signal(object)
+    invalid = Signal(str)
 
     def __init__(self, num_classes: int = 2, delay_ms: int = 100, parent=None) -> None:
         super().__init__(parent)
@@ -138,11 +142,16 @@ class ScribbleCounter(QObject):
         """Count every pixel of the layer again and emit the counts now."""
         self._recount_timer.stop()
         data = None if self._layer is None else np.asarray(self._layer.data)
+        problem = None
         if data is not None and data.size:
-            top = int(data.max())
-            self._num_classes = max(self._num_classes, top)
+            low, top = int(data.min()), int(data.max())
+            problem = label_range_problem(low, top)
+            if problem is None:
+                self._num_classes = max(self._num_classes, top)
         self._counts = ClassCounts(self._num_classes)
-        if data is not None and data.size:
+        if problem is not None:
+            self.invalid.emit(f"layer '{self._layer.name}' cannot be counted: {problem}")
+        elif data is not None and data.size:
             self._counts.add(data)
         self._emit_timer.stop()
         self._emit()
@@ -154,6 +163,8 @@ class ScribbleCounter(QObject):
             old, new = _atom_old_new(atom)
             if new.size:
                 top = max(top, int(new.max()))
+                if int(new.min()) < 0:
+                    top = MAX_CLASSES + 1  # not countable: the recount says why
         if top > self._num_classes:
             self.recount()
             return

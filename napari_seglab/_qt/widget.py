@@ -10,6 +10,7 @@ layer helpers (``layers``).
 from __future__ import annotations
 
 import contextlib
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,10 @@ class SegLabWidget(QWidget):
         self.classes: list[SegClass] = default_classes(2)
         self.trainer = Trainer(self)
         self.counter = ScribbleCounter(num_classes=len(self.classes), parent=self)
+        # the scribbles layer in use (a Labels layer the widget made or the user picked and that
+        # looks like scribbles); layers refused as scribbles are never chosen automatically
+        self._scribbles: Labels | None = None
+        self._refused: list[weakref.ref] = []
         # the layers of the running training (None when idle)
         self._train_image: Image | None = None
         self._train_scribbles: Labels | None = None
@@ -124,6 +129,7 @@ class SegLabWidget(QWidget):
         self._build_ui()
         self._connect()
         self._apply_theme()
+        self.weights_panel.set_scheme(self.settings_panel.settings().class_weights)
         self._select_initial_pair()
         self._update_device_label()
         self._update_buttons()
@@ -138,7 +144,14 @@ class SegLabWidget(QWidget):
         data_box = QGroupBox("Data", self)
         form = QFormLayout(data_box)
         self.image_combo = LayerComboBox(v, Image, data_box, accept=_is_input_image)
-        self.scribbles_combo = LayerComboBox(v, Labels, data_box, accept=_is_scribbles_candidate)
+        self.scribbles_combo = LayerComboBox(
+            v,
+            Labels,
+            data_box,
+            accept=_is_scribbles_candidate,
+            auto_select=self._may_auto_select,
+            placeholder="none: New scribbles, or pick a layer",
+        )
         form.addRow("Image", self.image_combo)
         form.addRow("Scribbles", self.scribbles_combo)
         row = QHBoxLayout()
@@ -214,6 +227,7 @@ class SegLabWidget(QWidget):
         self.add_class_button.clicked.connect(self.add_class)
         self.weights_panel.classRenamed.connect(self._on_class_renamed)
         self.counter.countsChanged.connect(self._on_counts)
+        self.counter.invalid.connect(self._on_scribbles_invalid)
         self.settings_panel.schemeChanged.connect(self.weights_panel.set_scheme)
         self.settings_panel.device.currentTextChanged.connect(self._update_device_label)
         self.train_button.clicked.connect(self._on_train_clicked)
@@ -241,12 +255,28 @@ class SegLabWidget(QWidget):
         )
 
     def _select_initial_pair(self) -> None:
+        """Choose the image and scribbles found at start-up, and count those scribbles.
+
+        The combo boxes chose their layers while they were built, before any signal was
+        connected, so the state is synchronised explicitly instead of through change signals.
+        """
         image, scribbles = lyr.find_pair(self.viewer)
         if image is not None:
             self.image_combo.set_layer(image)
-            self.scribbles_combo.set_layer(scribbles)
-        else:
-            self._on_scribbles_changed(self.scribbles_combo.layer())
+            if not self._was_refused(scribbles):
+                self.scribbles_combo.set_layer(scribbles)
+        self._on_scribbles_changed(self.scribbles_combo.layer())
+
+    def _may_auto_select(self, layer: Labels) -> bool:
+        """Layers the scribbles box may choose by itself (see ``lyr.is_scribbles_candidate``)."""
+        return (
+            self.viewer is not None
+            and not self._was_refused(layer)
+            and lyr.is_scribbles_candidate(self.viewer, layer)
+        )
+
+    def _was_refused(self, layer) -> bool:
+        return layer is not None and any(ref() is layer for ref in self._refused)
 
     # ------------------------------------------------------------------------------------
     # layers and classes
@@ -268,7 +298,7 @@ class SegLabWidget(QWidget):
             show_warning("SegLab: open an image first.")
             return None
         existing = lyr.find_scribbles(self.viewer, image)
-        if existing is not None:
+        if existing is not None and lyr.scribbles_problem(existing) is None:
             self.scribbles_combo.set_layer(existing)
             self.viewer.layers.selection.active = existing
             existing.mode = "paint"
@@ -296,7 +326,9 @@ class SegLabWidget(QWidget):
         targets = [self.scribbles_layer]
         image = self.image_layer
         if image is not None:
-            targets.append(lyr.find_layer(self.viewer, lyr.prediction_name(image), Labels))
+            pred = lyr.find_layer(self.viewer, lyr.prediction_name(image), Labels)
+            if pred is not None and lyr.role(pred) == "prediction":  # never a user's layer
+                targets.append(pred)
         for layer in targets:
             if layer is not None:
                 apply_classes(layer, self.classes)
@@ -310,13 +342,23 @@ class SegLabWidget(QWidget):
             self._stop_because("the image selection changed")
         if image is not None:
             scribbles = lyr.find_scribbles(self.viewer, image)
-            if scribbles is not None and scribbles is not self.scribbles_layer:
+            if (
+                scribbles is not None
+                and scribbles is not self.scribbles_layer
+                and not self._was_refused(scribbles)
+            ):
                 self.scribbles_combo.set_layer(scribbles)
         self._update_buttons()
 
     def _on_scribbles_changed(self, scribbles: Labels | None) -> None:
+        if scribbles is not None and scribbles is not self._scribbles:
+            problem = lyr.scribbles_problem(scribbles)
+            if problem is not None:
+                self._refuse(scribbles, problem)
+                return
         if self.trainer.running and scribbles is not self._train_scribbles:
             self._stop_because("the scribbles selection changed")
+        self._scribbles = scribbles
         if scribbles is not None:
             stored = classes_from_layer(scribbles)
             if stored:
@@ -330,6 +372,34 @@ class SegLabWidget(QWidget):
             self.counter.set_num_classes(len(self.classes))
         self.counter.set_layer(scribbles)
         self._update_buttons()
+
+    def _refuse(self, layer: Labels, problem: str) -> None:
+        """Tell the user why ``layer`` is not used as scribbles; go back to the previous choice.
+
+        The layer is left exactly as it was (data, colormap, features, metadata).
+        """
+        if not self._was_refused(layer):
+            self._refused.append(weakref.ref(layer))
+        previous = self._scribbles
+        if previous is not None and previous not in self.scribbles_combo.layers():
+            previous = None
+        self.scribbles_combo.set_layer(previous, quiet=True)
+        if previous is None:
+            self._scribbles = None
+            self.counter.set_layer(None)
+        message = (
+            f"SegLab: layer '{layer.name}' is not used as scribbles: {problem}. "
+            "It is left as it is; New scribbles adds a layer to paint in."
+        )
+        show_warning(message)
+        self.status_label.setText(message.removeprefix("SegLab: "))
+        self._update_buttons()
+
+    def _on_scribbles_invalid(self, message: str) -> None:
+        if self._closed:
+            return
+        show_warning(f"SegLab: {message}.")
+        self.status_label.setText(f"{message}.")
 
     def _on_counts(self, counts: np.ndarray) -> None:
         if self._closed:
@@ -382,6 +452,11 @@ class SegLabWidget(QWidget):
                 f"'{image.name}' spatial shape {lyr.spatial_shape(image)}."
             )
             return False
+        problem = lyr.scribbles_problem(scribbles)
+        if problem is not None:
+            show_error(f"SegLab: layer '{scribbles.name}' cannot be trained on: {problem}.")
+            self.status_label.setText(f"Not started: {problem}.")
+            return False
         self.counter.recount()
         counts = self.counter.counts
         if int(np.count_nonzero(counts)) < 2:
@@ -401,19 +476,21 @@ class SegLabWidget(QWidget):
             self.loss_plot.mark_restart()
         try:
             config = self.settings_panel.settings().train_config()
+            # the overlay layers exist from the start (empty), so that previews only write data
+            num_classes = self.trainer.model.num_classes if self.trainer.model else max(2, top)
+            lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
             region = lyr.visible_region(image)
             self.trainer.start(
                 lyr.image_data(image), np.asarray(scribbles.data), config, region=region
             )
         except (ValueError, TypeError, RuntimeError) as exc:
             show_error(f"SegLab: could not start training: {exc}")
+            self.status_label.setText(f"Not started: {exc}")
             return False
-        # the overlay layers exist from the start (empty), so that previews only write data
-        num_classes = self.trainer.model.num_classes if self.trainer.model else max(2, top)
-        lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes, below=scribbles)
         self._train_image, self._train_scribbles = image, scribbles
-        self.viewer.camera.events.center.connect(self._on_view_changed)
-        self.viewer.camera.events.zoom.connect(self._on_view_changed)
+        camera = lyr.camera(self.viewer)
+        camera.events.center.connect(self._on_view_changed)
+        camera.events.zoom.connect(self._on_view_changed)
         self.viewer.dims.events.current_step.connect(self._on_view_changed)
         self._sent_counts = counts.copy()
         image.events.name.connect(self._on_training_layer_renamed)
@@ -441,8 +518,9 @@ class SegLabWidget(QWidget):
             self.trainer.set_region(lyr.visible_region(self._train_image))
 
     def _disconnect_view(self) -> None:
-        self.viewer.camera.events.center.disconnect(self._on_view_changed)
-        self.viewer.camera.events.zoom.disconnect(self._on_view_changed)
+        camera = lyr.camera(self.viewer)
+        camera.events.center.disconnect(self._on_view_changed)
+        camera.events.zoom.disconnect(self._on_view_changed)
         self.viewer.dims.events.current_step.disconnect(self._on_view_changed)
 
     def _on_training_layer_renamed(self, event=None) -> None:
@@ -491,12 +569,7 @@ class SegLabWidget(QWidget):
     ) -> None:
         if image not in self.viewer.layers:
             return
-        below = self._train_scribbles or self.scribbles_layer
-        if below is not None and below not in self.viewer.layers:
-            below = None
-        lyr.show_prediction(
-            self.viewer, image, prediction, self.classes, below=below, region=region
-        )
+        lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
 
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self._closed:
@@ -642,8 +715,12 @@ class SegLabWidget(QWidget):
         if self._closed:
             return
         if image in self.viewer.layers:
-            below = self.scribbles_layer if self.scribbles_layer in self.viewer.layers else None
-            lyr.show_prediction(self.viewer, image, prediction, self.classes, below=below)
+            try:
+                lyr.show_prediction(self.viewer, image, prediction, self.classes)
+            except ValueError as exc:  # a layer of the user's has the overlay's name
+                show_error(f"SegLab: could not show the prediction: {exc}")
+                self.status_label.setText(f"Not shown: {exc}")
+                return
             if not quiet:
                 self.status_label.setText(f"Predicted '{image.name}'.")
 

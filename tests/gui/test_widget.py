@@ -540,7 +540,7 @@ def test_visible_region_follows_the_camera(make_napari_viewer, qtbot):
     viewer.reset_view()
     qtbot.wait(50)
     assert lyr.visible_region(image) is None  # all of it on screen
-    viewer.camera.zoom *= 8
+    lyr.camera(viewer).zoom *= 8
     qtbot.waitUntil(lambda: lyr.visible_region(image) is not None, timeout=3000)
     region = lyr.visible_region(image)
     assert all(0 < s.stop - s.start < 512 for s in region)

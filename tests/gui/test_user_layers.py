@@ -1,0 +1,318 @@
+"""The dock widget with the layers a user already has: scribbles made before docking, other
+images, instance segmentations and masks it must not touch, overlays on new images."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from napari_seglab._qt.settings import Settings  # noqa: E402
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+
+FAST = Settings(model_size="small", budget_kind="steps", budget=4, preview_every=0.0, num_threads=1)
+
+
+def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
+    """Bright disks on a dark noisy background, ``(size, size)`` float32."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size), np.float32)
+    for cy, cx in ((16, 16), (16, 46), (44, 30)):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 1.0
+    return img + rng.normal(0, 0.2, img.shape).astype(np.float32)
+
+
+def saved_strokes(size: int = 64) -> np.ndarray:
+    """Scribbles as they come back from a file: background (1) and foreground (2) strokes."""
+    s = np.zeros((size, size), np.uint8)
+    s[30:33, 2:10] = 1
+    s[58:61, 50:62] = 1
+    s[14:18, 12:20] = 2
+    s[42:46, 26:34] = 2
+    return s
+
+
+def instance_segmentation(size: int = 64, n: int = 87) -> np.ndarray:
+    """A user's instance labels: ``n`` small square objects with ids 1..n."""
+    labels = np.zeros((size, size), np.int32)
+    side = int(np.ceil(np.sqrt(n)))
+    step = size // side
+    for i in range(n):
+        y, x = divmod(i, side)
+        labels[y * step + 1 : y * step + step - 1, x * step + 1 : x * step + step - 1] = i + 1
+    return labels
+
+
+def _pixels_column(widget) -> list[int]:
+    table = widget.weights_panel.table
+    return [int(table.item(r, 2).text().replace(",", "")) for r in range(table.rowCount())]
+
+
+def _dock(viewer):
+    _dock_widget, w = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    assert isinstance(w, SegLabWidget)
+    w.settings_panel.set_settings(FAST)
+    return w
+
+
+def _train(widget, qtbot, timeout=60_000):
+    with qtbot.waitSignal(widget.trainer.finished, timeout=timeout):
+        assert widget.start_training()
+    assert widget.trainer.error is None
+    assert widget.trainer.last_report is not None and widget.trainer.last_report.done
+
+
+def _expect_counted(widget, qtbot, scribbles):
+    expected = np.bincount(np.asarray(scribbles.data).ravel(), minlength=3)[1:3].tolist()
+    qtbot.waitUntil(lambda: widget.weights_panel.counts[:2].tolist() == expected, timeout=3000)
+    assert _pixels_column(widget)[:2] == expected
+    assert widget.weights_panel.missing_classes() == []
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Messages the widget shows the user (warnings, errors and infos)."""
+    shown: list[str] = []
+    for name in ("show_warning", "show_error", "show_info"):
+        monkeypatch.setattr(f"napari_seglab._qt.widget.{name}", shown.append)
+    return shown
+
+
+# ------------------------------------------------------------------------------------------
+# scribbles that exist before the dock opens
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source", ["saved", "painted"])
+def test_scribbles_made_before_docking_are_counted_and_trainable(viewer, qtbot, source):
+    image = viewer.add_image(synthetic_image(), name="img")
+    if source == "saved":  # a scribbles file opened as a Labels layer
+        scribbles = viewer.add_labels(saved_strokes(), name="img scribbles")
+    else:  # painted in napari with its own colours before SegLab was docked
+        scribbles = viewer.add_labels(np.zeros((64, 64), np.uint8), name="img scribbles")
+        scribbles.brush_size = 5
+        for point, label in (((32, 5), 1), ((60, 60), 1), ((16, 16), 2), ((44, 30), 2)):
+            scribbles.paint(point, label, refresh=True)
+    w = _dock(viewer)
+    assert w.image_layer is image
+    assert w.scribbles_layer is scribbles
+    _expect_counted(w, qtbot, scribbles)
+    # the strokes take the classes' colours
+    assert scribbles.colormap.color_dict[2].tolist() != [0, 0, 0, 0]
+    assert [c.name for c in w.classes] == ["background", "foreground"]
+    _train(w, qtbot)
+    assert viewer.layers["img prediction"].data.shape == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("other", "cells", "cells scribbles"),
+        ("cells scribbles", "other", "cells"),
+        ("other", "cells scribbles", "cells"),
+    ],
+)
+def test_pair_of_a_second_image_is_counted_whatever_the_order(viewer, qtbot, order):
+    layers = {}
+    for name in order:
+        if name == "other":
+            layers[name] = viewer.add_image(synthetic_image(seed=2), name=name)
+        elif name == "cells":
+            layers[name] = viewer.add_image(synthetic_image(seed=1), name=name)
+        else:
+            layers[name] = viewer.add_labels(saved_strokes(), name=name)
+    w = _dock(viewer)
+    assert w.image_layer is layers["cells"]
+    assert w.scribbles_layer is layers["cells scribbles"]
+    _expect_counted(w, qtbot, layers["cells scribbles"])
+    _train(w, qtbot)
+
+
+def test_closing_and_reopening_the_dock_keeps_the_scribbles(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    layer = w.new_scribbles()
+    layer.data = saved_strokes()
+    _expect_counted(w, qtbot, layer)
+    viewer.window.remove_dock_widget(w)
+    qtbot.waitUntil(lambda: w._closed, timeout=3000)
+    layer.paint((4, 60), 2, refresh=True)  # painted while the dock is closed
+    w2 = _dock(viewer)
+    assert w2 is not w
+    assert w2.scribbles_layer is layer
+    _expect_counted(w2, qtbot, layer)
+    _train(w2, qtbot)
+    w2.cleanup()
+
+
+# ------------------------------------------------------------------------------------------
+# layers the widget did not make
+# ------------------------------------------------------------------------------------------
+def _snapshot(layer) -> dict:
+    return {
+        "data": np.array(layer.data, copy=True),
+        "colormap": layer.colormap.model_dump() if hasattr(layer.colormap, "model_dump") else None,
+        "colormap_type": type(layer.colormap),
+        "features": layer.features.copy(deep=True),
+        "metadata": dict(layer.metadata),
+    }
+
+
+def _assert_untouched(layer, before: dict) -> None:
+    np.testing.assert_array_equal(layer.data, before["data"])
+    assert type(layer.colormap) is before["colormap_type"]
+    if before["colormap"] is not None:
+        assert layer.colormap.model_dump() == before["colormap"]
+    assert list(layer.features.columns) == list(before["features"].columns)
+    assert layer.features.equals(before["features"])
+    assert dict(layer.metadata) == before["metadata"]
+
+
+def _pick(combo, layer) -> None:
+    """Choose ``layer`` in a layer combo box as a user does (by index)."""
+    index = [ly is layer for ly in combo.layers()].index(True)
+    combo.setCurrentIndex(index)
+
+
+@pytest.mark.parametrize("ids", [87, 60000])
+def test_instance_segmentation_is_never_taken_over(viewer, qtbot, notes, ids):
+    viewer.add_image(synthetic_image(), name="img")
+    labels = instance_segmentation()
+    if ids > 87:
+        labels[0, 0] = ids
+    inst = viewer.add_labels(
+        labels, name="nuclei", features={"area": np.bincount(labels.ravel())[1:]}
+    )
+    inst.metadata["source"] = "stardist"
+    before = _snapshot(inst)
+    w = _dock(viewer)
+    assert w.scribbles_layer is None  # not picked on its own
+    assert w.weights_panel.table.rowCount() == 2
+    assert not w.train_button.isEnabled()
+    _assert_untouched(inst, before)
+    # the user picks it: refused with a message, left as it was
+    _pick(w.scribbles_combo, inst)
+    assert w.scribbles_layer is None
+    assert any("nuclei" in n and "scribbles" in n for n in notes), notes
+    assert "nuclei" in w.status_label.text()
+    assert w.weights_panel.table.rowCount() == 2
+    _assert_untouched(inst, before)
+    # New scribbles still works beside it
+    layer = w.new_scribbles()
+    assert w.scribbles_layer is layer
+    layer.data = saved_strokes()
+    _expect_counted(w, qtbot, layer)
+    _assert_untouched(inst, before)
+
+
+def test_a_user_layer_with_a_features_table_is_refused(viewer, qtbot, notes):
+    viewer.add_image(synthetic_image(), name="img")
+    mask = viewer.add_labels(
+        saved_strokes(), name="regions", features={"area": [100.0, 24.0, 64.0]}
+    )
+    before = _snapshot(mask)
+    w = _dock(viewer)
+    assert w.scribbles_layer is None
+    _pick(w.scribbles_combo, mask)
+    assert w.scribbles_layer is None
+    assert any("regions" in n and "features" in n for n in notes), notes
+    _assert_untouched(mask, before)
+
+
+def test_a_plain_labels_layer_picked_by_the_user_is_used(viewer, qtbot, notes):
+    """Strokes in a layer of another name are used once the user picks them."""
+    viewer.add_image(synthetic_image(), name="img")
+    strokes = viewer.add_labels(saved_strokes(), name="my strokes")
+    w = _dock(viewer)
+    assert w.scribbles_layer is None
+    _pick(w.scribbles_combo, strokes)
+    assert w.scribbles_layer is strokes
+    _expect_counted(w, qtbot, strokes)
+    _train(w, qtbot)
+
+
+# ------------------------------------------------------------------------------------------
+# negative labels
+# ------------------------------------------------------------------------------------------
+def _negative_mask() -> np.ndarray:
+    mask = saved_strokes().astype(np.int16)
+    mask[0:4, 0:4] = -1
+    return mask
+
+
+def test_negative_labels_before_docking(viewer, qtbot, notes):
+    viewer.add_image(synthetic_image(), name="img")
+    mask = viewer.add_labels(_negative_mask(), name="mask")
+    before = _snapshot(mask)
+    w = _dock(viewer)  # opens
+    assert w.scribbles_layer is None
+    _pick(w.scribbles_combo, mask)
+    assert w.scribbles_layer is None
+    assert any("mask" in n and "negative" in n for n in notes), notes
+    _assert_untouched(mask, before)
+
+
+def test_negative_labels_added_after_docking(viewer, qtbot, notes):
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    layer = w.new_scribbles()
+    layer.data = saved_strokes()
+    _expect_counted(w, qtbot, layer)
+    mask = viewer.add_labels(_negative_mask(), name="mask")  # no traceback
+    assert w.scribbles_layer is layer
+    _train(w, qtbot)
+    _pick(w.scribbles_combo, mask)
+    assert any("negative" in n for n in notes), notes
+    assert w.scribbles_layer is layer  # the refused pick leaves the previous scribbles
+
+
+def test_negative_value_in_a_scribbles_layer_gives_a_message(viewer, qtbot, notes):
+    """A layer named like scribbles but holding a negative value: a message, no traceback."""
+    viewer.add_image(synthetic_image(), name="img")
+    bad = viewer.add_labels(_negative_mask(), name="img scribbles")
+    before = _snapshot(bad)
+    w = _dock(viewer)
+    assert w.scribbles_layer is None
+    assert any("negative" in n for n in notes), notes
+    assert not w.start_training()
+    _assert_untouched(bad, before)
+
+
+# ------------------------------------------------------------------------------------------
+# overlays and the camera
+# ------------------------------------------------------------------------------------------
+def test_apply_to_an_image_opened_after_training_shows_above_it(viewer, qtbot):
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    _train(w, qtbot)
+    other = viewer.add_image(synthetic_image(48, seed=3), name="new")
+    w.apply_combo.set_layer(other)
+    worker = w.apply_to_layer()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "new prediction" in viewer.layers, timeout=5000)
+    names = [ly.name for ly in viewer.layers]
+    i = names.index("new")
+    assert names[i + 1 : i + 3] == ["new probability", "new prediction"]
+    assert w.status_label.text() == "Predicted 'new'."
+
+
+def test_training_uses_no_deprecated_camera(viewer, qtbot):
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train(w, qtbot)
+    assert not [c for c in caught if "camera" in str(c.message)]
