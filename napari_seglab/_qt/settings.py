@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qtpy.QtCore import Signal
@@ -19,12 +20,11 @@ from superqt import QCollapsible
 
 from napari_seglab.core.device import default_num_threads
 from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import (
-    DEFAULT_CLASS_WEIGHTS,
-    DEFAULT_LAMBDA_EDGE,
-    DEFAULT_LOSS,
-    TrainConfig,
-)
+from napari_seglab.core.train import TrainConfig
+
+# the module (``napari_seglab.core.train`` the attribute is the ``train`` function): its
+# constants are read when a panel is built, not copied at import
+core_train = importlib.import_module("napari_seglab.core.train")
 
 #: (value passed to TrainConfig.loss, label shown)
 LOSSES: tuple[tuple[str, str], ...] = (
@@ -45,14 +45,32 @@ WEIGHT_SCHEMES: tuple[tuple[str, str], ...] = (
     ("none", "none (all 1)"),
 )
 
-#: model size name -> ModelConfig keyword arguments
-#: "medium" is the core's default architecture, the one the benchmarks measure; "small" trains
-#: and previews about twice as fast for large images on a CPU.
+#: model size name -> ModelConfig keyword arguments; "medium" (no arguments) is the core's
+#: default architecture, the one the benchmarks measure; "small" trains and previews about
+#: twice as fast for large images on a CPU.
 MODEL_SIZES: dict[str, dict[str, int]] = {
     "small": {"depth": 3, "width": 16},
-    "medium": {"depth": ModelConfig().depth, "width": ModelConfig().width},
+    "medium": {},
     "large": {"depth": 4, "width": 32},
 }
+#: The size a new widget starts with: the core's default architecture.
+DEFAULT_MODEL_SIZE = "medium"
+
+#: What the widget chooses itself (the core trains until stopped and previews nothing by
+#: default; an interactive session wants a budget and a live overlay).
+DEFAULT_BUDGET_KIND = "seconds"
+DEFAULT_BUDGET = 60.0
+DEFAULT_PREVIEW_EVERY = 2.0
+
+
+def model_config(size: str) -> ModelConfig:
+    """The ``ModelConfig`` of a size in :data:`MODEL_SIZES` (core defaults for the rest)."""
+    return ModelConfig(**MODEL_SIZES[size])
+
+
+def _core_default(name: str) -> Any:
+    """``TrainConfig().<name>``, read when a ``Settings`` is made (never copied here)."""
+    return field(default_factory=lambda: getattr(TrainConfig(), name))
 
 
 def available_devices() -> list[str]:
@@ -73,19 +91,26 @@ def available_devices() -> list[str]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Values chosen in the settings panel (plain data, turned into a ``TrainConfig``)."""
+    """Values chosen in the settings panel (plain data, turned into a ``TrainConfig``).
 
-    loss: str = DEFAULT_LOSS
-    class_weights: str = DEFAULT_CLASS_WEIGHTS
-    lambda_dice: float = 1.0
-    lambda_ce: float = 1.0
-    lambda_edge: float | None = None  # None: the core's choice (2D images on, stacks off)
-    model_size: str = "medium"
-    budget_kind: str = "seconds"
-    budget: float = 60.0
-    device: str = "auto"
-    num_threads: int = 1
-    preview_every: float = 2.0
+    Every default that ``TrainConfig`` or ``ModelConfig`` has is read from them when a
+    ``Settings`` is made; only the budget and the overlay refresh are the widget's own.
+    """
+
+    loss: str = _core_default("loss")
+    class_weights: str = _core_default("class_weights")
+    lambda_dice: float = _core_default("lambda_dice")
+    lambda_ce: float = _core_default("lambda_ce")
+    #: None: the core's choice (see ``TrainConfig.lambda_edge``)
+    lambda_edge: float | None = _core_default("lambda_edge")
+    model_size: str = DEFAULT_MODEL_SIZE
+    budget_kind: str = DEFAULT_BUDGET_KIND
+    budget: float = DEFAULT_BUDGET
+    device: str = _core_default("device")
+    num_threads: int = field(
+        default_factory=lambda: TrainConfig().num_threads or default_num_threads()
+    )
+    preview_every: float = DEFAULT_PREVIEW_EVERY
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """Return the core ``TrainConfig`` for these settings (``overrides`` win)."""
@@ -100,7 +125,7 @@ class Settings:
             "device": self.device,
             "num_threads": self.num_threads,
             "preview_every": self.preview_every,
-            "model": ModelConfig(**MODEL_SIZES[self.model_size]),
+            "model": model_config(self.model_size),
         }
         kwargs.update(overrides)
         return TrainConfig(**kwargs)
@@ -143,7 +168,6 @@ class SettingsPanel(QCollapsible):
         for box, name in ((self.lambda_dice, "Dice"), (self.lambda_ce, "CE")):
             box.setRange(0.0, 10.0)
             box.setSingleStep(0.1)
-            box.setValue(1.0)
             box.setPrefix(f"{name} ")
             mix_layout.addWidget(box)
         mix.setToolTip("Weights of the Dice part and of the CE (or focal) part of the loss")
@@ -153,23 +177,20 @@ class SettingsPanel(QCollapsible):
         self.lambda_edge.setRange(-1.0, 10.0)  # -1 shows "auto"
         self.lambda_edge.setSingleStep(0.5)
         self.lambda_edge.setSpecialValueText("auto")
-        self.lambda_edge.setValue(-1.0)
         self.lambda_edge.setToolTip(
             "Weight of the edge-aware term on all pixels: puts class boundaries on intensity "
-            f"edges where nothing is painted. auto: {DEFAULT_LAMBDA_EDGE:g} for 2D images, off "
-            "for stacks; 0 = off"
+            f"edges where nothing is painted. auto: {core_train.DEFAULT_LAMBDA_EDGE:g} for 2D "
+            "images, off for stacks; 0 = off"
         )
         form.addRow("Edge term", self.lambda_edge)
 
         self.model_size = QComboBox(body)
         self.model_size.addItems(list(MODEL_SIZES))
+        sizes = {name: model_config(name) for name in MODEL_SIZES}
         self.model_size.setToolTip(
             "U-Net size: "
-            + "; ".join(
-                f"{k}: depth {v['depth']}, width {v['width']}" for k, v in MODEL_SIZES.items()
-            )
+            + "; ".join(f"{k}: depth {m.depth}, width {m.width}" for k, m in sizes.items())
         )
-        self.model_size.setCurrentText(Settings.model_size)
         form.addRow("Model size", self.model_size)
 
         budget = QWidget(body)
@@ -178,7 +199,6 @@ class SettingsPanel(QCollapsible):
         self.budget = QDoubleSpinBox(budget)
         self.budget.setDecimals(0)
         self.budget.setRange(1, 1_000_000)
-        self.budget.setValue(60)
         self.budget_kind = QComboBox(budget)
         self.budget_kind.addItems(["seconds", "steps"])
         budget_layout.addWidget(self.budget, 1)
@@ -191,14 +211,12 @@ class SettingsPanel(QCollapsible):
 
         self.num_threads = QSpinBox(body)
         self.num_threads.setRange(1, max(1, os.cpu_count() or 1))
-        self.num_threads.setValue(default_num_threads())
         self.num_threads.setToolTip("CPU threads used by training; one core is left to the viewer")
         form.addRow("CPU threads", self.num_threads)
 
         self.preview_every = QDoubleSpinBox(body)
         self.preview_every.setRange(0.0, 600.0)
         self.preview_every.setSingleStep(0.5)
-        self.preview_every.setValue(2.0)
         self.preview_every.setSuffix(" s")
         self.preview_every.setToolTip("Refresh the prediction overlay this often (0 = at the end)")
         form.addRow("Overlay every", self.preview_every)
@@ -208,6 +226,7 @@ class SettingsPanel(QCollapsible):
             lambda _i: self.schemeChanged.emit(self.scheme.currentData())
         )
         self.loss.currentIndexChanged.connect(self._update_enabled)
+        self.set_settings(Settings())  # the core's defaults
         self._update_enabled()
 
     def _update_enabled(self, *_args) -> None:
@@ -233,6 +252,16 @@ class SettingsPanel(QCollapsible):
 
     def set_settings(self, settings: Settings) -> None:
         """Show ``settings`` (used by tests, scripts and benchmarks)."""
+        for combo, value, what in (
+            (self.loss, settings.loss, "loss"),
+            (self.scheme, settings.class_weights, "class-weight scheme"),
+        ):
+            if combo.findData(value) < 0:
+                raise ValueError(f"{what} {value!r} is not offered in the settings")
+        if settings.model_size not in MODEL_SIZES:
+            raise ValueError(
+                f"model size {settings.model_size!r} is not one of {', '.join(MODEL_SIZES)}"
+            )
         self.loss.setCurrentIndex(self.loss.findData(settings.loss))
         self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weights))
         self.lambda_dice.setValue(settings.lambda_dice)
