@@ -359,6 +359,7 @@ class SegLabWidget(QWidget):
         if self.trainer.running and scribbles is not self._train_scribbles:
             self._stop_because("the scribbles selection changed")
         self._scribbles = scribbles
+        self._refused = [ref for ref in self._refused if ref() not in (None, scribbles)]
         if scribbles is not None:
             stored = classes_from_layer(scribbles)
             if stored:

@@ -316,3 +316,34 @@ def test_training_uses_no_deprecated_camera(viewer, qtbot):
         warnings.simplefilter("always")
         _train(w, qtbot)
     assert not [c for c in caught if "camera" in str(c.message)]
+
+
+def test_negative_values_written_into_the_scribbles_give_a_message(viewer, qtbot, notes):
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    layer = w.new_scribbles()
+    layer.data = saved_strokes()
+    _expect_counted(w, qtbot, layer)
+    layer.data = _negative_mask()  # e.g. a script replaces the data: no traceback
+    qtbot.waitUntil(lambda: any("negative" in n for n in notes), timeout=3000)
+    assert "negative" in w.status_label.text()
+    notes.clear()
+    assert not w.start_training()
+    assert any("negative" in n for n in notes), notes
+    assert not w.trainer.running
+    layer.data = saved_strokes()  # repaired: counted and trainable again
+    _expect_counted(w, qtbot, layer)
+    _train(w, qtbot)
+
+
+def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot, notes):
+    viewer.add_image(synthetic_image(), name="img")
+    theirs = viewer.add_labels(instance_segmentation(n=9), name="img prediction")
+    before = _snapshot(theirs)
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    assert not w.start_training()
+    assert any("img prediction" in n and "not made by SegLab" in n for n in notes), notes
+    assert not w.trainer.running
+    _assert_untouched(theirs, before)
