@@ -205,6 +205,7 @@ def run_forest(
     n_jobs: int = -1,
     mode: str = "3d",
     chunk: int = 1 << 18,
+    return_labels: bool = False,
 ) -> dict[str, Any]:
     """Train the forest on the painted pixels and predict every pixel.
 
@@ -212,7 +213,8 @@ def run_forest(
     -------
     dict
         ``fg`` boolean prediction ``(*spatial)``, ``wall`` seconds (features + fit + predict)
-        and the three parts ``features_s``, ``fit_s``, ``predict_s``.
+        and the three parts ``features_s``, ``fit_s``, ``predict_s``; with ``return_labels``
+        also ``labels``, the predicted class ids ``(*spatial)``.
     """
     from sklearn.ensemble import RandomForestClassifier
 
@@ -234,7 +236,7 @@ def run_forest(
         [forest.predict(flat[i : i + chunk]) for i in range(0, len(flat), chunk)]
     ).reshape(case.scribbles.shape)
     t3 = time.perf_counter()
-    return {
+    out = {
         "fg": pred == FOREGROUND,
         "wall": t3 - t0,
         "features_s": t1 - t0,
@@ -242,6 +244,9 @@ def run_forest(
         "predict_s": t3 - t2,
         "n_features": int(feats.shape[-1]),
     }
+    if return_labels:
+        out["labels"] = pred
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,6 +306,7 @@ def run_seglab(
     device: str = "auto",
     settings: dict[str, Any] | None = None,
     steps: int | None = None,
+    return_labels: bool = False,
 ) -> dict[str, Any]:
     """Train seglab from scratch for a time (or step) budget and predict every pixel.
 
@@ -309,7 +315,8 @@ def run_seglab(
     dict
         ``fg`` boolean prediction ``(*spatial)``, ``wall`` seconds from the call to the full
         prediction, ``train_s`` seconds of training proper, ``steps``, ``it_s`` (steps per second
-        of training), ``device``.
+        of training), ``device``, ``notes`` (what the trainer said it did); with
+        ``return_labels`` also ``labels``, the predicted class ids ``(*spatial)``.
     """
     from napari_seglab.core.train import TrainConfig, train
 
@@ -341,14 +348,18 @@ def run_seglab(
     if labels.shape != case.truth.shape:
         raise RuntimeError(f"prediction shape {labels.shape} != image shape {case.truth.shape}")
     train_s = float(last.elapsed)  # measured before the final prediction
-    return {
+    out = {
         "fg": labels == FOREGROUND,
         "wall": wall,
         "train_s": train_s,
         "steps": int(last.step),
         "it_s": last.step / train_s if train_s > 0 else float("nan"),
         "device": str(last.device),
+        "notes": list(getattr(last, "notes", ()) or ()),
     }
+    if return_labels:
+        out["labels"] = labels
+    return out
 
 
 # --------------------------------------------------------------------------------------------

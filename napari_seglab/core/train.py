@@ -105,6 +105,18 @@ class TrainConfig:
         training from spreading a class into unpainted regions: on synthetic nuclei with 1%
         painted, 30 s of CPU training reached 1.15x the random forest's IoU with it (weight 2;
         ``benchmarks/results/synthetic.md``) where it had reached 0.92x without it.
+    edge_ramp : int
+        The edge-aware term's weight rises linearly over this many steps, from 0 to
+        ``lambda_edge``: at full weight from the first step, before the network has learnt the
+        strokes, it pulls the prediction towards one class (0 = no ramp).
+    guard : bool
+        Watch, while training, how well the network reproduces the painted pixels of each class
+        (the running recall on the training crops, ``TrainReport.stroke_recall``); when a class's
+        falls below ``GUARD_RECALL`` after ``GUARD_WARMUP`` steps, switch the edge-aware term
+        off, and if that is not enough, double that class's loss weight (up to
+        ``GUARD_MAX_BOOST`` times), each action said in ``TrainReport.notes``. This is what
+        keeps a regulariser or a loss from driving the network away from the strokes to a
+        one-class output.
     edge_sigma : float or None
         Intensity difference (of the normalised image) at which a neighbour pair counts
         ``exp(-1/2)`` as much as in a flat region. None (default): ``EDGE_NOISE_FACTOR`` times
@@ -127,6 +139,8 @@ class TrainConfig:
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
     lambda_edge: float | None = None
+    edge_ramp: int = 20
+    guard: bool = True
     edge_sigma: float | None = None
     seconds: float | None = None
     steps: int | None = None
@@ -176,6 +190,8 @@ class TrainConfig:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
+        if int(self.edge_ramp) < 0:
+            raise ValueError(f"edge_ramp must be >= 0 steps, got {self.edge_ramp}")
         if self.edge_sigma is not None and not self.edge_sigma > 0:
             raise ValueError(f"edge_sigma must be positive, got {self.edge_sigma}")
         if not isinstance(self.device, torch.device):
@@ -215,6 +231,16 @@ class TrainReport:
         The model being trained (the same object in every report).
     done : bool
         True on the last report.
+    stroke_recall : np.ndarray or None
+        ``(K,)`` running share of each class's painted pixels that the network predicts as that
+        class (on its training crops; NaN for a class not seen yet); None with ``guard`` off.
+    notes : tuple of str
+        What the trainer changed on its own during this run, in words (e.g. the edge-aware term
+        switched off because the strokes were not reproduced), oldest first.
+    painted_accuracy : np.ndarray or None
+        ``(K,)`` share of each class's painted pixels that ``prediction`` gives that class (NaN
+        for an unpainted class); None when the report has no prediction. Unlike
+        ``stroke_recall`` this is measured on the full prediction the user sees.
     """
 
     step: int
@@ -227,6 +253,34 @@ class TrainReport:
     prediction: Prediction | None
     model: SegModel
     done: bool
+    stroke_recall: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    painted_accuracy: np.ndarray | None = None
+
+
+def painted_accuracy(predicted: np.ndarray, scribbles: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per class 1..K, the share of its painted pixels that ``predicted`` labels as it.
+
+    Parameters
+    ----------
+    predicted, scribbles : np.ndarray
+        Class ids of the same shape ``(*spatial)``; 0 in ``scribbles`` = unpainted.
+    num_classes : int
+
+    Returns
+    -------
+    np.ndarray
+        ``(K,)`` float64; NaN for a class with no painted pixel.
+    """
+    if predicted.shape != scribbles.shape:
+        raise ValueError(f"prediction shape {predicted.shape} != scribbles {scribbles.shape}")
+    painted = scribbles > 0
+    truth = scribbles[painted].astype(np.int64)
+    k1 = int(num_classes) + 1
+    seen = np.bincount(truth, minlength=k1)[1:k1]
+    right = np.bincount(truth[predicted[painted] == truth], minlength=k1)[1:k1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, right / np.maximum(seen, 1), np.nan)
 
 
 def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -> torch.nn.Module:
@@ -338,6 +392,58 @@ def recalibrate_batchnorm(net: torch.nn.Module, batches: list[torch.Tensor]) -> 
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         net.train(was_training)
+
+
+#: A class whose running recall on its own painted pixels is below this ...
+GUARD_RECALL = 0.6
+#: ... after this many steps of a run (and this many since the guard last acted) makes the
+#: guard act (``TrainConfig.guard``).
+GUARD_WARMUP = 30
+GUARD_COOLDOWN = 15
+#: The guard raises a class's loss weight at most to this multiple.
+GUARD_MAX_BOOST = 8.0
+
+
+class StrokeMonitor:
+    """Running per-class recall of the painted pixels on the training crops.
+
+    Each step adds the crops' painted pixels, counted per class (right / all), to sums that
+    decay by ``decay`` per step, so the recall follows the last ten or so steps. Counting on
+    the training crops costs one ``argmax`` of logits the step computed anyway.
+
+    Parameters
+    ----------
+    num_classes : int
+        K; classes are ids 1..K.
+    decay : float
+    """
+
+    def __init__(self, num_classes: int, decay: float = 0.9) -> None:
+        self.num_classes = int(num_classes)
+        self.decay = float(decay)
+        self.right = np.zeros(self.num_classes)
+        self.seen = np.zeros(self.num_classes)
+
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, sigmoid: bool) -> None:
+        """Add one batch: ``logits (B, C_out, *spatial)``, ``labels (B, 1, *spatial)`` int
+        (0 = unlabeled, 1..K classes)."""
+        if sigmoid:
+            pred = (logits[:, 0] > 0).long() + 1
+        else:
+            pred = logits.argmax(1) + 1
+        y = labels[:, 0]
+        painted = y > 0
+        k1 = self.num_classes + 1
+        seen = torch.bincount(y[painted].flatten(), minlength=k1)[1:k1]
+        right = torch.bincount(y[painted & (pred == y)].flatten(), minlength=k1)[1:k1]
+        self.seen = self.decay * self.seen + seen.cpu().numpy()
+        self.right = self.decay * self.right + right.cpu().numpy()
+
+    def recall(self) -> np.ndarray:
+        """``(K,)`` running recall per class; NaN for a class with no painted pixels seen."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.seen > 1e-6, self.right / np.maximum(self.seen, 1e-12), np.nan)
 
 
 #: The automatic ``edge_sigma`` is this many times the image's noise level ...
@@ -504,6 +610,11 @@ def _run(
         )
         counts_obj = weights.ClassCounts(K)
         counts_obj.add(labels)
+        monitor = StrokeMonitor(K) if config.guard else None
+        boost = np.ones(K, np.float32)  # the guard's extra loss weight per class
+        notes: list[str] = []
+        edge_scale = 1.0  # the guard's factor on the edge-aware term
+        last_action = 0
         lambda_edge = edge_weight(config, view.is_3d)
         edge_sigma = config.edge_sigma
         if edge_sigma is None and lambda_edge > 0:
@@ -519,6 +630,7 @@ def _run(
                 ),
                 dtype=np.float32,
             )
+            w = w * boost
             wt = torch.as_tensor(w, device=device)
             return counts, w, make_loss(config, wt, model.sigmoid)
 
@@ -554,9 +666,14 @@ def _run(
                 logits = net(xt)
             loss = loss_fn(logits.float(), target, mask=mask)
             edge = None
-            if lambda_edge > 0:
+            edge_now = lambda_edge * edge_scale
+            if config.edge_ramp > 0:
+                edge_now *= min(1.0, (step + 1) / config.edge_ramp)
+            if edge_now > 0:
                 edge = losses.edge_aware_potts(model.probabilities(logits), xt, sigma=edge_sigma)
-                loss = loss + lambda_edge * edge
+                loss = loss + edge_now * edge
+            if monitor is not None:
+                monitor.update(logits.detach(), yt, model.sigmoid)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -567,6 +684,34 @@ def _run(
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training diverged: loss is {loss_value} at step {step}")
+            if (
+                monitor is not None
+                and step >= GUARD_WARMUP
+                and step - last_action >= GUARD_COOLDOWN
+            ):
+                recall = monitor.recall()
+                present = np.flatnonzero(counts > 0)
+                worst = int(present[np.nanargmin(recall[present])]) if len(present) else 0
+                if len(present) and recall[worst] < GUARD_RECALL:
+                    name = model.class_names[worst] if worst < len(model.class_names) else ""
+                    what = f"{recall[worst]:.0%} of the painted {name or f'class {worst + 1}'}"
+                    if lambda_edge * edge_scale > 0:
+                        # A regulariser that keeps the strokes from being learnt has no
+                        # place in this run: halving it only delays the recovery.
+                        edge_scale = 0.0
+                        notes.append(
+                            f"step {step}: edge-aware term switched off (only {what} pixels "
+                            "reproduced)"
+                        )
+                        last_action = step
+                    elif boost[worst] < GUARD_MAX_BOOST:
+                        boost[worst] *= 2
+                        counts, cw, loss_fn = class_weights()
+                        notes.append(
+                            f"step {step}: loss weight of {name or f'class {worst + 1}'} raised "
+                            f"{boost[worst]:g}x (only {what} pixels reproduced)"
+                        )
+                        last_action = step
             now = time.perf_counter()
             elapsed = now - t0
             done = (config.steps is not None and step >= config.steps) or (
@@ -599,6 +744,9 @@ def _run(
                 last_preview = time.perf_counter()
             model.train_settings["steps_done"] = step
             model.train_settings["seconds_done"] = round(elapsed, 3)
+            if notes:
+                model.train_settings["lambda_edge_used"] = lambda_edge * edge_scale
+                model.train_settings["guard_notes"] = list(notes)
             report = TrainReport(
                 step=step,
                 loss=loss_value,
@@ -610,6 +758,15 @@ def _run(
                 prediction=prediction,
                 model=model,
                 done=done,
+                stroke_recall=None if monitor is None else monitor.recall(),
+                notes=tuple(notes),
+                painted_accuracy=None
+                if prediction is None
+                else painted_accuracy(
+                    np.asarray(prediction.labels),
+                    sampler.labels.reshape(np.shape(prediction.labels)),
+                    K,
+                ),
             )
             new_scribbles = yield report
             if done:

@@ -48,7 +48,7 @@ def test_blend_window():
 @pytest.mark.parametrize("shape", [(147, 131), (90, 203)])
 def test_tiled_equals_whole_image(shape):
     rng = np.random.default_rng(0)
-    model = trained_like(3, config=ModelConfig(norm="batch", width=8))
+    model = trained_like(3, config=ModelConfig(norm="batch", width=8, bias=False))
     with torch.no_grad():
         model.net.head.weight.mul_(20.0)  # confident outputs, like a trained model's
     image = rng.normal(size=shape).astype(np.float32)
