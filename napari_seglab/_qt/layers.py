@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_seglab._qt import align
 from napari_seglab._qt.classes import (
     FEATURE_COLUMNS,
     MAX_CLASSES,
@@ -123,14 +124,6 @@ def spatial_shape(image: napari.layers.Image) -> tuple[int, ...]:
     return shape[:-1] if image.rgb else shape
 
 
-def _spatial_transform(image: napari.layers.Image, ndim: int) -> dict:
-    """``scale`` and ``translate`` of the image's last ``ndim`` axes (for aligned layers)."""
-    return {
-        "scale": tuple(image.scale[-ndim:]),
-        "translate": tuple(image.translate[-ndim:]),
-    }
-
-
 def find_layer(viewer: napari.Viewer, name: str, layer_type: type) -> napari.layers.Layer | None:
     """The layer called ``name`` if it exists and has type ``layer_type``."""
     if name in viewer.layers:
@@ -167,15 +160,17 @@ def new_scribbles_layer(
 ) -> napari.layers.Labels:
     """Add an empty ``"<image> scribbles"`` Labels layer ready to paint foreground.
 
-    The layer has the image's spatial shape, scale and translation, the classes' names and
-    colours, the paint tool and label 2 (foreground) selected.
+    The layer has the image's spatial shape and its whole transform (scale, translate, rotate,
+    shear, affine: see :mod:`~napari_seglab._qt.align`), so that strokes land on the image
+    pixels under the brush; the classes' names and colours, the paint tool and label 2
+    (foreground) selected.
     """
     shape = spatial_shape(image)
     layer = viewer.add_labels(
         np.zeros(shape, dtype=np.uint8),
         name=scribbles_name(image),
         metadata={ROLE_KEY: "scribbles"},
-        **_spatial_transform(image, len(shape)),
+        **align.transform_kwargs(image, len(shape)),
     )
     apply_classes(layer, classes)
     layer.brush_size = max(3, round(min(shape[-2:]) / 60))
@@ -255,12 +250,13 @@ def ensure_prediction_layers(
 
     New layers start empty (class 0 is transparent) and are inserted directly above the image
     (so that they are seen whatever else lies above it; scribbles made for the image lie above
-    them); existing ones of the right shape are kept where they are.
+    them); existing ones of the right shape are kept where they are. Both have the image's
+    whole transform (the probability layer's class axis, when it has one, is left as it is).
     """
     from napari.layers import Image, Labels
 
     shape = spatial_shape(image)
-    transform = _spatial_transform(image, len(shape))
+    transform = align.transform_kwargs(image, len(shape))
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = []
     pred = find_layer(viewer, prediction_name(image), Labels)
@@ -290,9 +286,10 @@ def ensure_prediction_layers(
         viewer.layers.remove(prob)
         prob = None
     if prob is None:
-        prob_transform = transform
-        if len(prob_shape) > len(shape):  # (K, *spatial): a class axis in front
-            prob_transform = {k: (1.0 if k == "scale" else 0.0, *v) for k, v in transform.items()}
+        # (K, *spatial) for more than 2 classes: a class axis in front
+        prob_transform = align.transform_kwargs(
+            image, len(shape), leading=len(prob_shape) - len(shape)
+        )
         prob = Image(
             np.zeros(prob_shape, np.float32),
             name=probability_name(image),
@@ -305,6 +302,9 @@ def ensure_prediction_layers(
             **prob_transform,
         )
         created.insert(0, prob)
+    for layer in (pred, prob):
+        if layer not in created:  # made for the image before its transform changed
+            align.copy_placement(image, layer)
     if created:
         index = viewer.layers.index(image) + 1 if image in viewer.layers else len(viewer.layers)
         if pred not in created:  # the probability goes under an existing prediction layer

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_seglab._qt import align
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.classes import (
     SegClass,
@@ -42,6 +43,7 @@ from napari_seglab._qt.classes import (
 )
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.loss_plot import LossPlot
+from napari_seglab._qt.readout import NoteTracker, recall_text
 from napari_seglab._qt.settings import SettingsPanel
 from napari_seglab._qt.training import Trainer, Update, predict_worker, warm_up
 from napari_seglab._qt.weights_panel import ScribbleCounter, WeightsPanel
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     import napari
 
     from napari_seglab.core.model import Prediction, SegModel
+    from napari_seglab.core.train import TrainReport
 
 MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
 
@@ -90,6 +93,14 @@ def _is_scribbles_candidate(layer) -> bool:
     return lyr.role(layer) != "prediction"
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for the user: an OS error's cause without the file names it carries
+    (which may be an internal temporary file), else the exception's message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 class SegLabWidget(QWidget):
     """Dock widget: paint scribbles, train in the background, watch the overlay.
 
@@ -119,6 +130,7 @@ class SegLabWidget(QWidget):
         self._closed = False
         self._watched_window = None
         self._budget: tuple[float | None, int | None] = (None, None)
+        self._notes = NoteTracker()
         self._status_timer = QTimer(self)
         self._status_timer.setSingleShot(True)
         self._status_timer.setInterval(500)
@@ -197,6 +209,15 @@ class SegLabWidget(QWidget):
         tl.addWidget(self.device_label)
         self.loss_plot = LossPlot(train_box, redraw_ms=0)
         tl.addWidget(self.loss_plot)
+        # how well the network reproduces the strokes, and what the trainer changed on its own
+        self.recall_label = StatusLabel("", train_box)
+        self.recall_label.setToolTip(
+            "Share of each class's painted pixels that the network predicts as that class"
+        )
+        tl.addWidget(self.recall_label)
+        self.notes_label = StatusLabel("", train_box)
+        self.notes_label.setVisible(False)
+        tl.addWidget(self.notes_label)
         layout.addWidget(train_box)
 
         model_box = QGroupBox("Model", self)
@@ -237,7 +258,6 @@ class SegLabWidget(QWidget):
         self.apply_button.clicked.connect(self.apply_to_layer)
         self.trainer.reported.connect(self._on_report)
         self.trainer.finished.connect(self._on_training_finished)
-        self.trainer.failed.connect(self._on_training_failed)
         self.viewer.events.theme.connect(self._apply_theme)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.layers.events.inserted.connect(self._update_buttons)
@@ -278,6 +298,16 @@ class SegLabWidget(QWidget):
     def _was_refused(self, layer) -> bool:
         return layer is not None and any(ref() is layer for ref in self._refused)
 
+    def _say(self, text: str, level: str | None = None) -> None:
+        """Where every action ends: ``text`` becomes the status line, and with ``level``
+        (``"info"``, ``"warning"``, ``"error"``) also a napari notification."""
+        if self._closed:
+            return
+        self.status_label.setText(text)
+        if level is not None:
+            notify = {"info": show_info, "warning": show_warning, "error": show_error}[level]
+            notify(f"SegLab: {text}")
+
     # ------------------------------------------------------------------------------------
     # layers and classes
     # ------------------------------------------------------------------------------------
@@ -295,19 +325,21 @@ class SegLabWidget(QWidget):
         """Add an empty ``"<image> scribbles"`` layer for the chosen image and select it."""
         image = self.image_layer
         if image is None:
-            show_warning("SegLab: open an image first.")
+            self._say("Open an image first.", "warning")
             return None
         existing = lyr.find_scribbles(self.viewer, image)
         if existing is not None and lyr.scribbles_problem(existing) is None:
             self.scribbles_combo.set_layer(existing)
             self.viewer.layers.selection.active = existing
             existing.mode = "paint"
+            self._check_placement()
             return existing
         if self.trainer.running:
-            show_warning("SegLab: stop training before creating a new scribbles layer.")
+            self._say("Stop training before creating a new scribbles layer.", "warning")
             return None
         layer = lyr.new_scribbles_layer(self.viewer, image, self.classes)
         self.scribbles_combo.set_layer(layer)
+        self._say(f"Paint in '{layer.name}': 1 = background, 2 = foreground.")
         return layer
 
     def add_class(self) -> SegClass:
@@ -348,7 +380,23 @@ class SegLabWidget(QWidget):
                 and not self._was_refused(scribbles)
             ):
                 self.scribbles_combo.set_layer(scribbles)
+        self._check_placement()
         self._update_buttons()
+
+    def _placement_problem(self, image: Image | None, scribbles: Labels | None) -> str | None:
+        """Why ``scribbles`` would train on other pixels of ``image`` than painted, or None."""
+        if image is None or scribbles is None:
+            return None
+        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
+            return None  # another message (the shapes) applies
+        return align.placement_problem(image, scribbles, scribbles.ndim)
+
+    def _check_placement(self) -> None:
+        """Say at once (status line) when the chosen pair is not aligned; Train refuses it."""
+        scribbles = self.scribbles_layer
+        problem = self._placement_problem(self.image_layer, scribbles)
+        if problem is not None:
+            self.status_label.setText(f"Layer '{scribbles.name}' cannot be trained on: {problem}.")
 
     def _on_scribbles_changed(self, scribbles: Labels | None) -> None:
         if scribbles is not None and scribbles is not self._scribbles:
@@ -372,6 +420,7 @@ class SegLabWidget(QWidget):
             self.weights_panel.set_classes(self.classes)
             self.counter.set_num_classes(len(self.classes))
         self.counter.set_layer(scribbles)
+        self._check_placement()
         self._update_buttons()
 
     def _refuse(self, layer: Labels, problem: str) -> None:
@@ -388,19 +437,17 @@ class SegLabWidget(QWidget):
         if previous is None:
             self._scribbles = None
             self.counter.set_layer(None)
-        message = (
-            f"SegLab: layer '{layer.name}' is not used as scribbles: {problem}. "
-            "It is left as it is; New scribbles adds a layer to paint in."
+        self._say(
+            f"Layer '{layer.name}' is not used as scribbles: {problem}. "
+            "It is left as it is; New scribbles adds a layer to paint in.",
+            "warning",
         )
-        show_warning(message)
-        self.status_label.setText(message.removeprefix("SegLab: "))
         self._update_buttons()
 
     def _on_scribbles_invalid(self, message: str) -> None:
         if self._closed:
             return
-        show_warning(f"SegLab: {message}.")
-        self.status_label.setText(f"{message}.")
+        self._say(f"{message}.", "warning")
 
     def _on_counts(self, counts: np.ndarray) -> None:
         if self._closed:
@@ -445,24 +492,23 @@ class SegLabWidget(QWidget):
         if self.trainer.running:
             return False
         if image is None or scribbles is None:
-            show_warning("SegLab: choose an image and a scribbles layer (New scribbles).")
-            return False
-        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
-            show_error(
-                f"SegLab: scribbles shape {tuple(scribbles.data.shape)} does not match image "
-                f"'{image.name}' spatial shape {lyr.spatial_shape(image)}."
+            return self._not_started(
+                "choose an image and a scribbles layer (New scribbles)", "warning"
             )
-            return False
-        problem = lyr.scribbles_problem(scribbles)
+        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
+            return self._not_started(
+                f"scribbles shape {tuple(scribbles.data.shape)} does not match image "
+                f"'{image.name}' spatial shape {lyr.spatial_shape(image)}"
+            )
+        problem = lyr.scribbles_problem(scribbles) or self._placement_problem(image, scribbles)
         if problem is not None:
-            show_error(f"SegLab: layer '{scribbles.name}' cannot be trained on: {problem}.")
-            self.status_label.setText(f"Not started: {problem}.")
-            return False
+            return self._not_started(f"layer '{scribbles.name}' cannot be trained on: {problem}")
         self.counter.recount()
         counts = self.counter.counts
         if int(np.count_nonzero(counts)) < 2:
-            show_warning("SegLab: paint at least two classes (background and foreground).")
-            return False
+            return self._not_started(
+                "paint at least two classes (background and foreground)", "warning"
+            )
         model = self.trainer.model
         top = int(np.flatnonzero(counts).max()) + 1  # highest painted class id
         if model is not None and top > model.num_classes:
@@ -485,9 +531,7 @@ class SegLabWidget(QWidget):
                 lyr.image_data(image), np.asarray(scribbles.data), config, region=region
             )
         except (ValueError, TypeError, RuntimeError) as exc:
-            show_error(f"SegLab: could not start training: {exc}")
-            self.status_label.setText(f"Not started: {exc}")
-            return False
+            return self._not_started(str(exc))
         self._train_image, self._train_scribbles = image, scribbles
         camera = lyr.camera(self.viewer)
         camera.events.center.connect(self._on_view_changed)
@@ -497,10 +541,17 @@ class SegLabWidget(QWidget):
         image.events.name.connect(self._on_training_layer_renamed)
         scribbles.events.name.connect(self._on_training_layer_renamed)
         self._budget = (config.seconds, config.steps)
+        self._notes.reset()
+        self._show_readout(None)
         self.status_label.setText("Training… (first step)")
         self.progress.setValue(0)
         self._update_buttons()
         return True
+
+    def _not_started(self, problem: str, level: str = "error") -> bool:
+        """A refused Train: say why (status line and notification); returns False."""
+        self._say(f"Training not started: {problem}.", level)
+        return False
 
     def stop_training(self) -> None:
         """Ask the training to stop at its next step (the model so far is kept)."""
@@ -537,6 +588,9 @@ class SegLabWidget(QWidget):
             return
         report = update.report
         self.loss_plot.append(report.step, report.loss)
+        for note in self._notes.new(report):  # each once, not with every later report
+            show_info(f"SegLab: {note}")
+            self._show_notes()
         if update.prediction is not None and self._train_image is not None:
             self._show_prediction(self._train_image, update.prediction, update.region)
         # labels, progress bar and plot twice a second (a GPU yields hundreds of reports)
@@ -563,7 +617,21 @@ class SegLabWidget(QWidget):
             f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
         )
         self.device_label.setText(f"Device: {report.device}")
+        self._show_readout(report)
         self.loss_plot.redraw()
+
+    def _show_readout(self, report: TrainReport | None) -> None:
+        """How well the strokes are reproduced (None: nothing yet), and the run's notes."""
+        recall = None if report is None else getattr(report, "stroke_recall", None)
+        self.recall_label.setText(recall_text(recall, [c.name for c in self.classes]))
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        """The latest thing the trainer changed on its own; all of them in the tooltip."""
+        notes = self._notes.shown
+        self.notes_label.setText(f"Adjusted at {notes[-1]}" if notes else "")
+        self.notes_label.setToolTip("\n".join(notes))
+        self.notes_label.setVisible(bool(notes))
 
     def _show_prediction(
         self, image: Image, prediction: Prediction, region: tuple[slice, ...] | None = None
@@ -586,18 +654,19 @@ class SegLabWidget(QWidget):
         report = self.trainer.last_report
         if report is not None:
             self.device_label.setText(f"Device: {report.device}")
+            self._show_readout(report)
         if self.trainer.error is not None:
-            self.status_label.setText(f"Failed: {self.trainer.error}")
+            self._say(f"Training failed: {self.trainer.error}", "error")
         elif report is not None:
             state = "Done" if report.done else "Stopped"
-            self.status_label.setText(
+            self._say(
                 f"{state}: step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
             )
             self.status_label.setToolTip(
                 "Train again to continue from this model with all current scribbles"
             )
         else:
-            self.status_label.setText("Stopped before the first step.")
+            self._say("Stopped before the first step.")
         self.progress.setValue(
             1000 if report is not None and report.done else self.progress.value()
         )
@@ -612,12 +681,6 @@ class SegLabWidget(QWidget):
             # the last preview is older than the model: predict the image once more
             self.apply_to_layer(image, quiet=True)
 
-    def _on_training_failed(self, message: str) -> None:
-        if self._closed:
-            return
-        show_error(f"SegLab training failed: {message}")
-        self.status_label.setText(f"Failed: {message}")
-
     def reset_model(self) -> None:
         """Forget the model (not while training)."""
         if self.trainer.running:
@@ -625,38 +688,49 @@ class SegLabWidget(QWidget):
         self.trainer.reset()
         self.loss_plot.clear()
         self.progress.setValue(0)
-        self.status_label.setText("Model reset: the next training starts from scratch.")
+        self._notes.reset()
+        self._show_readout(None)
+        self._say("Model reset: the next training starts from scratch.")
         self._update_buttons()
 
     # ------------------------------------------------------------------------------------
     # model files and prediction of other layers
     # ------------------------------------------------------------------------------------
     def save_model(self, path: str | Path) -> Path | None:
-        """Save the current model to ``path`` (the core's safe format)."""
+        """Save the current model to ``path`` (the core's safe format); returns the path written.
+
+        A path without a suffix gets ``.seglab``.
+        """
         model = self.trainer.model
-        if model is None or self.trainer.running:
-            show_warning("SegLab: no trained model to save (or training is running).")
+        if self.trainer.running:
+            self._say("Model not saved: stop training first.", "warning")
             return None
+        if model is None:
+            self._say("Model not saved: train or load a model first.", "warning")
+            return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".seglab")
         model.class_names = [c.name for c in self.classes[: model.num_classes]]
         try:
             model.save(path)
-        except (OSError, ValueError) as exc:
-            show_error(f"SegLab: could not save the model to {path}: {exc}")
+        except Exception as exc:  # a user sees a message, never a traceback
+            self._say(f"Model not saved to {path}: {_reason(exc)}", "error")
             return None
-        self.status_label.setText(f"Model saved to {path}")
-        return Path(path)
+        self._say(f"Model saved to {path}")
+        return path
 
     def load_model(self, path: str | Path) -> SegModel | None:
         """Load a model saved by SegLab; the next training continues from it."""
         from napari_seglab.core.modelio import load_model
 
         if self.trainer.running:
-            show_warning("SegLab: stop training before loading a model.")
+            self._say("Model not loaded: stop training first.", "warning")
             return None
         try:
             model = load_model(path)
-        except (OSError, ValueError) as exc:
-            show_error(f"SegLab: could not load a model from {path}: {exc}")
+        except Exception as exc:  # a user sees a message, never a traceback
+            self._say(f"Could not load a model from {path}: {_reason(exc)}", "error")
             return None
         self.trainer.model = model
         k = int(model.num_classes)
@@ -666,7 +740,9 @@ class SegLabWidget(QWidget):
             self.classes[i] = SegClass(str(name), self.classes[i].color)
         self._apply_classes()
         self.loss_plot.clear()
-        self.status_label.setText(f"Loaded model from {path} ({k} classes).")
+        self._notes.reset()
+        self._show_readout(None)
+        self._say(f"Loaded model from {path} ({k} classes).")
         self._update_buttons()
         return model
 
@@ -684,27 +760,28 @@ class SegLabWidget(QWidget):
         """Predict ``image`` (default: the "Apply to" choice) in the background.
 
         Returns the started worker (or None); the result appears as ``"<image> prediction"``.
-        ``quiet``: no warnings and no status message (the refresh after a Stop).
+        ``quiet`` (the refresh after a Stop): the status line is left as it is, unless the
+        prediction fails.
         """
         image = image or self.apply_combo.layer()
         model = self.trainer.model
         if image is None or model is None:
             if not quiet:
-                show_warning("SegLab: train or load a model and choose an image first.")
+                self._say("Not predicted: train or load a model and choose an image.", "warning")
             return None
         if self.trainer.running or self._apply_worker is not None:
             if not quiet:
-                show_warning("SegLab: wait for training or the running prediction to finish.")
+                self._say(
+                    "Not predicted: wait for training or the running prediction to finish.",
+                    "warning",
+                )
             return None
         device = self.settings_panel.settings().device
         worker = predict_worker(model, lyr.image_data(image), device=device)
-        worker.returned.connect(
-            lambda pred, image=image: self._on_applied(image, pred, quiet=quiet)
-        )
-        worker.errored.connect(
-            lambda exc: show_error(f"SegLab prediction failed: {type(exc).__name__}: {exc}")
-        )
-        worker.finished.connect(self._on_apply_finished)
+        outcome: dict[str, object] = {}
+        worker.returned.connect(lambda pred: outcome.__setitem__("prediction", pred))
+        worker.errored.connect(lambda exc: outcome.__setitem__("error", exc))
+        worker.finished.connect(lambda: self._on_apply_finished(image, outcome, quiet))
         self._apply_worker = worker
         if not quiet:
             self.status_label.setText(f"Predicting '{image.name}'…")
@@ -712,22 +789,29 @@ class SegLabWidget(QWidget):
         worker.start()
         return worker
 
-    def _on_applied(self, image: Image, prediction: Prediction, quiet: bool = False) -> None:
+    def _on_apply_finished(self, image: Image, outcome: dict, quiet: bool) -> None:
+        """The end of a prediction, whatever happened: the overlay and the final status."""
+        self._apply_worker = None
         if self._closed:
             return
-        if image in self.viewer.layers:
-            try:
-                lyr.show_prediction(self.viewer, image, prediction, self.classes)
-            except ValueError as exc:  # a layer of the user's has the overlay's name
-                show_error(f"SegLab: could not show the prediction: {exc}")
-                self.status_label.setText(f"Not shown: {exc}")
-                return
-            if not quiet:
-                self.status_label.setText(f"Predicted '{image.name}'.")
-
-    def _on_apply_finished(self) -> None:
-        self._apply_worker = None
         self._update_buttons()
+        error, prediction = outcome.get("error"), outcome.get("prediction")
+        if error is not None:
+            self._say(
+                f"Prediction of '{image.name}' failed: {type(error).__name__}: {error}", "error"
+            )
+            return
+        if prediction is None or image not in self.viewer.layers:
+            if not quiet:
+                self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
+            return
+        try:
+            lyr.show_prediction(self.viewer, image, prediction, self.classes)
+        except ValueError as exc:  # a layer of the user's has the overlay's name
+            self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
+            return
+        if not quiet:
+            self._say(f"Predicted '{image.name}'.")
 
     # ------------------------------------------------------------------------------------
     # state

@@ -382,7 +382,7 @@ def test_load_rejects_a_foreign_file(widget, tmp_path, monkeypatch):
     bad = tmp_path / "model.seglab"
     bad.write_bytes(b"not a model")
     assert widget.load_model(bad) is None
-    assert errors and "could not load" in errors[0]
+    assert errors and "could not load" in errors[0].lower()
     assert widget.trainer.model is None
 
 
@@ -424,9 +424,9 @@ def test_error_in_worker_is_notified_and_widget_stays_usable(widget, qtbot, monk
     with qtbot.waitSignal(widget.trainer.finished, timeout=30_000):
         assert widget.start_training()
     assert errors == [
-        "SegLab training failed: FloatingPointError: training diverged: loss is nan at step 2"
+        "SegLab: Training failed: FloatingPointError: training diverged: loss is nan at step 2"
     ]
-    assert widget.status_label.text().startswith("Failed")
+    assert widget.status_label.text() == errors[0].removeprefix("SegLab: ")
     assert widget.train_button.text() == "Train" and widget.train_button.isEnabled()
     monkeypatch.setattr(core_train, "train", real_train)
     _train(widget, qtbot)  # usable again

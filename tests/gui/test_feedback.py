@@ -1,0 +1,245 @@
+"""What the widget tells the user: how well the strokes are reproduced, what the trainer changed
+on its own, layers that are not aligned, and a final status for every action."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from napari_seglab._qt import align  # noqa: E402
+from napari_seglab._qt.readout import NoteTracker, recall_text  # noqa: E402
+from napari_seglab._qt.settings import Settings  # noqa: E402
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+
+FAST = Settings(model_size="small", budget_kind="steps", budget=4, preview_every=0.0, num_threads=1)
+
+
+def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
+    """Bright disks on a dark noisy background, ``(size, size)`` float32."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size), np.float32)
+    for cy, cx in ((16, 16), (16, 46), (44, 30)):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 1.0
+    return img + rng.normal(0, 0.2, img.shape).astype(np.float32)
+
+
+def saved_strokes(size: int = 64) -> np.ndarray:
+    """Background (1) and foreground (2) strokes."""
+    s = np.zeros((size, size), np.uint8)
+    s[30:33, 2:10] = 1
+    s[58:61, 50:62] = 1
+    s[14:18, 12:20] = 2
+    s[42:46, 26:34] = 2
+    return s
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """``(level, message)`` of every notification the widget shows."""
+    messages: list[tuple[str, str]] = []
+    for level in ("info", "warning", "error"):
+        monkeypatch.setattr(
+            f"napari_seglab._qt.widget.show_{level}",
+            lambda text, level=level: messages.append((level, text)),
+        )
+    return messages
+
+
+def _dock(viewer, qtbot, settings: Settings = FAST) -> SegLabWidget:
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(settings)
+    return w
+
+
+def _with_strokes(viewer, qtbot, add_image: bool = True) -> SegLabWidget:
+    """Dock, add scribbles (New scribbles) and write strokes into them."""
+    if add_image:
+        viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer, qtbot)
+    w.new_scribbles().data = saved_strokes()
+    qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 2, timeout=3000)
+    return w
+
+
+def _train(w, qtbot, timeout=60_000) -> None:
+    with qtbot.waitSignal(w.trainer.finished, timeout=timeout):
+        assert w.start_training()
+    assert w.trainer.error is None
+
+
+# ------------------------------------------------------------------------------------------
+# strokes reproduced, notes
+# ------------------------------------------------------------------------------------------
+def test_recall_text_in_words():
+    assert recall_text(None, ["background", "foreground"]) == ""
+    assert recall_text(np.array([np.nan, np.nan]), ["background", "foreground"]) == ""
+    text = recall_text(np.array([0.996, 0.2, np.nan]), ["background", "foreground"])
+    assert text == "Painted pixels reproduced: background 99%, foreground 20% (low)"
+
+
+def test_note_tracker_hands_out_each_note_once():
+    tracker = NoteTracker()
+    report = type("R", (), {"notes": ("step 30: a",)})()
+    assert tracker.new(report) == ["step 30: a"]
+    assert tracker.new(report) == []
+    report.notes = ("step 30: a", "step 45: b")
+    assert tracker.new(report) == ["step 45: b"]
+    tracker.reset()
+    assert tracker.new(report) == ["step 30: a", "step 45: b"]
+
+
+def test_strokes_reproduced_are_shown_during_and_after_training(viewer, qtbot):
+    w = _with_strokes(viewer, qtbot)
+    w.settings_panel.set_settings(dataclasses.replace(FAST, budget=8))
+    assert w.recall_label.text() == ""
+    _train(w, qtbot)
+    text = w.recall_label.text()
+    assert text.startswith("Painted pixels reproduced: background ")
+    assert "foreground " in text
+    assert w.trainer.last_report.stroke_recall is not None
+
+
+def test_each_note_of_the_trainer_is_shown_once(viewer, qtbot, shown, monkeypatch):
+    """An edge term 100x too strong on a textureless image: the trainer's guard switches it
+    off (and then raises the foreground weight); every such note is shown once, not with
+    every later report."""
+    noise = np.random.default_rng(0).normal(0, 1, (64, 64)).astype(np.float32)
+    viewer.add_image(noise, name="img")
+    w = _with_strokes(viewer, qtbot, add_image=False)
+    strong = dataclasses.replace(FAST, budget=50, lambda_edge=200.0)
+    monkeypatch.setattr(w.settings_panel, "settings", lambda: strong)
+    _train(w, qtbot, timeout=120_000)
+    notes = w.trainer.last_report.notes
+    assert notes, "the guard did not act: make the run harder"
+    assert any("edge-aware term switched off" in n for n in notes)
+    infos = [text for level, text in shown if level == "info"]
+    for note in notes:
+        assert infos.count(f"SegLab: {note}") == 1, infos
+    assert w.notes_label.isVisibleTo(w)
+    assert notes[-1] in w.notes_label.text()
+    assert w.notes_label.toolTip() == "\n".join(notes)
+    assert w.status_label.text().startswith("Done: step 50")
+    # a new run starts without the old notes
+    monkeypatch.setattr(w.settings_panel, "settings", lambda: FAST)
+    w.reset_model()
+    assert w.notes_label.text() == "" and not w.notes_label.isVisibleTo(w)
+
+
+# ------------------------------------------------------------------------------------------
+# alignment of the scribbles with the image
+# ------------------------------------------------------------------------------------------
+def test_scribbles_at_another_scale_than_the_image_are_refused(viewer, qtbot, shown):
+    viewer.add_image(synthetic_image(), name="img", scale=(2, 2))
+    theirs = viewer.add_labels(saved_strokes(), name="img scribbles")  # e.g. reopened from a TIFF
+    w = _dock(viewer, qtbot)
+    assert w.scribbles_layer is theirs
+    assert "scale (2, 2)" in w.status_label.text()  # said when the pair is chosen
+    shown.clear()
+    assert not w.start_training()
+    assert not w.trainer.running
+    errors = [text for level, text in shown if level == "error"]
+    assert len(errors) == 1, shown
+    assert "img scribbles" in errors[0]
+    assert "no transform (pixel units)" in errors[0] and "scale (2, 2)" in errors[0]
+    assert w.status_label.text().startswith("Training not started")
+    np.testing.assert_array_equal(theirs.scale, (1, 1))  # left as it is
+    # aligned by the user: trains
+    theirs.scale = (2, 2)
+    _train(w, qtbot)
+
+
+TRANSFORMS = [
+    {"rotate": 30},
+    {
+        "scale": (2.0, 1.5),
+        "translate": (10.0, -4.0),
+        "shear": [0.3],
+        "affine": np.array([[1.0, 0.1, 5.0], [0.0, 1.0, -3.0], [0.0, 0.0, 1.0]]),
+    },
+]
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=["rotated", "sheared_affine"])
+def test_new_scribbles_and_overlays_copy_the_whole_transform(viewer, qtbot, transform):
+    image = viewer.add_image(synthetic_image(), name="img", **transform)
+    w = _with_strokes(viewer, qtbot, add_image=False)
+    _train(w, qtbot)
+    expected = image._data_to_world.affine_matrix
+    for name in ("img scribbles", "img prediction", "img probability"):
+        layer = viewer.layers[name]
+        np.testing.assert_allclose(layer.rotate, image.rotate, err_msg=name)
+        np.testing.assert_allclose(layer.affine.affine_matrix, image.affine.affine_matrix)
+        np.testing.assert_allclose(layer.scale, image.scale, err_msg=name)
+        np.testing.assert_allclose(layer.translate, image.translate, err_msg=name)
+        np.testing.assert_allclose(layer._data_to_world.affine_matrix, expected, err_msg=name)
+        assert align.same_placement(image, layer, 2)
+
+
+def test_a_class_axis_in_front_is_left_untransformed(viewer):
+    image = viewer.add_image(synthetic_image(), name="img", rotate=30, scale=(2, 2))
+    kwargs = align.transform_kwargs(image, 2, leading=1)
+    prob = viewer.add_image(np.zeros((3, 64, 64), np.float32), **kwargs)
+    matrix = prob._data_to_world.affine_matrix
+    np.testing.assert_allclose(matrix[0], [1, 0, 0, 0])
+    np.testing.assert_allclose(matrix[1:, 1:], image._data_to_world.affine_matrix)
+
+
+# ------------------------------------------------------------------------------------------
+# every action ends with its own status
+# ------------------------------------------------------------------------------------------
+def test_a_refused_train_does_not_leave_done(viewer, qtbot, shown):
+    w = _with_strokes(viewer, qtbot)
+    _train(w, qtbot)
+    assert w.status_label.text().startswith("Done")
+    w.scribbles_layer.data = np.where(saved_strokes() == 1, 1, 0).astype(np.uint8)
+    qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 1, timeout=3000)
+    assert not w.start_training()
+    assert w.status_label.text() == (
+        "Training not started: paint at least two classes (background and foreground)."
+    )
+    assert ("warning", "SegLab: " + w.status_label.text()) in shown
+
+
+def test_a_failed_prediction_does_not_leave_predicting(viewer, qtbot, shown, monkeypatch):
+    w = _with_strokes(viewer, qtbot)
+    _train(w, qtbot)
+    shown.clear()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(w.trainer.model, "predict", broken)
+    assert w.apply_to_layer(w.image_layer) is not None
+    assert w.status_label.text() == "Predicting 'img'…"
+    qtbot.waitUntil(lambda: w._apply_worker is None, timeout=30_000)
+    assert w.status_label.text() == "Prediction of 'img' failed: RuntimeError: out of memory"
+    assert shown == [("error", "SegLab: Prediction of 'img' failed: RuntimeError: out of memory")]
+    assert w.apply_button.isEnabled()
+
+
+def test_save_adds_the_suffix_and_a_failed_save_says_so(viewer, qtbot, shown, tmp_path):
+    w = _with_strokes(viewer, qtbot)
+    _train(w, qtbot)
+    path = w.save_model(tmp_path / "model")
+    assert path == tmp_path / "model.seglab" and path.is_file()
+    assert w.status_label.text() == f"Model saved to {path}"
+    shown.clear()
+    target = tmp_path / "taken.seglab"
+    target.mkdir()  # a folder where the file should go
+    assert w.save_model(target) is None
+    status = w.status_label.text()
+    assert status.startswith(f"Model not saved to {target}: ")
+    assert ".tmp" not in status
+    assert shown == [("error", f"SegLab: {status}")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.seglab", "taken.seglab"]
