@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from napari_seglab.core.data import Normalization
 from napari_seglab.core.device import describe_device, resolve_device
+from napari_seglab.core.edits import ScribbleEdit
 from napari_seglab.core.model import ModelConfig, SegModel, UNet
 from napari_seglab.core.modelio import ModelFileError, load_model, save_model
 from napari_seglab.core.predict import Prediction, predict
@@ -18,6 +19,7 @@ __all__ = [
     "ModelFileError",
     "Normalization",
     "Prediction",
+    "ScribbleEdit",
     "SegModel",
     "TrainConfig",
     "TrainReport",

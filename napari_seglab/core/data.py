@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_seglab.core.edits import ScribbleEdit
+
 #: Default lower and upper percentiles of the intensity normalisation.
 DEFAULT_PERCENTILES = (1.0, 99.8)
 
@@ -369,8 +371,12 @@ class CropSampler:
         self.set_labels(labels)
 
     def set_labels(self, labels: np.ndarray) -> None:
-        """Replace the scribbles (same shape); recomputes the per-class pixel lists."""
-        labels3 = labels if labels.ndim == 3 else labels[None]
+        """Replace the scribbles (same shape); recomputes the per-class pixel lists.
+
+        The sampler keeps a copy (:meth:`apply_edit` edits it, never the array given).
+        """
+        self.spatial_shape = tuple(int(n) for n in labels.shape)
+        labels3 = np.array(labels if labels.ndim == 3 else labels[None], copy=True, order="C")
         self.labels = labels3
         flat = labels3.reshape(-1)
         painted = np.flatnonzero(flat)  # scribbles are sparse: sort only the painted pixels
@@ -384,6 +390,62 @@ class CropSampler:
         if not self.coords:
             raise ValueError("scribbles hold no labels; paint at least one stroke")
         self.classes = np.array(sorted(self.coords), dtype=np.int64)
+
+    def apply_edit(self, edit: ScribbleEdit, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Apply a scribble edit to the labels and the per-class pixel lists in place.
+
+        Costs time proportional to the edit and the painted pixels of the classes it touches,
+        not to the image. The labels, lists and classes are then exactly what
+        :meth:`set_labels` computes from the edited array.
+
+        Parameters
+        ----------
+        edit : ScribbleEdit
+            Indices per spatial axis ``(Y, X)`` or ``(Z, Y, X)`` and new class ids.
+        num_classes : int
+            K: new values must be in ``0..K``.
+
+        Returns
+        -------
+        old, new : np.ndarray
+            ``(M,)`` uint8 values before and after of the pixels that changed (for
+            :meth:`napari_seglab.core.weights.ClassCounts.update`).
+
+        Raises
+        ------
+        ValueError
+            For an invalid edit (see :meth:`ScribbleEdit.resolve`), or one that would erase
+            every painted pixel; nothing is changed then.
+        """
+        flat, new = edit.resolve(self.spatial_shape, num_classes)
+        labels = self.labels.reshape(-1)  # a view: the labels are contiguous
+        old = labels[flat]
+        changed = old != new
+        flat, old, new = flat[changed], old[changed], new[changed]
+        if flat.size == 0:
+            return old, new
+        coords = dict(self.coords)
+        for k in np.union1d(old[old > 0], new[new > 0]).tolist():
+            current = coords.get(k, np.zeros(0, np.int64))
+            gone = flat[old == k]  # sorted: flat is
+            if gone.size:
+                current = np.delete(current, np.searchsorted(current, gone))
+            added = flat[new == k]
+            if added.size:
+                current = np.insert(current, np.searchsorted(current, added), added)
+            if current.size:
+                coords[k] = current
+            else:
+                coords.pop(k, None)
+        if not coords:
+            raise ValueError(
+                "the edit erases every painted pixel; training needs painted pixels "
+                "(1 = background, 2 = foreground)"
+            )
+        labels[flat] = new
+        self.coords = coords
+        self.classes = np.array(sorted(coords), dtype=np.int64)
+        return old, new
 
     def _window(self, center: int, size: int, n: int) -> tuple[int, int, int, int]:
         """Start/stop in the image and the padding before/after for a window of ``size``."""
