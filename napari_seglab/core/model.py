@@ -35,7 +35,7 @@ class ModelConfig:
         ``"group"`` (default: learns fastest from few painted pixels in our benchmarks),
         ``"batch"`` (tiled prediction then equals whole-image prediction exactly), ``"instance"``
         or ``"none"``. Group and instance norm use the statistics of whatever they are given, so
-        these models predict in tiles close to their training crops
+        these models predict in tiles the size of their training crops
         (:func:`napari_seglab.core.predict.default_tile`).
     binary_mode : str
         For two classes: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output = foreground).

@@ -163,17 +163,17 @@ def test_cuda_prediction_matches_cpu():
 
 def test_group_norm_models_predict_in_tiles_the_size_of_their_training_crops():
     """Group norm normalises with the statistics of the whole input: a network trained on 64 px
-    crops is run on tiles of at most 128 px, not on the whole image."""
+    crops is run on tiles of 64 px, not on the whole image."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     batch = trained_like()
     group = trained_like(config=ModelConfig(norm="group"))
     assert default_tile(cpu) == default_tile(cpu, batch) == 512
     assert default_tile(cuda, batch) == 1024
-    assert default_tile(cpu, group) == default_tile(cuda, group) == 128
+    assert default_tile(cpu, group) == default_tile(cuda, group) == 64
     group.train_settings["crop_size"] = 48
-    assert default_tile(cpu, group) == 96
+    assert default_tile(cpu, group) == 48
     image = np.random.default_rng(0).random((300, 260)).astype(np.float32)
     image[:40] += 3.0  # a bright band: the whole-image statistics differ from a tile's
     default = group.predict(image).probabilities
-    assert np.array_equal(default, group.predict(image, tile=96).probabilities)
+    assert np.array_equal(default, group.predict(image, tile=48).probabilities)
     assert not np.allclose(default, group.predict(image, tile=512).probabilities, atol=1e-4)
