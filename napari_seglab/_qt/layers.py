@@ -52,13 +52,14 @@ def camera(viewer: napari.Viewer):
     return scene.camera if scene is not None else viewer.camera
 
 
-def scribbles_problem(layer: napari.layers.Labels) -> str | None:
+def scribbles_problem(layer: napari.layers.Labels, read_values: bool = True) -> str | None:
     """Why ``layer`` cannot hold scribbles, or None if it can.
 
     Scribbles hold 0 = unlabeled, 1 = background, 2 = foreground, 3.. more classes, up to
     :data:`~napari_seglab._qt.classes.MAX_CLASSES`. A layer with negative values, a larger id
     (an instance segmentation), or a ``features`` table that SegLab did not write belongs to
-    something else; the widget must neither use nor modify it. Reads the data once (min/max).
+    something else; the widget must neither use nor modify it. Reads the data once (min/max)
+    unless ``read_values`` is False (the values' range is then not checked).
 
     Returns
     -------
@@ -76,7 +77,7 @@ def scribbles_problem(layer: napari.layers.Labels) -> str | None:
     dtype = np.dtype(data.dtype)
     if not (np.issubdtype(dtype, np.integer) or dtype.kind == "b"):
         return f"its values are {dtype}, not integer labels"
-    if not data.size:
+    if not data.size or not read_values:
         return None
     values = np.asarray(data)
     return label_range_problem(int(values.min()), int(values.max()))
@@ -107,6 +108,13 @@ def is_scribbles_candidate(viewer: napari.Viewer, layer: napari.layers.Layer) ->
     return any(
         isinstance(other, Image) and layer.name == scribbles_name(other) for other in viewer.layers
     )
+
+
+def image_source(image: napari.layers.Image):
+    """The image's array as the layer holds it (numpy, dask, zarr...), nothing loaded or
+    copied: ``(Y, X)``, ``(Z, Y, X)`` or ``(Y, X, C)`` for RGB; the full-resolution level of
+    a multiscale layer."""
+    return image.data[0] if image.multiscale else image.data
 
 
 def image_data(image: napari.layers.Image) -> np.ndarray:

@@ -1,15 +1,18 @@
 """Background training and prediction: the core's generators in napari thread workers.
 
-Only numpy copies cross the thread boundary: the widget hands image and scribble arrays to
-``Trainer.start``/``Trainer.send`` and receives ``TrainReport`` objects through Qt signals on the
-main thread, where it updates the layers.
+The widget hands the layers' arrays to ``Trainer.start`` and stroke edits or whole arrays to
+``Trainer.send``; nothing proportional to the image runs on the main thread: the worker copies
+the arrays (and loads lazy ones), checks and counts them, then trains on its copies. Edits set
+pixels to values, so a copy taken while the user paints is brought up to date by the edits that
+follow it. ``TrainReport`` objects come back through Qt signals on the main thread, where the
+widget updates the layers.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +57,8 @@ class Previewer:
 
     Parameters
     ----------
-    image : np.ndarray
-        The training image (a copy owned by the worker).
+    image : np.ndarray or None
+        The training image (a copy owned by the worker; set by the worker when None).
     spatial_shape : tuple of int
         The image's spatial shape (without the channel axis).
     every : float
@@ -66,7 +69,7 @@ class Previewer:
 
     def __init__(
         self,
-        image: np.ndarray,
+        image: np.ndarray | None,
         spatial_shape: tuple[int, ...],
         every: float,
         band_pixels: int = 1 << 18,
@@ -147,18 +150,57 @@ def warm_up() -> threading.Thread | None:
     return thread
 
 
-def _drive(gen: Generator, previewer: Previewer) -> Generator:
-    """Run the core's training generator, adding previews; forwards ``send`` and the return."""
+class Inbox:
+    """What the main thread sends to a running training, waiting for the worker's next step.
+
+    Edits accumulate in order (none may be lost, unlike a worker's single ``send`` slot); a
+    whole array makes everything sent before it moot.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Any] = []
+
+    def put(self, item: Any) -> None:
+        """Queue a ``ScribbleEdit``, a list of them, or a whole scribbles array."""
+        from napari_seglab.core.edits import ScribbleEdit
+
+        with self._lock:
+            if isinstance(item, ScribbleEdit):
+                self._items.append(item)
+            elif isinstance(item, (list, tuple)):
+                self._items.extend(item)
+            else:
+                self._items = [item]
+
+    def take(self) -> list[Any] | None:
+        """Everything queued (whole arrays copied here, on the worker), or None."""
+        from napari_seglab.core.edits import ScribbleEdit
+
+        with self._lock:
+            items, self._items = self._items, []
+        if not items:
+            return None
+        return [x if isinstance(x, ScribbleEdit) else np.array(x, copy=True) for x in items]
+
+
+def _drive(start: Callable[[], Generator], previewer: Previewer, inbox: Inbox) -> Generator:
+    """Create the core's training generator (copies and checks run here, on the worker) and
+    run it, adding previews; passes on what was sent through ``inbox``, and the return."""
+    gen = start()
     try:
-        report = next(gen)
-    except StopIteration as stop:
-        return stop.value
-    while True:
-        new = yield previewer(report)
         try:
-            report = gen.send(new)
+            report = next(gen)
         except StopIteration as stop:
             return stop.value
+        while True:
+            yield previewer(report)
+            try:
+                report = gen.send(inbox.take())
+            except StopIteration as stop:
+                return stop.value
+    finally:
+        gen.close()  # on this thread: the core's clean-up (device memory, threads)
 
 
 class _TrainWorker(GeneratorWorker):
@@ -209,9 +251,8 @@ class Trainer(QObject):
         #: one-line message of the exception that ended the last run, or None
         self.error: str | None = None
         self._worker: _TrainWorker | None = None
-        self._gen: Generator | None = None
         self._previewer: Previewer | None = None
-        self._pending: np.ndarray | None = None
+        self._inbox = Inbox()
         self._stop_requested = False
 
     @property
@@ -231,7 +272,12 @@ class Trainer(QObject):
         config: TrainConfig,
         region: tuple[slice, ...] | None = None,
     ) -> _TrainWorker:
-        """Start training on copies of ``image`` and ``scribbles``.
+        """Start training on copies of ``image`` and ``scribbles``, made by the worker.
+
+        ``image`` and ``scribbles`` may be any array the layers hold (numpy, dask, zarr): the
+        worker copies (loads) them, and the core checks and counts its copies, so that Train
+        costs the main thread nothing proportional to the image. A problem with the inputs
+        ends the run through :attr:`failed`.
 
         Continues from :attr:`model` when there is one (it is trained in place). Previews come
         every ``config.preview_every`` seconds, of ``region`` (see :meth:`set_region`); the
@@ -244,22 +290,25 @@ class Trainer(QObject):
         self.last_report = None
         self.error = None
         self._stop_requested = False
-        self._pending = None
-        image = np.array(image, copy=True)
+        self._inbox = Inbox()
         spatial = tuple(np.shape(scribbles))
-        previewer = Previewer(image, spatial, config.preview_every)
+        previewer = Previewer(None, spatial, config.preview_every)
         previewer.region = region
-        gen = train(
-            image,
-            np.array(scribbles, copy=True),
-            replace(config, preview_every=0.0, final_prediction=True),
-            model=self.model,
-        )
+        config = replace(config, preview_every=0.0, final_prediction=True)
+        model = self.model
+
+        def start() -> Generator:  # on the worker thread
+            # the scribbles first: edits sent from now on bring this copy up to date
+            labels = np.array(scribbles, copy=True)
+            previewer.image = np.array(image, copy=True)
+            return train(previewer.image, labels, config, model=model)
+
         self._previewer = previewer
         worker = create_worker(
             _drive,
-            gen,
+            start,
             previewer,
+            self._inbox,
             _worker_class=_TrainWorker,
             _start_thread=False,
             _ignore_errors=True,
@@ -269,7 +318,6 @@ class Trainer(QObject):
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker = worker
-        self._gen = gen
         worker.start()
         return worker
 
@@ -278,14 +326,16 @@ class Trainer(QObject):
         if self._previewer is not None:
             self._previewer.region = region
 
-    def send(self, scribbles: np.ndarray) -> None:
-        """Hand a copy of the full scribbles array to the running training."""
+    def send(self, scribbles: Any) -> None:
+        """Hand new scribbles to the running training, at its next step.
+
+        ``scribbles`` is a :class:`~napari_seglab.core.edits.ScribbleEdit` or a list of them
+        (what strokes changed: cheap), or the whole array (after an undo or a replaced layer
+        array; the worker copies it). Nothing sent is lost, whenever it is sent.
+        """
         if self._worker is None or self._stop_requested:
             return
-        if self.last_report is None:  # the generator has not started: send with the 1st report
-            self._pending = np.array(scribbles, copy=True)
-        else:
-            self._worker.send(np.array(scribbles, copy=True))
+        self._inbox.put(scribbles)
 
     def stop(self) -> None:
         """Ask the running training to stop at its next step (returns at once)."""
@@ -312,12 +362,8 @@ class Trainer(QObject):
 
     # -- worker signals (main thread) ------------------------------------------------------
     def _on_yielded(self, update: Update) -> None:
-        first = self.last_report is None
         self.last_report = update.report
         self.model = update.report.model
-        if first and self._pending is not None and self._worker is not None:
-            self._worker.send(self._pending)
-        self._pending = None
         self.reported.emit(update)
 
     def _on_returned(self, model: SegModel | None) -> None:
@@ -329,14 +375,8 @@ class Trainer(QObject):
         self.failed.emit(self.error)
 
     def _on_finished(self) -> None:
-        gen, self._gen = self._gen, None
         self._worker = None
         self._previewer = None
-        if gen is not None:
-            try:
-                gen.close()  # already closed by the worker; a no-op kept for safety
-            except ValueError:  # still executing: the worker closes it
-                pass
         self.finished.emit(self.model)
 
 

@@ -78,6 +78,7 @@ class ScribbleCounter(QObject):
         self._layer: napari.layers.Labels | None = None
         self._num_classes = max(1, int(num_classes))
         self._counts = ClassCounts(self._num_classes)
+        self._problem: str | None = None
         self._emit_timer = QTimer(self)
         self._emit_timer.setSingleShot(True)
         self._emit_timer.setInterval(delay_ms)
@@ -96,6 +97,20 @@ class ScribbleCounter(QObject):
     def counts(self) -> np.ndarray:
         """Counts ``(num_classes,)`` for class ids ``1..num_classes``."""
         return np.asarray(self._counts.counts)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the layer cannot be counted (negative values, an id above ``MAX_CLASSES``) as
+        found by the last full count, else None."""
+        return self._problem
+
+    @property
+    def recount_pending(self) -> bool:
+        """Whether a full count is scheduled (the data were replaced or refreshed)."""
+        try:
+            return self._recount_timer.isActive()
+        except RuntimeError:
+            return False
 
     @property
     def num_classes(self) -> int:
@@ -149,6 +164,7 @@ class ScribbleCounter(QObject):
             if problem is None:
                 self._num_classes = max(self._num_classes, top)
         self._counts = ClassCounts(self._num_classes)
+        self._problem = problem
         if problem is not None:
             self.invalid.emit(f"layer '{self._layer.name}' cannot be counted: {problem}")
         elif data is not None and data.size:

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_seglab._qt import align
+from napari_seglab._qt import align, weights_panel
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.classes import (
     SegClass,
@@ -44,6 +44,7 @@ from napari_seglab._qt.classes import (
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.loss_plot import LossPlot
 from napari_seglab._qt.readout import NoteTracker, recall_text
+from napari_seglab._qt.scribble_sync import ScribbleSync
 from napari_seglab._qt.settings import SettingsPanel
 from napari_seglab._qt.training import Trainer, Update, predict_worker, warm_up
 from napari_seglab._qt.weights_panel import ScribbleCounter, WeightsPanel
@@ -125,7 +126,9 @@ class SegLabWidget(QWidget):
         # the layers of the running training (None when idle)
         self._train_image: Image | None = None
         self._train_scribbles: Labels | None = None
-        self._sent_counts: np.ndarray | None = None
+        # follows the training scribbles: strokes go to the training as edits
+        self._sync: ScribbleSync | None = None
+        self._train_classes = 0  # classes of the model being trained
         self._apply_worker = None
         self._closed = False
         self._watched_window = None
@@ -457,25 +460,33 @@ class SegLabWidget(QWidget):
             self.classes.append(default_class(len(self.classes) + 1))
             self._apply_classes()
         self.weights_panel.set_counts(counts)
-        if self.trainer.running and self._train_scribbles is not None:
-            if self._sent_counts is None or not np.array_equal(counts, self._sent_counts):
-                self._send_scribbles(counts)
 
-    def _send_scribbles(self, counts: np.ndarray) -> None:
-        """Hand the edited scribbles to the running training (a copy; see ``Trainer.send``)."""
-        model = self.trainer.model
-        painted = np.flatnonzero(counts)
-        if painted.size == 0:
-            return  # everything erased: keep training on the last strokes
-        top = int(painted.max()) + 1
-        if model is not None and top > model.num_classes:
+    def _on_scribbles_edited(self, edits: list) -> None:
+        """A stroke in the training scribbles: its pixels go to the training (no array)."""
+        if self._closed or not self.trainer.running:
+            return
+        top = max((int(e.values.max()) for e in edits if e.values.size), default=0)
+        low = min((int(e.values.min()) for e in edits if e.values.size), default=0)
+        k = self._train_classes
+        if low < 0:
+            self._stop_because("a negative label was painted")
+        elif top > k:
             self._stop_because(
-                f"class {top} was painted and the model has {model.num_classes} classes; "
+                f"class {top} was painted and the model has {k} classes; "
                 "press Train to start a model with the new class"
             )
+        elif not self.counter.counts.any():
+            self._stop_because("every stroke was erased")
+        else:
+            self.trainer.send(edits)
+
+    def _on_scribbles_replaced(self) -> None:
+        """Undo, redo or a new data array: the training gets the whole array (the worker
+        copies and checks it; scribbles it cannot train on end the run with the reason)."""
+        layer = self._train_scribbles
+        if self._closed or not self.trainer.running or layer is None:
             return
-        self._sent_counts = counts.copy()
-        self.trainer.send(self._train_scribbles.data)
+        self.trainer.send(layer.data)
 
     # ------------------------------------------------------------------------------------
     # training
@@ -500,10 +511,22 @@ class SegLabWidget(QWidget):
                 f"scribbles shape {tuple(scribbles.data.shape)} does not match image "
                 f"'{image.name}' spatial shape {lyr.spatial_shape(image)}"
             )
-        problem = lyr.scribbles_problem(scribbles) or self._placement_problem(image, scribbles)
+        # nothing here reads every pixel: the counter's counts and range check are kept up to
+        # date stroke by stroke; the worker checks its own copy again
+        if self.counter.layer is not scribbles:
+            self.counter.set_layer(scribbles)  # counts it
+        elif (
+            self.counter.recount_pending
+            and np.prod(scribbles.data.shape) <= weights_panel.FULL_RECOUNT_LIMIT
+        ):
+            self.counter.recount()  # the data were just replaced
+        problem = (
+            lyr.scribbles_problem(scribbles, read_values=False)
+            or self.counter.problem
+            or self._placement_problem(image, scribbles)
+        )
         if problem is not None:
             return self._not_started(f"layer '{scribbles.name}' cannot be trained on: {problem}")
-        self.counter.recount()
         counts = self.counter.counts
         if int(np.count_nonzero(counts)) < 2:
             return self._not_started(
@@ -527,17 +550,19 @@ class SegLabWidget(QWidget):
             num_classes = self.trainer.model.num_classes if self.trainer.model else max(2, top)
             lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
             region = lyr.visible_region(image)
-            self.trainer.start(
-                lyr.image_data(image), np.asarray(scribbles.data), config, region=region
-            )
+            # the layers' arrays as they are (numpy, dask, zarr): the worker copies them
+            self.trainer.start(lyr.image_source(image), scribbles.data, config, region=region)
         except (ValueError, TypeError, RuntimeError) as exc:
             return self._not_started(str(exc))
         self._train_image, self._train_scribbles = image, scribbles
+        self._train_classes = num_classes
+        self._sync = ScribbleSync(scribbles, parent=self)
+        self._sync.edited.connect(self._on_scribbles_edited)
+        self._sync.replaced.connect(self._on_scribbles_replaced)
         camera = lyr.camera(self.viewer)
         camera.events.center.connect(self._on_view_changed)
         camera.events.zoom.connect(self._on_view_changed)
         self.viewer.dims.events.current_step.connect(self._on_view_changed)
-        self._sent_counts = counts.copy()
         image.events.name.connect(self._on_training_layer_renamed)
         scribbles.events.name.connect(self._on_training_layer_renamed)
         self._budget = (config.seconds, config.steps)
@@ -568,6 +593,11 @@ class SegLabWidget(QWidget):
     def _on_view_changed(self, event=None) -> None:
         if self._train_image is not None:
             self.trainer.set_region(lyr.visible_region(self._train_image))
+
+    def _close_sync(self) -> None:
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()
 
     def _disconnect_view(self) -> None:
         camera = lyr.camera(self.viewer)
@@ -647,6 +677,7 @@ class SegLabWidget(QWidget):
             if layer is not None:
                 layer.events.name.disconnect(self._on_training_layer_renamed)
         self._disconnect_view()
+        self._close_sync()
         image = self._train_image
         self._train_image = self._train_scribbles = None
         self._status_timer.stop()
@@ -872,6 +903,7 @@ class SegLabWidget(QWidget):
             if layer is not None:
                 layer.events.name.disconnect(self._on_training_layer_renamed)
         self._disconnect_view()
+        self._close_sync()
         self.counter.close()
         with contextlib.suppress(RuntimeError):
             self._status_timer.stop()
