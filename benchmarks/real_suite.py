@@ -301,6 +301,13 @@ def accuracy(pred_labels: np.ndarray, scribbles: np.ndarray, where: np.ndarray) 
     return float(np.count_nonzero(pred_labels[where] == scribbles[where]) / n) if n else np.nan
 
 
+def worst_class_accuracy(pred_labels: np.ndarray, scribbles: np.ndarray) -> float:
+    """The lowest, over painted classes, share of a class's painted pixels predicted as it: a
+    one-class output scores 0, not the majority class's share."""
+    accs = [accuracy(pred_labels, scribbles, scribbles == k) for k in np.unique(scribbles)]
+    return float(min(a for k, a in zip(np.unique(scribbles), accs, strict=True) if k > 0))
+
+
 def _seglab_labels(case, scribbles, budget, seed, threads, settings):
     kind, value = budget
     res = sb.run_seglab(
@@ -327,12 +334,12 @@ def _as_case(case: SuiteCase, scribbles: np.ndarray) -> sb.Case:
 
 
 def score(case: SuiteCase, scribbles: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """IoU against the reference on unpainted pixels, painted-pixel accuracy, and the predicted
-    foreground share."""
+    """IoU against the reference on unpainted pixels, painted-pixel accuracy of the worse class,
+    and the predicted foreground share."""
     fg = labels == FOREGROUND
     return {
         "iou": foreground_iou(fg, case.reference > 0, scribbles),
-        "painted_acc": accuracy(labels, scribbles, scribbles > 0),
+        "painted_acc": worst_class_accuracy(labels, scribbles),
         "fg_share": float(fg.mean()),
     }
 
@@ -393,7 +400,7 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
         "budget",
         "IoU",
         "IoU / forest (min)",
-        "painted acc (min)",
+        "painted acc, worse class (min)",
         "held-out acc",
         "fg share",
         "steps",
@@ -420,6 +427,35 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
             )
             + " |"
         )
+    return "\n".join(lines)
+
+
+def format_summary(rows: list[dict[str, Any]]) -> str:
+    """One line per case: the forest's IoU, seglab's ratio to it at each budget (mean, and the
+    worst draw), the worse class's painted-pixel accuracy and the held-out-stroke accuracy of
+    both methods."""
+    budgets = list(dict.fromkeys(r["budget"] for r in rows if r["method"] != sb.FOREST))
+    head = ["case", "reference", "forest IoU"]
+    head += [f"seglab {b}: IoU / forest (worst draw)" for b in budgets]
+    head += [
+        f"painted acc, worse class, {budgets[-1]} (worst draw)",
+        "held-out acc: forest / seglab",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        mine = {(r["method"], r["budget"]): r for r in rows if r["case"] == case}
+        forest = mine.get((sb.FOREST, None))
+        seglab = [r for r in rows if r["case"] == case and r["method"] != sb.FOREST]
+        cells = [case, seglab[0]["kind"], _f(forest["iou"]) if forest else "-"]
+        for b in budgets:
+            r = next((x for x in seglab if x["budget"] == b), None)
+            cells.append(f"{_f(r['ratio'], 2)} ({_f(r['ratio_min'], 2)})" if r else "-")
+        last = next((x for x in seglab if x["budget"] == budgets[-1]), None)
+        cells.append(f"{_f(last['painted_acc'])} ({_f(last['painted_acc_min'])})" if last else "-")
+        held = [x["heldout_acc"] for x in seglab if np.isfinite(x.get("heldout_acc", np.nan))]
+        f_held = forest.get("heldout_acc", np.nan) if forest else np.nan
+        cells.append(f"{_f(f_held)} / {_f(held[0]) if held else '-'}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -471,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, nargs="+", help="step budgets (default 27 165)")
     budget.add_argument("--seconds", type=float, nargs="+", help="time budgets")
     p.add_argument("--folds", type=int, default=3, help="held-out-stroke folds (0 = skip)")
+    p.add_argument(
+        "--heldout-budget",
+        type=int,
+        default=-1,
+        help="index of the budget at which held-out strokes are scored (default: the last)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
@@ -478,11 +520,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
+    p.add_argument(
+        "--from-json",
+        nargs="+",
+        metavar="JSON",
+        help="no runs: print the summary table (and --plot) of earlier runs' --json files",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_json:
+        records = [r for path in args.from_json for r in json.loads(Path(path).read_text())["runs"]]
+        rows = summarize(records)
+        print(format_summary(rows))
+        if args.plot:
+            plot(rows, args.plot)
+        return 0
     budgets = (
         [("s", s) for s in args.seconds]
         if args.seconds
@@ -533,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rec["steps"] = res["steps"]
                     rec.update(score(case, scribbles, res["labels"]))
                     rec["notes"] = res.get("notes", [])
-                    if args.folds and i == len(budgets) - 1:
+                    if args.folds and i == args.heldout_budget % len(budgets):
                         rec["heldout_acc"] = heldout(
                             case,
                             scribbles,
@@ -553,6 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(header)
     print(table)
+    print()
+    print(format_summary(rows))
     if args.markdown:
         settings_text = "".join(
             f"\n- `{n}`: " + (", ".join(f"`{k}={v!r}`" for k, v in s.items()) or "defaults")
@@ -560,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(
-            f"`{command}`\n\n{header}\n\n{table}\n\nseglab settings:{settings_text}\n"
+            f"`{command}`\n\n{header}\n\n{format_summary(rows)}\n\nEvery run:\n\n{table}\n\n"
+            f"seglab settings:{settings_text}\n"
         )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

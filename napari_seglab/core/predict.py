@@ -107,6 +107,13 @@ def default_tile(device: torch.device, model: SegModel | None = None) -> int:
     return tile
 
 
+def default_overlap(tile: int) -> int:
+    """Overlap of neighbouring tiles used when :func:`predict` is given none: ``tile // 8`` but
+    at least 32 pixels, and at most half the tile (tiles of 8-64 px, the training crops of
+    group-norm models, overlap by half)."""
+    return int(min(max(32, tile // 8), tile // 2))
+
+
 @torch.inference_mode()
 def predict(
     model: SegModel,
@@ -133,7 +140,7 @@ def predict(
         Tile edge in pixels (default: :func:`default_tile`, 512 on CPU and 1024 on CUDA, at most
         the training crop for group or instance normalisation).
     overlap : int, optional
-        Overlap of neighbouring tiles (default ``max(32, tile // 8)``).
+        Overlap of neighbouring tiles (default: :func:`default_overlap`).
     device : str or torch.device, optional
         Where to run; default: where the model's network is. The network is moved back after.
     channel_axis : int, optional
@@ -159,7 +166,7 @@ def predict(
     tile = int(tile or default_tile(dev, model))
     if tile < 8:
         raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
-    overlap = int(max(32, tile // 8) if overlap is None else overlap)
+    overlap = int(default_overlap(tile) if overlap is None else overlap)
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
     batch_size = int(batch_size or (1 if dev.type == "cpu" else 4))

@@ -98,7 +98,11 @@ class TrainConfig:
     lr, weight_decay : float
         Adam settings.
     lr_decay : bool
-        With a budget, lower the learning rate along a cosine to 5% of ``lr`` at its end.
+        With a budget, keep ``lr`` for the first ``1 - LR_DECAY_SHARE`` of it, then lower it
+        along a cosine to 5% of ``lr`` at its end (a "warm-stable-decay" schedule). A cosine over
+        the whole budget left a 27-step run of ``skimage.data.cell()`` (an 11-pixel foreground
+        stroke) with no foreground in 2 of 3 seeds: the rate had fallen before the rare class
+        was learnt.
     ema : float
         Decay of the exponential moving average of the weights that previews, the final model
         and the returned model use (0 = use the raw weights). Averaging removes the step-to-step
@@ -413,6 +417,26 @@ GUARD_COOLDOWN = 15
 GUARD_MAX_BOOST = 8.0
 
 
+#: The edge-aware term is fully on once every painted class's running stroke recall reaches
+#: the upper bound and off below the lower one (linear between): see :func:`edge_gate`.
+EDGE_GATE = (0.5, 0.9)
+
+
+def edge_gate(recall: np.ndarray) -> float:
+    """Factor 0..1 on the edge-aware term from the running stroke recall ``(K,)`` of the
+    painted classes: the regulariser may only act where the strokes are already learnt.
+
+    A class not seen yet (NaN) counts as 0. On ``skimage.data.cell()`` with an 11-pixel
+    foreground stroke the ramped term alone kept the foreground from being learnt in the first
+    30 steps; gated, it waits until the stroke is reproduced.
+    """
+    if len(recall) == 0:
+        return 1.0
+    worst = float(np.min(np.nan_to_num(recall, nan=0.0)))
+    lo, hi = EDGE_GATE
+    return float(np.clip((worst - lo) / (hi - lo), 0.0, 1.0))
+
+
 class StrokeMonitor:
     """Running per-class recall of the painted pixels on the training crops.
 
@@ -481,6 +505,18 @@ def noise_level(x: np.ndarray) -> float:
     d = np.diff(np.asarray(x, np.float64), axis=-1).ravel()
     mad = np.median(np.abs(d - np.median(d)))
     return max(float(1.4826 * mad / math.sqrt(2.0)), 1e-3)
+
+
+#: Share of a budget, at its end, over which the learning rate decays (``TrainConfig.lr_decay``).
+LR_DECAY_SHARE = 0.3
+
+
+def lr_factor(fraction: float) -> float:
+    """Learning-rate factor at ``fraction`` (0..1) of the budget: 1, then a cosine to 0.05 over
+    the last ``LR_DECAY_SHARE``."""
+    t = (fraction - (1.0 - LR_DECAY_SHARE)) / LR_DECAY_SHARE
+    t = min(1.0, max(0.0, t))
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def _budget_fraction(config: TrainConfig, step: int, elapsed: float) -> float | None:
@@ -682,6 +718,8 @@ def _run(
             edge_now = lambda_edge * edge_scale
             if config.edge_ramp > 0:
                 edge_now *= min(1.0, (step + 1) / config.edge_ramp)
+            if monitor is not None and edge_now > 0:
+                edge_now *= edge_gate(monitor.recall()[counts > 0])
             if edge_now > 0:
                 edge = losses.edge_aware_potts(model.probabilities(logits), xt, sigma=edge_sigma)
                 loss = loss + edge_now * edge
@@ -740,7 +778,7 @@ def _run(
             if config.lr_decay:
                 fraction = _budget_fraction(config, step, elapsed)
                 if fraction is not None:
-                    factor = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * fraction))
+                    factor = lr_factor(fraction)
                     for group in optimizer.param_groups:
                         group["lr"] = config.lr * factor
             if (done and config.final_prediction) or want_preview:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,14 @@ def test_train_predict_2d(files, capsys):
     code, err = run([*argv, *FAST], capsys)
     assert code == 0, err
     assert load_model(model3).train_settings["lambda_edge_used"] == 0.0
+
+
+def test_train_says_how_well_the_strokes_are_reproduced(files, capsys):
+    model = files / "said.seglab"
+    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model, *FAST[:-1]]
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    assert re.search(r"painted pixels reproduced: background \d+%, foreground \d+%", err), err
 
 
 def test_train_predict_rgb_and_3d(tmp_path, capsys):

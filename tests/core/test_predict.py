@@ -10,7 +10,13 @@ import torch
 
 from napari_seglab.core.data import Normalization
 from napari_seglab.core.model import ModelConfig, SegModel
-from napari_seglab.core.predict import Prediction, blend_window, default_tile, tile_starts
+from napari_seglab.core.predict import (
+    Prediction,
+    blend_window,
+    default_overlap,
+    default_tile,
+    tile_starts,
+)
 
 
 def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
@@ -177,3 +183,20 @@ def test_group_norm_models_predict_in_tiles_the_size_of_their_training_crops():
     default = group.predict(image).probabilities
     assert np.array_equal(default, group.predict(image, tile=48).probabilities)
     assert not np.allclose(default, group.predict(image, tile=512).probabilities, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("tile", "expected"), [(8, 4), (32, 16), (48, 24), (64, 32), (128, 32), (512, 64)]
+)
+def test_default_overlap_is_less_than_the_tile(tile, expected):
+    assert default_overlap(tile) == expected
+
+
+@pytest.mark.parametrize("crop", [16, 32, 48])
+def test_group_norm_model_trained_on_small_crops_predicts_with_default_tiles(crop):
+    """Tiles the size of a small training crop need an overlap smaller than the tile."""
+    group = trained_like(config=ModelConfig(norm="group", width=8))
+    group.train_settings["crop_size"] = crop
+    image = np.random.default_rng(0).random((70, 90)).astype(np.float32)
+    pred = group.predict(image)
+    assert pred.labels.shape == image.shape

@@ -9,6 +9,8 @@ ask that the painted pixels are reproduced.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -19,9 +21,14 @@ from napari_seglab.core.train import (
     LOSSES,
     StrokeMonitor,
     TrainConfig,
+    edge_gate,
+    lr_factor,
     painted_accuracy,
     train,
 )
+
+# The module (the package re-exports the function ``train`` under the same name).
+train_module = sys.modules["napari_seglab.core.train"]
 
 FAST = {"device": "cpu", "num_threads": 1}
 
@@ -99,19 +106,56 @@ def test_every_loss_reproduces_the_strokes_with_default_settings(loss):
     assert acc.min() >= 0.9, f"{loss}: painted pixels reproduced per class {acc}; {report.notes}"
 
 
-def test_guard_weakens_an_overwhelming_edge_term_and_says_so():
-    """An edge-aware term far too strong for the image pulls everything to one class; the guard
-    switches it off, the strokes are learnt, and the report says so in words."""
+def test_guard_switches_off_an_overwhelming_edge_term_and_says_so(monkeypatch):
+    """An edge-aware term far too strong for the image, let through from the first step (no
+    ramp, the gate held open), pulls everything to one class; the guard switches it off, the
+    strokes are learnt, and the report says so in words."""
+    monkeypatch.setattr(train_module, "EDGE_GATE", (-2.0, -1.0))  # always fully open
     image, scribbles = cell_case()
     crop = np.s_[200:600, 150:550]
     config = TrainConfig(steps=120, lambda_edge=200.0, edge_ramp=0, **FAST)
     report = last_report(image[crop], scribbles[crop], config)
     assert report.notes, "the guard did not act"
     assert "edge-aware term switched off" in report.notes[0]
-    assert "background pixels reproduced" in report.notes[0]
+    assert "pixels reproduced" in report.notes[0]
     assert report.model.train_settings["lambda_edge_used"] == 0.0
     acc = per_class(report.prediction.labels, scribbles[crop])
     assert acc.min() >= 0.9, (acc, report.notes)
+
+
+def test_edge_gate_keeps_an_overwhelming_edge_term_from_erasing_the_strokes():
+    """The same term with the default gate: it only acts as the strokes are reproduced."""
+    image, scribbles = cell_case()
+    crop = np.s_[200:600, 150:550]
+    config = TrainConfig(steps=60, lambda_edge=200.0, edge_ramp=0, **FAST)
+    report = last_report(image[crop], scribbles[crop], config)
+    acc = per_class(report.prediction.labels, scribbles[crop])
+    assert acc.min() >= 0.9, (acc, report.notes)
+
+
+GATE_CASES = [
+    # running recall of the painted classes, expected factor
+    ([0.95, 0.99], 1.0),
+    ([0.9, 1.0], 1.0),
+    ([0.7, 1.0], 0.5),
+    ([0.5, 1.0], 0.0),
+    ([np.nan, 1.0], 0.0),  # a class not seen yet
+    ([0.2, 0.1], 0.0),
+    ([], 1.0),
+]
+
+
+@pytest.mark.parametrize(("recall", "expected"), GATE_CASES)
+def test_edge_gate(recall, expected):
+    assert edge_gate(np.array(recall, float)) == pytest.approx(expected)
+
+
+LR_CASES = [(0.0, 1.0), (0.5, 1.0), (0.7, 1.0), (0.85, 0.525), (1.0, 0.05)]
+
+
+@pytest.mark.parametrize(("fraction", "expected"), LR_CASES)
+def test_learning_rate_holds_then_decays_over_the_last_part_of_the_budget(fraction, expected):
+    assert lr_factor(fraction) == pytest.approx(expected)
 
 
 def test_guard_off_keeps_the_settings():

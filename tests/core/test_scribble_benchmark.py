@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -172,3 +173,44 @@ def test_end_to_end_tiny(tmp_path, capsys):
     assert [r["method"] for r in runs] == ["random forest", "small"]
     assert runs[1]["steps"] >= 1 and 0.0 <= runs[1]["iou"] <= 1.0
     assert png.stat().st_size > 1000
+
+
+def test_sparse_scribbles_paint_few_objects_and_keep_background_away(nuclei):
+    from scribble_sim import simulate_sparse_scribbles
+
+    _, labels = nuclei
+    s = simulate_sparse_scribbles(labels, seed=0)
+    assert s.dtype == np.uint8 and s.shape == labels.shape
+    assert set(np.unique(s)) == {0, 1, 2}
+    assert np.all(labels[s == 2] > 0)  # foreground strokes inside objects
+    near = ndi.binary_dilation(labels > 0, iterations=3)
+    assert not np.any(near[s == 1])  # background strokes kept away from every object
+    painted_objects = np.unique(labels[s == 2])
+    assert 1 <= len(painted_objects) <= 0.3 * labels.max()
+    np.testing.assert_array_equal(s, simulate_sparse_scribbles(labels, seed=0))
+
+
+def test_synthetic_filaments_are_thin_and_sparse():
+    from scribble_sim import synthetic_filaments
+
+    image, labels = synthetic_filaments((256, 256), seed=1)
+    assert image.dtype == np.uint16 and labels.shape == (256, 256)
+    assert 0.01 < (labels > 0).mean() < 0.15
+    # thin: no foreground pixel is more than 4 px from the background
+    assert ndi.distance_transform_edt(labels > 0).max() <= 4
+    assert image[labels > 0].mean() > image[labels == 0].mean()
+
+
+def test_suite_stroke_folds_and_worst_class_accuracy():
+    import real_suite as rs
+
+    s = np.array([[1, 1, 0, 1, 0, 2, 2, 0, 2]])
+    folds = rs.stroke_folds(s, 2)
+    assert np.all((folds >= 0) == (s > 0))
+    # every connected stroke lies in one fold, and each class reaches both folds
+    for a, b in [(0, 1), (5, 6)]:
+        assert folds[0, a] == folds[0, b]
+    for k in (1, 2):
+        assert set(folds[s == k]) == {0, 1}
+    assert rs.worst_class_accuracy(np.array([1, 1, 1, 2]), np.array([1, 2, 2, 0])) == 0.0
+    assert rs.worst_class_accuracy(np.array([1, 2, 2, 1]), np.array([1, 2, 0, 2])) == 0.5
