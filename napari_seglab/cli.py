@@ -147,9 +147,13 @@ def _train(args: argparse.Namespace) -> int:
     assert last is not None
     model = last.model
     save_model(model, out)
+    # Notes and warnings are printed even with --quiet (which only hides the progress bar
+    # and the summary line): a script must learn that a class was lost.
+    for note in last.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for warning in _lost_classes(last.stroke_recall, model.class_names):
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
-        for note in last.notes:
-            print(f"note: {note}", file=sys.stderr)
         recall = (
             ""
             if last.stroke_recall is None
@@ -163,9 +167,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lost_classes(recall, names: list[str]) -> list[str]:
+    """A warning for each class whose painted pixels the trained network mostly does not
+    reproduce (running recall below ``GUARD_RECALL`` at the end of training)."""
+    import math
+
+    from napari_seglab.core.train import GUARD_RECALL
+
+    if recall is None:
+        return []
+    out = []
+    for k, r in enumerate(recall):
+        if math.isfinite(r) and r < GUARD_RECALL:
+            name = names[k] if k < len(names) else f"class {k + 1}"
+            out.append(
+                f"only {r:.0%} of the painted {name} pixels are reproduced (on the training "
+                "crops); train longer (--steps / --seconds) or paint more of it"
+            )
+    return out
+
+
 def _recall_text(recall, names: list[str]) -> str:
-    """``"; painted pixels reproduced: background 99%, foreground 97%"`` from the per-class
-    running recall of a training report."""
+    """``"; painted pixels reproduced (training crops): background 99%, foreground 97%"`` from
+    the per-class running recall of a training report."""
     import math
 
     parts = [
@@ -173,7 +197,7 @@ def _recall_text(recall, names: list[str]) -> str:
         for k, r in enumerate(recall)
         if math.isfinite(r)
     ]
-    return "; painted pixels reproduced: " + ", ".join(parts) if parts else ""
+    return "; painted pixels reproduced (training crops): " + ", ".join(parts) if parts else ""
 
 
 def _prob_path(label_path: Path) -> Path:

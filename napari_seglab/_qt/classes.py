@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_seglab.core.data import MAX_CLASSES as _CORE_MAX_CLASSES
+
 if TYPE_CHECKING:
     import napari.layers
 
@@ -29,9 +31,9 @@ PALETTE: tuple[str, ...] = (
 #: Key under which the class list is stored in a layer's ``metadata``.
 METADATA_KEY = "seglab_classes"
 
-#: The most classes the widget handles (class ids 1..MAX_CLASSES). A layer holding a larger id
+#: The most classes (class ids 1..MAX_CLASSES), the core's limit. A layer holding a larger id
 #: is an instance segmentation or a mask, not scribbles: one table row per id would be useless.
-MAX_CLASSES = 32
+MAX_CLASSES = _CORE_MAX_CLASSES
 
 #: The ``features`` columns :func:`apply_classes` writes; a layer with other columns is the user's.
 FEATURE_COLUMNS = ("index", "class")

@@ -267,6 +267,12 @@ def context_slices(z: int, z_context: int, depth: int) -> list[int]:
     return [min(max(zi, 0), depth - 1) for zi in range(z - z_context, z + z_context + 1)]
 
 
+#: The most classes a model is trained for (class ids 1..MAX_CLASSES), in the core, the
+#: command line and the widget alike. A label above it is far more often a mask in another
+#: convention (0/255, instance ids) than a class.
+MAX_CLASSES = 32
+
+
 def check_scribbles(
     scribbles: np.ndarray, spatial_shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
@@ -283,7 +289,8 @@ def check_scribbles(
     Raises
     ------
     ValueError
-        For a shape mismatch, negative or non-integer values, or a label above 255.
+        For a shape mismatch, negative or non-integer values, or a label above
+        :data:`MAX_CLASSES`.
     """
     s = np.asarray(scribbles)
     if spatial_shape is not None and tuple(s.shape) != tuple(spatial_shape):
@@ -303,9 +310,16 @@ def check_scribbles(
     elif not np.issubdtype(s.dtype, np.integer):
         raise ValueError(f"scribbles dtype {s.dtype} is not an integer type")
     if s.size and s.min() < 0:
-        raise ValueError(f"scribbles hold a negative label ({int(s.min())}); labels are 0..255")
-    if s.size and s.max() > 255:
-        raise ValueError(f"scribbles hold label {int(s.max())}; at most 255 classes are supported")
+        raise ValueError(
+            f"scribbles hold a negative label ({int(s.min())}); labels are 0 = unlabeled, "
+            f"1 = background, 2 = foreground, 3..{MAX_CLASSES} further classes"
+        )
+    if s.size and s.max() > MAX_CLASSES:
+        raise ValueError(
+            f"scribbles hold label {int(s.max())}; labels are 0 = unlabeled, 1 = background, "
+            f"2 = foreground, 3..{MAX_CLASSES} further classes (a 0/255 mask or instance ids "
+            "are not scribbles: paint 1 and 2)"
+        )
     if s.dtype != np.uint8:
         s = s.astype(np.uint8)
     return s
@@ -380,7 +394,7 @@ class CropSampler:
         self.labels = labels3
         flat = labels3.reshape(-1)
         painted = np.flatnonzero(flat)  # scribbles are sparse: sort only the painted pixels
-        values = flat[painted]
+        values = flat[painted].astype(np.int64)  # k + 1 below must not wrap at a dtype's top
         order = np.argsort(values, kind="stable")
         painted, values = painted[order], values[order]
         self.coords: dict[int, np.ndarray] = {}

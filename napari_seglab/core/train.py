@@ -94,7 +94,7 @@ class TrainConfig:
     num_threads : int, optional
         Torch CPU threads while training (default: CPU count - 1, leaving a core for the GUI).
     crop_size, batch_size : int
-        Training crops per step and their edge in pixels.
+        Edge of the training crops in pixels, and crops per step.
     lr, weight_decay : float
         Adam settings.
     lr_decay : bool

@@ -101,7 +101,24 @@ def test_train_says_how_well_the_strokes_are_reproduced(files, capsys):
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model, *FAST[:-1]]
     code, err = run(argv, capsys)
     assert code == 0, err
-    assert re.search(r"painted pixels reproduced: background \d+%, foreground \d+%", err), err
+    assert re.search(
+        r"painted pixels reproduced \(training crops\): background \d+%, foreground \d+%", err
+    ), err
+
+
+def test_train_warns_about_a_lost_class_even_when_quiet(tmp_path, capsys):
+    """A foreground stroke on pure noise cannot be learnt in 3 steps: the user is told, also
+    with --quiet."""
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "noise.tif", rng.normal(100, 10, (64, 64)).astype(np.float32))
+    s = np.zeros((64, 64), np.uint8)
+    s[:, :30] = 1
+    s[30:32, 40:42] = 2
+    tifffile.imwrite(tmp_path / "s.tif", s)
+    argv = ["train", tmp_path / "noise.tif", tmp_path / "s.tif", "-o", tmp_path / "m.seglab"]
+    code, err = run([*argv, *FAST], capsys)
+    assert code == 0, err
+    assert re.search(r"warning: only \d+% of the painted \w+ pixels are reproduced", err), err
 
 
 def test_train_predict_rgb_and_3d(tmp_path, capsys):

@@ -109,8 +109,24 @@ def test_check_scribbles():
         check_scribbles(np.array([[-1, 1]]))
     with pytest.raises(ValueError, match="whole-number"):
         check_scribbles(np.array([[0.5, 1]]))
-    with pytest.raises(ValueError, match="at most 255"):
+    with pytest.raises(ValueError, match="label 300"):
         check_scribbles(np.array([[300, 1]]))
+
+
+@pytest.mark.parametrize("label", [33, 254, 255])
+def test_labels_above_the_class_limit_are_refused_clearly(label):
+    """A 0/255 mask is the common mistake: say what the labels mean, never wrap a uint8."""
+    s = np.array([[0, 1, label]], np.uint8)
+    with pytest.raises(ValueError, match=rf"label {label}; labels are 0 = unlabeled.*0/255"):
+        check_scribbles(s)
+
+
+def test_the_largest_class_id_is_accepted():
+    from napari_seglab.core.data import MAX_CLASSES
+
+    s = np.zeros((16, 16), np.uint8)
+    s[2, 2], s[8, 8] = 1, MAX_CLASSES
+    assert check_scribbles(s).max() == MAX_CLASSES
 
 
 def test_sampler_crops_hold_labels_and_use_labeled_slices():
