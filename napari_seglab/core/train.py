@@ -720,9 +720,12 @@ def _run(
                 edge_now *= min(1.0, (step + 1) / config.edge_ramp)
             if monitor is not None and edge_now > 0:
                 edge_now *= edge_gate(monitor.recall()[counts > 0])
-            if edge_now > 0:
+            if lambda_edge * edge_scale > 0:
+                # Measured (and reported) whenever the term is on, also while the ramp or the
+                # gate holds its weight at 0, so that the reports' parts stay the same.
                 edge = losses.edge_aware_potts(model.probabilities(logits), xt, sigma=edge_sigma)
-                loss = loss + edge_now * edge
+                if edge_now > 0:
+                    loss = loss + edge_now * edge
             if monitor is not None:
                 monitor.update(logits.detach(), yt, model.sigmoid)
             optimizer.zero_grad(set_to_none=True)

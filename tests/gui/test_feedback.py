@@ -4,6 +4,7 @@ on its own, layers that are not aligned, and a final status for every action."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -118,6 +119,8 @@ def test_each_note_of_the_trainer_is_shown_once(viewer, qtbot, shown, monkeypatc
     viewer.add_image(noise, name="img")
     w = _with_strokes(viewer, qtbot, add_image=False)
     strong = dataclasses.replace(FAST, budget=50, lambda_edge=200.0)
+    # the gate that lets the term act only as far as the strokes are learnt, held open
+    monkeypatch.setattr(sys.modules["napari_seglab.core.train"], "EDGE_GATE", (-2.0, -1.0))
     monkeypatch.setattr(w.settings_panel, "settings", lambda: strong)
     _train(w, qtbot, timeout=120_000)
     notes = w.trainer.last_report.notes
