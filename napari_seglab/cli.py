@@ -120,6 +120,8 @@ def _train(args: argparse.Namespace) -> int:
     init = load_model(args.init) if args.init else None
     image = read_image(args.image, "image")
     scribbles = read_image(args.scribbles, "scribbles")
+    for warning in _unpainted_classes(scribbles):
+        print(f"warning: {warning}", file=sys.stderr)
     config = TrainConfig(
         loss=args.loss,
         class_weights=args.class_weights,
@@ -165,6 +167,24 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _unpainted_classes(scribbles) -> list[str]:
+    """A warning for each class id below the largest painted one that has no stroke (e.g. 1
+    and 3 painted, no 2): the model gets a class it can never learn."""
+    import numpy as np
+
+    s = np.asarray(scribbles)
+    if not np.issubdtype(s.dtype, np.integer) or s.size == 0 or s.min() < 0:
+        return []  # training refuses these with its own message
+    present = np.flatnonzero(np.bincount(s.ravel().astype(np.int64)))
+    top = int(present.max()) if len(present) else 0
+    missing = sorted(set(range(1, top + 1)) - set(present.tolist()))
+    return [
+        f"class {k} has no strokes but class {top} has: the model gets {top} classes and "
+        f"never learns class {k} (1 = background, 2 = foreground)"
+        for k in missing
+    ]
 
 
 def _lost_classes(recall, names: list[str]) -> list[str]:

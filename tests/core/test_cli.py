@@ -106,6 +106,16 @@ def test_train_says_how_well_the_strokes_are_reproduced(files, capsys):
     ), err
 
 
+def test_train_warns_about_a_class_with_no_strokes(files, tmp_path, capsys):
+    s = tifffile.imread(files / "scr.tif")
+    s[s == 2] = 3  # classes 1 and 3 painted, no 2
+    tifffile.imwrite(tmp_path / "gap.tif", s)
+    argv = ["train", files / "img.tif", tmp_path / "gap.tif", "-o", tmp_path / "m.seglab"]
+    code, err = run([*argv, *FAST], capsys)
+    assert code == 0, err
+    assert "warning: class 2 has no strokes but class 3 has" in err
+
+
 def test_train_warns_about_a_lost_class_even_when_quiet(tmp_path, capsys):
     """A foreground stroke on pure noise cannot be learnt in 3 steps: the user is told, also
     with --quiet."""
