@@ -11,32 +11,12 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
+from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
+
 from napari_seglab._qt import align  # noqa: E402
 from napari_seglab._qt.readout import NoteTracker, recall_text  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
-
-FAST = Settings(model_size="small", budget_kind="steps", budget=4, preview_every=0.0, num_threads=1)
-
-
-def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
-    """Bright disks on a dark noisy background, ``(size, size)`` float32."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    img = np.zeros((size, size), np.float32)
-    for cy, cx in ((16, 16), (16, 46), (44, 30)):
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 1.0
-    return img + rng.normal(0, 0.2, img.shape).astype(np.float32)
-
-
-def saved_strokes(size: int = 64) -> np.ndarray:
-    """Background (1) and foreground (2) strokes."""
-    s = np.zeros((size, size), np.uint8)
-    s[30:33, 2:10] = 1
-    s[58:61, 50:62] = 1
-    s[14:18, 12:20] = 2
-    s[42:46, 26:34] = 2
-    return s
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
+from gui_data import synthetic_image  # noqa: E402
+
 from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
@@ -28,16 +30,6 @@ FAST = Settings(
 LONG = Settings(
     model_size="small", budget_kind="seconds", budget=120, preview_every=0.5, num_threads=1
 )
-
-
-def synthetic_image(size: int = 64, seed: int = 0) -> np.ndarray:
-    """Bright disks on a dark noisy background, ``(size, size)`` float32."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    img = np.zeros((size, size), np.float32)
-    for cy, cx in ((16, 16), (16, 46), (44, 30)):
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 1.0
-    return img + rng.normal(0, 0.2, img.shape).astype(np.float32)
 
 
 def paint_two_classes(layer) -> None:
