@@ -205,7 +205,7 @@ def test_a_failed_prediction_does_not_leave_predicting(viewer, qtbot, shown, mon
     monkeypatch.setattr(w.trainer.model, "predict", broken)
     assert w.apply_to_layer(w.image_layer) is not None
     assert w.status_label.text() == "Predicting 'img'…"
-    qtbot.waitUntil(lambda: w._apply_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30_000)
     assert w.status_label.text() == "Prediction of 'img' failed: RuntimeError: out of memory"
     assert shown == [("error", "SegLab: Prediction of 'img' failed: RuntimeError: out of memory")]
     assert w.apply_button.isEnabled()

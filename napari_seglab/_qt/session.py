@@ -1,0 +1,756 @@
+"""The state behind the SegLab dock widget: classes, counts, model, the current run, overlays.
+
+:class:`Session` owns everything the dock shows and does: the classes, the scribbles counter,
+the trainer and its model, the running training (its layers, budget and the sync that sends
+strokes to it), the prediction of other layers, and the overlay layers. It turns layer events
+and requests into core calls (through :class:`~napari_seglab._qt.training.Trainer`) and
+training updates into layer updates, and says what happened through Qt signals. The widget
+(:mod:`~napari_seglab._qt.widget`) is a view: it builds the controls, forwards choices and
+clicks here, and shows what the signals say.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.layers import Image, Labels
+from qtpy.QtCore import QObject, Signal
+
+from napari_seglab._qt import align, weights_panel
+from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.classes import (
+    SegClass,
+    apply_classes,
+    classes_from_layer,
+    default_class,
+    default_classes,
+)
+from napari_seglab._qt.readout import NoteTracker
+from napari_seglab._qt.scribble_sync import ScribbleSync
+from napari_seglab._qt.training import Trainer, Update, predict_worker
+from napari_seglab._qt.weights_panel import ScribbleCounter
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_seglab._qt.settings import Settings
+    from napari_seglab.core.model import Prediction, SegModel
+
+#: After Stop, images up to this many pixels are predicted once more with the final model (a few
+#: seconds at most on a CPU); larger ones keep the last preview until Apply.
+REFRESH_AFTER_STOP_LIMIT = 4_000_000
+
+
+class PredictionStopped(Exception):
+    """Raised in the network's forward pass to abandon a prediction (the session closed)."""
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for the user: an OS error's cause without the file names it carries
+    (which may be an internal temporary file), else the exception's message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+@dataclass
+class Run:
+    """The running training.
+
+    Attributes
+    ----------
+    image, scribbles : napari.layers.Image, napari.layers.Labels
+        The layers trained on (stopping when they are removed or renamed).
+    sync : ScribbleSync
+        Sends the strokes painted into ``scribbles`` to the training.
+    num_classes : int
+        Classes of the model being trained.
+    seconds, steps : float or None, int or None
+        The budget.
+    device : str
+        The device setting (also used for the prediction after a Stop).
+    """
+
+    image: Image
+    scribbles: Labels
+    sync: ScribbleSync
+    num_classes: int
+    seconds: float | None
+    steps: int | None
+    device: str
+
+
+class Session(QObject):
+    """What the SegLab dock works on: classes, counts, model, the current run, its overlays.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers are read and written.
+
+    Signals
+    -------
+    status(str, str)
+        The final word of an action, for the status line; the level (``"info"``,
+        ``"warning"``, ``"error"``) asks for a notification too, ``""`` for none.
+    notice(str)
+        Something to notify without changing the status line (a note of the trainer).
+    classesChanged()
+        :attr:`classes` changed (added, renamed, read from a layer or a model).
+    countsChanged(object)
+        Painted pixels per class, ``(K,)`` int64, of the scribbles in use.
+    scribblesChosen(object)
+        The session chose the scribbles layer itself (or refused a choice): the layer or None.
+    changed()
+        What is possible changed (a run started or ended, a model, a layer came or went).
+    started(bool)
+        A training started; True when it continues the current model.
+    reported(object)
+        A ``TrainReport`` of the running training, after its preview was shown.
+    finished(object)
+        The training ended; its last ``TrainReport`` or None.
+    modelReplaced()
+        The model was reset or loaded: the loss curve and readout start over.
+    """
+
+    status = Signal(str, str)
+    notice = Signal(str)
+    classesChanged = Signal()
+    countsChanged = Signal(object)
+    scribblesChosen = Signal(object)
+    changed = Signal()
+    started = Signal(bool)
+    reported = Signal(object)
+    finished = Signal(object)
+    modelReplaced = Signal()
+
+    def __init__(self, viewer: napari.Viewer, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.classes: list[SegClass] = default_classes(2)
+        self.trainer = Trainer(self)
+        self.counter = ScribbleCounter(num_classes=len(self.classes), parent=self)
+        #: the running training (None when idle)
+        self.run: Run | None = None
+        #: the running prediction of a layer (None when idle)
+        self.apply_worker = None
+        self.closed = False
+        self._image: Image | None = None
+        # the scribbles layer in use (a Labels layer made here or picked by the user and that
+        # looks like scribbles); layers refused as scribbles are never chosen automatically
+        self._scribbles: Labels | None = None
+        self._refused: list[weakref.ref] = []
+        self._notes = NoteTracker()
+        self._stop_reason: str | None = None
+        self._training_checks = False
+        self._apply_stop: list = []  # hook handle and stop flag of the running prediction
+        self.trainer.reported.connect(self._on_update)
+        self.trainer.finished.connect(self._on_training_finished)
+        self.counter.countsChanged.connect(self._on_counts)
+        self.counter.invalid.connect(self._on_scribbles_invalid)
+        events = viewer.layers.events
+        events.removed.connect(self._on_layer_removed)
+        events.inserted.connect(self._emit_changed)
+
+    # ------------------------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------------------------
+    @property
+    def image(self) -> Image | None:
+        """The image to train on."""
+        return self._image
+
+    @property
+    def scribbles(self) -> Labels | None:
+        """The Labels layer holding the scribbles."""
+        return self._scribbles
+
+    @property
+    def running(self) -> bool:
+        """Whether a training runs (also while it is stopping)."""
+        return self.trainer.running
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the running training was asked to stop."""
+        return self.trainer.running and self._stop_reason is not None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a training or a prediction runs."""
+        return self.trainer.running or self.apply_worker is not None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the trainer changed on its own in this run, oldest first."""
+        return list(self._notes.shown)
+
+    def progress(self) -> float:
+        """Share of the running training's budget used, 0..1 (0 when idle or unbounded)."""
+        report, run = self.trainer.last_report, self.run
+        if report is None or run is None:
+            return 0.0
+        if run.steps:
+            fraction = report.step / run.steps
+        elif run.seconds:
+            fraction = report.elapsed / run.seconds
+        else:
+            fraction = 0.0
+        return min(1.0, fraction)
+
+    def _emit_changed(self, *_args) -> None:
+        if not self.closed:
+            self.changed.emit()
+
+    def _say(self, text: str, level: str = "") -> None:
+        """Where every action ends: the status line, and with ``level`` a notification."""
+        if not self.closed:
+            self.status.emit(text, level)
+
+    # ------------------------------------------------------------------------------------
+    # layers and classes
+    # ------------------------------------------------------------------------------------
+    def may_auto_select(self, layer: Labels) -> bool:
+        """Whether ``layer`` may become the scribbles without the user picking it (see
+        ``layers.is_scribbles_candidate``); never a layer refused before."""
+        return (
+            self.viewer is not None
+            and not self.was_refused(layer)
+            and lyr.is_scribbles_candidate(self.viewer, layer)
+        )
+
+    def was_refused(self, layer) -> bool:
+        """Whether ``layer`` was refused as scribbles (and not repaired and picked since)."""
+        return layer is not None and any(ref() is layer for ref in self._refused)
+
+    def set_image(self, image: Image | None) -> None:
+        """Train on ``image``; its ``"<image> scribbles"`` layer becomes the scribbles."""
+        self._image = image
+        if self.trainer.running and self.run is not None and image is not self.run.image:
+            self._stop_because("the image selection changed")
+        if image is not None:
+            scribbles = lyr.find_scribbles(self.viewer, image)
+            if (
+                scribbles is not None
+                and scribbles is not self._scribbles
+                and not self.was_refused(scribbles)
+            ):
+                self.set_scribbles(scribbles)
+                self.scribblesChosen.emit(self._scribbles)
+        self._check_placement()
+        self._emit_changed()
+
+    def set_scribbles(self, scribbles: Labels | None) -> None:
+        """Use ``scribbles`` (None: none); a layer that is no scribbles is refused, untouched,
+        and the previous choice stays (announced through ``scribblesChosen``)."""
+        if scribbles is not None and scribbles is not self._scribbles:
+            problem = lyr.scribbles_problem(scribbles)
+            if problem is not None:
+                self._refuse(scribbles, problem)
+                return
+        if self.trainer.running and self.run is not None and scribbles is not self.run.scribbles:
+            self._stop_because("the scribbles selection changed")
+        self._scribbles = scribbles
+        self._refused = [ref for ref in self._refused if ref() not in (None, scribbles)]
+        if scribbles is not None:
+            stored = classes_from_layer(scribbles)
+            if stored:
+                self.classes = stored
+            else:
+                top = int(np.asarray(scribbles.data).max()) if scribbles.data.size else 0
+                while len(self.classes) < top:
+                    self.classes.append(default_class(len(self.classes) + 1))
+                apply_classes(scribbles, self.classes)
+            self.classesChanged.emit()
+            self.counter.set_num_classes(len(self.classes))
+        self.counter.set_layer(scribbles)
+        self._check_placement()
+        self._emit_changed()
+
+    def _refuse(self, layer: Labels, problem: str) -> None:
+        """Say why ``layer`` is not used as scribbles; go back to the previous choice.
+
+        The layer is left exactly as it was (data, colormap, features, metadata).
+        """
+        if not self.was_refused(layer):
+            self._refused.append(weakref.ref(layer))
+        if self._scribbles is not None and self._scribbles not in self.viewer.layers:
+            self._scribbles = None
+            self.counter.set_layer(None)
+        self.scribblesChosen.emit(self._scribbles)
+        self._say(
+            f"Layer '{layer.name}' is not used as scribbles: {problem}. "
+            "It is left as it is; New scribbles adds a layer to paint in.",
+            "warning",
+        )
+        self._emit_changed()
+
+    def new_scribbles(self) -> Labels | None:
+        """Add an empty ``"<image> scribbles"`` layer for the image and use it.
+
+        An existing usable ``"<image> scribbles"`` layer is selected instead of adding one.
+        """
+        image = self._image
+        if image is None:
+            self._say("Open an image first.", "warning")
+            return None
+        existing = lyr.find_scribbles(self.viewer, image)
+        if existing is not None and lyr.scribbles_problem(existing) is None:
+            self.set_scribbles(existing)
+            self.scribblesChosen.emit(existing)
+            self.viewer.layers.selection.active = existing
+            existing.mode = "paint"
+            self._check_placement()
+            return existing
+        if self.trainer.running:
+            self._say("Stop training before creating a new scribbles layer.", "warning")
+            return None
+        layer = lyr.new_scribbles_layer(self.viewer, image, self.classes)
+        self.set_scribbles(layer)
+        self.scribblesChosen.emit(layer)
+        self._say(f"Paint in '{layer.name}': 1 = background, 2 = foreground.")
+        return layer
+
+    def add_class(self) -> SegClass:
+        """Add class ``K+1`` (named ``class K+1``) and select it for painting."""
+        cls = default_class(len(self.classes) + 1)
+        self.classes.append(cls)
+        self._apply_classes()
+        self.counter.set_num_classes(len(self.classes))
+        if self._scribbles is not None:
+            self._scribbles.selected_label = len(self.classes)
+        return cls
+
+    def rename_class(self, class_id: int, name: str) -> None:
+        """Call class ``class_id`` (1-based) ``name`` in every layer made here."""
+        self.classes[class_id - 1] = SegClass(name, self.classes[class_id - 1].color)
+        self._apply_classes()
+
+    def _apply_classes(self) -> None:
+        self.classesChanged.emit()
+        targets = [self._scribbles]
+        if self._image is not None:
+            pred = lyr.find_layer(self.viewer, lyr.prediction_name(self._image), Labels)
+            if pred is not None and lyr.role(pred) == "prediction":  # never a user's layer
+                targets.append(pred)
+        for layer in targets:
+            if layer is not None:
+                apply_classes(layer, self.classes)
+
+    def placement_problem(self, image: Image | None, scribbles: Labels | None) -> str | None:
+        """Why ``scribbles`` would train on other pixels of ``image`` than painted, or None."""
+        if image is None or scribbles is None:
+            return None
+        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
+            return None  # another message (the shapes) applies
+        return align.placement_problem(image, scribbles, scribbles.ndim)
+
+    def _check_placement(self) -> None:
+        """Say at once (status line) when the chosen pair is not aligned; Train refuses it."""
+        problem = self.placement_problem(self._image, self._scribbles)
+        if problem is not None:
+            self._say(f"Layer '{self._scribbles.name}' cannot be trained on: {problem}.")
+
+    def _on_scribbles_invalid(self, message: str) -> None:
+        # during Train's own checks the refusal says it (one message per action)
+        if not self._training_checks:
+            self._say(f"{message}.", "warning")
+
+    def _on_counts(self, counts: np.ndarray) -> None:
+        if self.closed:
+            return
+        if len(self.classes) < counts.size:
+            while len(self.classes) < counts.size:
+                self.classes.append(default_class(len(self.classes) + 1))
+            self._apply_classes()
+        self.countsChanged.emit(counts)
+
+    # ------------------------------------------------------------------------------------
+    # strokes during training
+    # ------------------------------------------------------------------------------------
+    def _on_scribbles_edited(self, edits: list) -> None:
+        """A stroke in the training scribbles: its pixels go to the training (no array)."""
+        if self.closed or self.run is None or not self.trainer.running:
+            return
+        top = max((int(e.values.max()) for e in edits if e.values.size), default=0)
+        low = min((int(e.values.min()) for e in edits if e.values.size), default=0)
+        k = self.run.num_classes
+        if low < 0:
+            self._stop_because("a negative label was painted")
+        elif top > k:
+            self._stop_because(
+                f"class {top} was painted and the model has {k} classes; "
+                "press Train to start a model with the new class"
+            )
+        elif not self.counter.counts.any():
+            self._stop_because("every stroke was erased")
+        else:
+            self.trainer.send(edits)
+
+    def _on_scribbles_replaced(self) -> None:
+        """Undo, redo or a new data array: the training gets the whole array (the worker
+        copies and checks it; scribbles it cannot train on end the run with the reason)."""
+        if self.closed or self.run is None or not self.trainer.running:
+            return
+        self.trainer.send(self.run.scribbles.data)
+
+    # ------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _checking_for_training(self) -> Iterator[None]:
+        self._training_checks = True
+        try:
+            yield
+        finally:
+            self._training_checks = False
+
+    def start_training(self, settings: Settings) -> bool:
+        """Train on the image and scribbles in the background; False if not started (the
+        reason is in ``status``). Continues from the current model when it has classes enough.
+        """
+        image, scribbles = self._image, self._scribbles
+        if self.trainer.running:
+            return False
+        if self.apply_worker is not None:
+            return self._not_started("wait for the running prediction to finish", "warning")
+        if image is None or scribbles is None:
+            return self._not_started(
+                "choose an image and a scribbles layer (New scribbles)", "warning"
+            )
+        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
+            return self._not_started(
+                f"scribbles shape {tuple(scribbles.data.shape)} does not match image "
+                f"'{image.name}' spatial shape {lyr.spatial_shape(image)}"
+            )
+        # nothing here reads every pixel: the counter's counts and range check are kept up to
+        # date stroke by stroke; the worker checks its own copy again
+        with self._checking_for_training():
+            if self.counter.layer is not scribbles:
+                self.counter.set_layer(scribbles)  # counts it
+            elif (
+                self.counter.recount_pending
+                and np.prod(scribbles.data.shape) <= weights_panel.FULL_RECOUNT_LIMIT
+            ):
+                self.counter.recount()  # the data were just replaced
+        problem = (
+            lyr.scribbles_problem(scribbles, read_values=False)
+            or self.counter.problem
+            or self.placement_problem(image, scribbles)
+        )
+        if problem is not None:
+            return self._not_started(f"layer '{scribbles.name}' cannot be trained on: {problem}")
+        counts = self.counter.counts
+        if int(np.count_nonzero(counts)) < 2:
+            return self._not_started(
+                "paint at least two classes (background and foreground)", "warning"
+            )
+        model = self.trainer.model
+        top = int(np.flatnonzero(counts).max()) + 1  # highest painted class id
+        fresh = model is None or top > model.num_classes
+        num_classes = max(2, top) if fresh else model.num_classes
+        try:
+            config = settings.train_config()
+            # the overlay layers exist from the start (empty), so that previews only write data
+            lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
+            region = lyr.visible_region(image)
+            if fresh and model is not None:
+                self.trainer.reset()
+            # the layers' arrays as they are (numpy, dask, zarr): the worker copies them
+            self.trainer.start(lyr.image_source(image), scribbles.data, config, region=region)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            return self._not_started(str(exc))
+        sync = ScribbleSync(scribbles, parent=self)
+        sync.edited.connect(self._on_scribbles_edited)
+        sync.replaced.connect(self._on_scribbles_replaced)
+        self.run = Run(
+            image, scribbles, sync, num_classes, config.seconds, config.steps, settings.device
+        )
+        self._stop_reason = None
+        self._connect_run(self.run)
+        self._notes.reset()
+        self.started.emit(not fresh)
+        if fresh and model is not None:
+            self._say(
+                f"Training a new model: the model had {model.num_classes} classes and the "
+                f"scribbles hold class {top}.",
+                "info",
+            )
+        else:
+            self._say("Training… (first step)")
+        self._emit_changed()
+        return True
+
+    def _not_started(self, problem: str, level: str = "error") -> bool:
+        """A refused Train: say why (status line and notification); returns False."""
+        self._say(f"Training not started: {problem}.", level)
+        return False
+
+    def stop_training(self) -> None:
+        """Ask the training to stop at its next step (the model so far is kept)."""
+        if self.trainer.running and self._stop_reason is None:
+            self._stop_reason = ""
+            self.trainer.stop()
+            self._say("Stopping…")
+            self._emit_changed()
+
+    def _stop_because(self, reason: str) -> None:
+        """Stop the run and say why, once per run (several events may ask for it)."""
+        if self.trainer.running and self._stop_reason is None:
+            self.stop_training()
+            self._stop_reason = reason
+            self._say(f"Training stopped because {reason}.", "info")
+
+    def _connect_run(self, run: Run) -> None:
+        camera = lyr.camera(self.viewer)
+        camera.events.center.connect(self._on_view_changed)
+        camera.events.zoom.connect(self._on_view_changed)
+        self.viewer.dims.events.current_step.connect(self._on_view_changed)
+        run.image.events.name.connect(self._on_training_layer_renamed)
+        run.scribbles.events.name.connect(self._on_training_layer_renamed)
+
+    def _end_run(self) -> Run | None:
+        """Disconnect the run from the viewer and forget it; returns it."""
+        run, self.run = self.run, None
+        if run is None:
+            return None
+        run.image.events.name.disconnect(self._on_training_layer_renamed)
+        run.scribbles.events.name.disconnect(self._on_training_layer_renamed)
+        if self.viewer is not None:
+            camera = lyr.camera(self.viewer)
+            camera.events.center.disconnect(self._on_view_changed)
+            camera.events.zoom.disconnect(self._on_view_changed)
+            self.viewer.dims.events.current_step.disconnect(self._on_view_changed)
+        run.sync.close()
+        return run
+
+    def _on_view_changed(self, event=None) -> None:
+        if self.run is not None:
+            self.trainer.set_region(lyr.visible_region(self.run.image))
+
+    def _on_training_layer_renamed(self, event=None) -> None:
+        self._stop_because("a training layer was renamed")
+
+    def _on_layer_removed(self, event) -> None:
+        layer, run = event.value, self.run
+        if run is not None and layer is not None and layer in (run.image, run.scribbles):
+            self._stop_because(f"layer '{layer.name}' was removed")
+        self._emit_changed()
+
+    def _on_update(self, update: Update) -> None:
+        """One ``Update`` of the training worker: its preview into the overlay, its report and
+        the trainer's new notes out through the signals."""
+        if self.closed:
+            return
+        report = update.report
+        fresh = [] if report is None else self._notes.new(report)  # each once per run
+        if update.prediction is not None and self.run is not None:
+            self._show_prediction(self.run.image, update.prediction, update.region)
+        if report is not None:
+            self.reported.emit(report)
+        for note in fresh:
+            self.notice.emit(note)
+
+    def _show_prediction(
+        self, image: Image, prediction: Prediction, region: tuple[slice, ...] | None = None
+    ) -> None:
+        if image in self.viewer.layers:
+            lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
+
+    def _on_training_finished(self, model: SegModel | None) -> None:
+        if self.closed:
+            return
+        run = self._end_run()
+        report = self.trainer.last_report
+        error = self.trainer.error
+        if error is not None:
+            self._say(f"Training failed: {error}", "error")
+        elif report is not None:
+            state = "Done" if report.done else "Stopped"
+            self._say(
+                f"{state}: step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
+            )
+        else:
+            self._say("Stopped before the first step.")
+        self._stop_reason = None
+        self.finished.emit(report)
+        self._emit_changed()
+        stopped = report is not None and not report.done and error is None
+        if (
+            stopped
+            and run is not None
+            and run.image in self.viewer.layers
+            and np.prod(lyr.spatial_shape(run.image)) <= REFRESH_AFTER_STOP_LIMIT
+        ):
+            # the last preview is older than the model: predict the image once more
+            self.apply_to_layer(run.image, run.device, quiet=True)
+
+    def reset_model(self) -> None:
+        """Forget the model (not while training)."""
+        if self.trainer.running:
+            return
+        self.trainer.reset()
+        self._notes.reset()
+        self.modelReplaced.emit()
+        self._say("Model reset: the next training starts from scratch.")
+        self._emit_changed()
+
+    # ------------------------------------------------------------------------------------
+    # model files and prediction of other layers
+    # ------------------------------------------------------------------------------------
+    def save_model(self, path: str | Path) -> Path | None:
+        """Save the current model to ``path`` (the core's safe format); returns the path written.
+
+        A path without a suffix gets ``.seglab``. Failures are said through ``status``.
+        """
+        model = self.trainer.model
+        if self.trainer.running:
+            self._say("Model not saved: stop training first.", "warning")
+            return None
+        if model is None:
+            self._say("Model not saved: train or load a model first.", "warning")
+            return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".seglab")
+        model.class_names = [c.name for c in self.classes[: model.num_classes]]
+        try:
+            model.save(path)
+        except Exception as exc:  # a user sees a message, never a traceback
+            self._say(f"Model not saved to {path}: {_reason(exc)}", "error")
+            return None
+        self._say(f"Model saved to {path}")
+        return path
+
+    def load_model(self, path: str | Path) -> SegModel | None:
+        """Load a model saved by SegLab; the next training continues from it.
+
+        Failures (not a SegLab file, unreadable) are said through ``status``; returns None.
+        """
+        from napari_seglab.core.modelio import load_model
+
+        if self.trainer.running:
+            self._say("Model not loaded: stop training first.", "warning")
+            return None
+        try:
+            model = load_model(path)
+        except Exception as exc:  # a user sees a message, never a traceback
+            self._say(f"Could not load a model from {path}: {_reason(exc)}", "error")
+            return None
+        self.trainer.model = model
+        k = int(model.num_classes)
+        while len(self.classes) < k:
+            self.classes.append(default_class(len(self.classes) + 1))
+        for i, name in enumerate(model.class_names[:k]):
+            self.classes[i] = SegClass(str(name), self.classes[i].color)
+        self._apply_classes()
+        self._notes.reset()
+        self.modelReplaced.emit()
+        self._say(f"Loaded model from {path} ({k} classes).")
+        self._emit_changed()
+        return model
+
+    def apply_to_layer(self, image: Image | None, device: str, *, quiet: bool = False):
+        """Predict ``image`` with the current model in the background, on ``device``.
+
+        Returns the started worker (or None); the result appears as ``"<image> prediction"``.
+        ``quiet`` (the refresh after a Stop): the status line is left as it is, unless the
+        prediction fails. Closing the session abandons the prediction at its next tile.
+        """
+        model = self.trainer.model
+        if image is None or model is None:
+            if not quiet:
+                self._say("Not predicted: train or load a model and choose an image.", "warning")
+            return None
+        if self.busy:
+            if not quiet:
+                self._say(
+                    "Not predicted: wait for training or the running prediction to finish.",
+                    "warning",
+                )
+            return None
+        worker = predict_worker(model, lyr.image_data(image), device=device)
+        # a flag the network checks before every forward pass: set on close, it ends the
+        # prediction at its next tile instead of after the whole image
+        stop = [False]
+
+        def check(_module, _inputs) -> None:
+            if stop[0]:
+                raise PredictionStopped("the prediction was stopped")
+
+        self._apply_stop = [model.net.register_forward_pre_hook(check), stop]
+        outcome: dict[str, object] = {}
+        worker.returned.connect(lambda pred: outcome.__setitem__("prediction", pred))
+        worker.errored.connect(lambda exc: outcome.__setitem__("error", exc))
+        worker.finished.connect(lambda: self._on_apply_finished(image, outcome, quiet))
+        self.apply_worker = worker
+        if not quiet:
+            self._say(f"Predicting '{image.name}'…")
+        self._emit_changed()
+        worker.start()
+        return worker
+
+    def _release_apply(self) -> None:
+        """Remove the stop check from the network (after the prediction ended)."""
+        handle, self._apply_stop = (self._apply_stop or [None])[0], []
+        if handle is not None:
+            handle.remove()
+
+    def _on_apply_finished(self, image: Image, outcome: dict, quiet: bool) -> None:
+        """The end of a prediction, whatever happened: the overlay and the final status."""
+        self.apply_worker = None
+        self._release_apply()
+        if self.closed:
+            return
+        self._emit_changed()
+        error, prediction = outcome.get("error"), outcome.get("prediction")
+        if error is not None and not isinstance(error, PredictionStopped):
+            self._say(
+                f"Prediction of '{image.name}' failed: {type(error).__name__}: {error}", "error"
+            )
+            return
+        if prediction is None or image not in self.viewer.layers:
+            if not quiet:
+                self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
+            return
+        try:
+            lyr.show_prediction(self.viewer, image, prediction, self.classes)
+        except ValueError as exc:  # a layer of the user's has the overlay's name
+            self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
+            return
+        if not quiet:
+            self._say(f"Predicted '{image.name}'.")
+
+    # ------------------------------------------------------------------------------------
+    # teardown
+    # ------------------------------------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the training and the prediction (waiting up to ``timeout`` s for each) and
+        let go of the viewer and its layers. Idempotent; says nothing more afterwards."""
+        if self.closed:
+            return
+        self.closed = True
+        self.trainer.stop_and_wait(timeout)
+        worker = self.apply_worker
+        if worker is not None:
+            if self._apply_stop:
+                self._apply_stop[1][0] = True
+            worker.done.wait(timeout)
+            if worker.done.is_set():
+                self._release_apply()
+        events = self.viewer.layers.events
+        events.removed.disconnect(self._on_layer_removed)
+        events.inserted.disconnect(self._emit_changed)
+        self._end_run()
+        self.counter.close()
+        # drop every reference to the viewer and its layers, so that a closed viewer is freed
+        # by reference counting even while this object waits for the garbage collector
+        self._image = self._scribbles = None
+        self._refused = []
+        self.viewer = None
