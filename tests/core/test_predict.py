@@ -200,3 +200,18 @@ def test_group_norm_model_trained_on_small_crops_predicts_with_default_tiles(cro
     image = np.random.default_rng(0).random((70, 90)).astype(np.float32)
     pred = group.predict(image)
     assert pred.labels.shape == image.shape
+
+
+@pytest.mark.parametrize("norm", ["group", "batch"])
+def test_batched_tiles_give_the_tile_by_tile_result(norm):
+    """The CPU default batches small tiles; per-tile normalisation keeps the result."""
+    from napari_seglab.core.predict import default_batch_size
+
+    assert default_batch_size(torch.device("cpu"), 64) == 16
+    assert default_batch_size(torch.device("cpu"), 512) == 1
+    model = trained_like(config=ModelConfig(norm=norm, width=8, depth=2))
+    image = np.random.default_rng(3).random((150, 170)).astype(np.float32)
+    one = model.predict(image, tile=32, overlap=16, batch_size=1)
+    default = model.predict(image, tile=32, overlap=16)
+    np.testing.assert_allclose(default.probabilities, one.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(default.labels, one.labels)
