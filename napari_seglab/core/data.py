@@ -237,13 +237,22 @@ class Normalization:
         return cls(tuple(lows), tuple(highs), (lo_p, hi_p))
 
     def apply(self, x: np.ndarray, channel_axis: int = -3) -> np.ndarray:
-        """Normalise ``x`` (channels on ``channel_axis``, default ``(..., C, Y, X)``) to float32."""
-        x = np.asarray(x, dtype=np.float32)
+        """Normalise ``x`` (channels on ``channel_axis``, default ``(..., C, Y, X)``) to float32.
+
+        Values that float32 cannot hold exactly (32- and 64-bit integers, float64) are shifted
+        in float64 first: a uint32 image with a 2**31 offset keeps every grey level.
+        """
+        x = np.asarray(x)
+        exact = (
+            x.dtype.kind in "biu" and x.dtype.itemsize <= 2 or x.dtype in (np.float16, np.float32)
+        )
+        work = np.float32 if exact else np.float64
         shape = [1] * x.ndim
         shape[channel_axis] = len(self.low)
-        low = np.asarray(self.low, np.float32).reshape(shape)
-        scale = 1.0 / np.asarray(np.subtract(self.high, self.low), np.float32).reshape(shape)
-        return (x - low) * scale
+        low = np.asarray(self.low, work).reshape(shape)
+        scale = 1.0 / np.asarray(np.subtract(self.high, self.low), work).reshape(shape)
+        out = (x.astype(work, copy=False) - low) * scale
+        return out.astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
         return {

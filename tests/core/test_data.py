@@ -158,3 +158,20 @@ def test_sampler_small_image_is_padded_to_multiple():
     assert x.shape == (3, 1, 16, 24)
     assert y.sum() > 0
     assert np.isfinite(x).all()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "offset"), [(np.uint32, 2**31), (np.int64, -(2**40)), (np.float64, 1e12)]
+)
+def test_normalization_keeps_grey_levels_past_float32(dtype, offset):
+    """911 grey levels on a large offset stay 911 levels (float32 alone would merge them)."""
+    levels = np.arange(911)
+    image = (levels.reshape(1, 1, 911) + offset).astype(dtype)
+    from napari_seglab.core.data import as_zcyx
+
+    view = as_zcyx(image[0])
+    norm = Normalization.fit(view, (0.0, 100.0))
+    out = norm.apply(view.data)
+    assert out.dtype == np.float32
+    assert len(np.unique(out)) == 911
+    np.testing.assert_allclose(out.ravel(), levels / 910, atol=1e-6)
