@@ -243,8 +243,9 @@ class Normalization:
         in float64 first: a uint32 image with a 2**31 offset keeps every grey level.
         """
         x = np.asarray(x)
-        exact = (
-            x.dtype.kind in "biu" and x.dtype.itemsize <= 2 or x.dtype in (np.float16, np.float32)
+        exact = (x.dtype.kind in "biu" and x.dtype.itemsize <= 2) or x.dtype in (
+            np.float16,
+            np.float32,
         )
         work = np.float32 if exact else np.float64
         shape = [1] * x.ndim
