@@ -1,9 +1,10 @@
-"""What the training report says in words: how well the strokes are reproduced, what changed.
+"""What the training says, in words and on screen: progress, status, loss, strokes reproduced.
 
 The core's ``TrainReport`` carries ``stroke_recall`` (the running share of each class's painted
 pixels the network reproduces) and ``notes`` (what the trainer changed on its own, oldest
-first, repeated in every later report of the run). This module turns them into short texts and
-keeps track of the notes already shown, so that each is shown once.
+first, repeated in every later report of the run). This module turns them into short texts,
+keeps track of the notes already shown, so that each is shown once, and shows a session's
+training in :class:`RunReadout` (progress bar, status line, device, loss curve, readout).
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
+
+from napari_seglab._qt.loss_plot import LossPlot
 
 if TYPE_CHECKING:
+    from napari_seglab._qt.session import Session
     from napari_seglab.core.train import TrainReport
 
 #: Below this share of its painted pixels reproduced, a class is flagged in the readout.
@@ -72,3 +78,154 @@ class NoteTracker:
         fresh = [n for n in notes[len(self.shown) :] if n not in self.shown]
         self.shown.extend(fresh)
         return fresh
+
+
+class StatusLabel(QLabel):
+    """A one-line label whose size never depends on its text.
+
+    Changing a QLabel's text re-runs the layout of the whole dock; with a constant size hint the
+    status can change several times a second during training at no cost to the viewer.
+    """
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 2)
+
+    def sizeHint(self) -> QSize:
+        return QSize(100, self.fontMetrics().height() + 2)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(10, self.fontMetrics().height() + 2)
+
+    def setText(self, text: str) -> None:
+        if text != self.text():
+            super().setText(text)
+            self.setToolTip(text)
+
+
+class RunReadout(QWidget):
+    """A session's training on screen: progress, status line, device, loss curve, how well
+    the strokes are reproduced and the trainer's notes.
+
+    Bound to the session's ``started``, ``reported``, ``finished`` and ``modelReplaced``
+    signals; the status line also shows what the dock writes into :attr:`status_label`.
+    Labels, progress and plot are refreshed at most twice a second during training.
+
+    Parameters
+    ----------
+    session : Session
+        The session whose training is shown.
+    """
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(8)
+        self.status_label = StatusLabel("No model yet: paint both classes, then Train.", self)
+        self.device_label = StatusLabel("", self)
+        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.loss_plot = LossPlot(self, redraw_ms=0)
+        self.recall_label = StatusLabel("", self)
+        self.recall_label.setToolTip(
+            "Share of each class's painted pixels that the network predicts as that class"
+        )
+        self.notes_label = StatusLabel("", self)
+        self.notes_label.setVisible(False)
+        for w in (
+            self.progress,
+            self.status_label,
+            self.device_label,
+            self.loss_plot,
+            self.recall_label,
+            self.notes_label,
+        ):
+            layout.addWidget(w)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(500)
+        self._timer.timeout.connect(self._show_status)
+        session.started.connect(self._on_started)
+        session.reported.connect(self._on_report)
+        session.finished.connect(self._on_finished)
+        session.modelReplaced.connect(self._on_model_replaced)
+
+    def stop(self) -> None:
+        """Stop the timers (safe after Qt deleted them)."""
+        for stop in (self._timer.stop, self.loss_plot.stop):
+            try:
+                stop()
+            except RuntimeError:  # C++ object already deleted
+                pass
+
+    def _on_started(self, continued: bool) -> None:
+        if continued:
+            self.loss_plot.mark_restart()
+        else:
+            self.loss_plot.clear()
+        self._show_readout(None)
+        self.progress.setValue(0)
+
+    def _on_report(self, report: TrainReport) -> None:
+        if self.session.closed:
+            return
+        self.loss_plot.append(report.step, report.loss)
+        self._show_notes()
+        # labels, progress bar and plot twice a second (a GPU yields hundreds of reports)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _show_status(self) -> None:
+        session = self.session
+        report = session.trainer.last_report
+        if session.closed or report is None or not session.running:
+            return
+        # QProgressBar.setValue repaints synchronously; with updates off it joins the next
+        # paint together with the label and the plot (one window repaint per tick)
+        self.progress.setUpdatesEnabled(False)
+        self.progress.setValue(int(1000 * session.progress()))
+        self.progress.setUpdatesEnabled(True)
+        if not session.stopping:
+            self.status_label.setText(
+                f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
+            )
+        self.device_label.setText(f"Device: {report.device}")
+        self._show_readout(report)
+        self.loss_plot.redraw()
+
+    def _show_readout(self, report: TrainReport | None) -> None:
+        """How well the strokes are reproduced (None: nothing yet), and the run's notes."""
+        recall = None if report is None else getattr(report, "stroke_recall", None)
+        self.recall_label.setText(recall_text(recall, [c.name for c in self.session.classes]))
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        """The latest thing the trainer changed on its own; all of them in the tooltip."""
+        notes = self.session.notes
+        self.notes_label.setText(f"Adjusted at {notes[-1]}" if notes else "")
+        self.notes_label.setToolTip("\n".join(notes))
+        self.notes_label.setVisible(bool(notes))
+
+    def _on_finished(self, report: TrainReport | None) -> None:
+        self._timer.stop()
+        self.loss_plot.redraw()
+        if report is None:
+            return
+        self.device_label.setText(f"Device: {report.device}")
+        self._show_readout(report)
+        if report.done:
+            self.progress.setValue(1000)
+        if self.session.trainer.error is None:
+            self.status_label.setToolTip(
+                "Train again to continue from this model with all current scribbles"
+            )
+
+    def _on_model_replaced(self) -> None:
+        self.loss_plot.clear()
+        self.progress.setValue(0)
+        self._show_readout(None)

@@ -2,11 +2,13 @@
 
 ``ScribbleCounter`` keeps per-class counts of a Labels layer up to date from the pixels each
 stroke changed (``events.paint``), so painting never triggers a full recount of a large volume;
-``WeightsPanel`` shows them with the weights the loss will use.
+an undo, a redo or a replaced array of a large volume is recounted on a background thread.
+``WeightsPanel`` shows the counts with the weights the loss will use.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +28,31 @@ from qtpy.QtWidgets import (
 
 from napari_seglab._qt.classes import MAX_CLASSES, SegClass
 from napari_seglab._qt.layers import label_range_problem
+from napari_seglab._qt.scribble_sync import _history_marker
 from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS
 from napari_seglab.core.weights import ClassCounts, class_weights
 
 if TYPE_CHECKING:
     import napari.layers
 
-#: Layers up to this many pixels are fully recounted after undo/redo or a data refresh;
-#: larger ones rely on the incremental counts from paint events only.
+#: Layers up to this many pixels are recounted on the main thread after an undo/redo or a data
+#: refresh; larger ones are recounted on a background thread after an undo/redo or a new array
+#: (strokes are counted from the pixels they changed, whatever the size).
 FULL_RECOUNT_LIMIT = 16_000_000
+
+
+def _count(data: Any, num_classes: int) -> tuple[str | None, ClassCounts]:
+    """``(problem, counts)`` of a whole labels array (``problem``: why it is no scribbles)."""
+    data = np.asarray(data)
+    counts = ClassCounts(num_classes)
+    if not data.size:
+        return None, counts
+    low, top = int(data.min()), int(data.max())
+    problem = label_range_problem(low, top)
+    if problem is None:
+        counts = ClassCounts(max(num_classes, top))
+        counts.add(data)
+    return problem, counts
 
 
 def _atom_old_new(atom: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +78,8 @@ class ScribbleCounter(QObject):
     ``countsChanged`` is emitted (debounced by ``delay_ms``) with the counts array
     ``(num_classes,)`` for class ids ``1..num_classes``. When the layer holds a negative value
     or an id above ``MAX_CLASSES``, ``invalid`` is emitted with the reason and nothing is
-    counted.
+    counted. Layers above :data:`FULL_RECOUNT_LIMIT` pixels are recounted after an undo, a redo
+    or a new array on a background thread (counted again when strokes came meanwhile).
 
     Parameters
     ----------
@@ -72,6 +91,7 @@ class ScribbleCounter(QObject):
 
     countsChanged = Signal(object)
     invalid = Signal(str)
+    _counted = Signal(int, object)  # generation, (problem, ClassCounts): from the thread
 
     def __init__(self, num_classes: int = 2, delay_ms: int = 100, parent=None) -> None:
         super().__init__(parent)
@@ -86,7 +106,13 @@ class ScribbleCounter(QObject):
         self._recount_timer = QTimer(self)
         self._recount_timer.setSingleShot(True)
         self._recount_timer.setInterval(max(delay_ms, 250))
-        self._recount_timer.timeout.connect(self.recount)
+        self._recount_timer.timeout.connect(self._recount_due)
+        self._marker: tuple[int, int] | None = None  # undo/redo lengths at the last paint
+        self._thread: threading.Thread | None = None  # the background count
+        self._generation = 0  # results of older background counts are dropped
+        self._dirty = False  # strokes came during the background count
+        self._needed = False  # the scheduled count follows an undo/redo or a new array
+        self._counted.connect(self._on_counted)
 
     @property
     def layer(self) -> napari.layers.Labels | None:
@@ -106,7 +132,10 @@ class ScribbleCounter(QObject):
 
     @property
     def recount_pending(self) -> bool:
-        """Whether a full count is scheduled (the data were replaced or refreshed)."""
+        """Whether a full count is scheduled or running (the data were replaced or
+        refreshed)."""
+        if self._thread is not None:
+            return True
         try:
             return self._recount_timer.isActive()
         except RuntimeError:
@@ -131,17 +160,24 @@ class ScribbleCounter(QObject):
         if self._layer is not None:
             self._disconnect(self._layer)
         self._layer = layer
+        self._generation += 1
+        self._marker = None if layer is None else _history_marker(layer)
         if layer is not None:
             layer.events.paint.connect(self._on_paint)
             layer.events.data.connect(self._on_data)
             layer.events.set_data.connect(self._on_set_data)
         self.recount()
 
-    def close(self) -> None:
-        """Stop counting and stop the timers (safe after Qt deleted them)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop counting, wait for a background count (up to ``timeout`` s) and stop the timers
+        (safe after Qt deleted them)."""
         if self._layer is not None:
             self._disconnect(self._layer)
             self._layer = None
+        self._generation += 1
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
         try:
             self._emit_timer.stop()
             self._recount_timer.stop()
@@ -154,25 +190,57 @@ class ScribbleCounter(QObject):
         layer.events.set_data.disconnect(self._on_set_data)
 
     def recount(self) -> None:
-        """Count every pixel of the layer again and emit the counts now."""
+        """Count every pixel of the layer again (on this thread) and emit the counts now."""
         self._recount_timer.stop()
-        data = None if self._layer is None else np.asarray(self._layer.data)
-        problem = None
-        if data is not None and data.size:
-            low, top = int(data.min()), int(data.max())
-            problem = label_range_problem(low, top)
-            if problem is None:
-                self._num_classes = max(self._num_classes, top)
-        self._counts = ClassCounts(self._num_classes)
-        self._problem = problem
+        self._generation += 1  # a background count running now is superseded
+        self._needed = self._dirty = False
+        data = None if self._layer is None else self._layer.data
+        self._accept(*_count(np.zeros(0) if data is None else data, self._num_classes))
+
+    def _accept(self, problem: str | None, counts: ClassCounts) -> None:
+        self._counts, self._problem = counts, problem
+        self._num_classes = counts.num_classes
         if problem is not None:
             self.invalid.emit(f"layer '{self._layer.name}' cannot be counted: {problem}")
-        elif data is not None and data.size:
-            self._counts.add(data)
         self._emit_timer.stop()
         self._emit()
 
+    def _large(self) -> bool:
+        layer = self._layer
+        return layer is not None and np.prod(layer.data.shape) > FULL_RECOUNT_LIMIT
+
+    def _recount_due(self) -> None:
+        """The scheduled full count: here for small layers, on a thread for large ones."""
+        self._needed = False
+        if not self._large():
+            self.recount()
+        elif self._thread is not None:
+            self._dirty = True  # counted again when the running count ends
+        else:
+            self._dirty = False
+            self._generation += 1
+            generation, data, k = self._generation, self._layer.data, self._num_classes
+
+            def run() -> None:
+                self._counted.emit(generation, _count(data, k))
+
+            self._thread = threading.Thread(target=run, name="seglab-count", daemon=True)
+            self._thread.start()
+
+    def _on_counted(self, generation: int, result: tuple) -> None:
+        """A background count ended (main thread): used unless strokes came meanwhile."""
+        self._thread = None  # one count runs at a time: this one
+        if generation != self._generation:
+            return  # superseded (another layer, a count on the main thread, closed)
+        if self._dirty:  # strokes while it read the array: count again
+            self._recount_due()
+            return
+        self._accept(*result)
+
     def _on_paint(self, event) -> None:
+        self._marker = _history_marker(self._layer)
+        if self._thread is not None:
+            self._dirty = True
         atoms = event.value or []
         top = 0
         for atom in atoms:
@@ -181,27 +249,41 @@ class ScribbleCounter(QObject):
                 top = max(top, int(new.max()))
                 if int(new.min()) < 0:
                     top = MAX_CLASSES + 1  # not countable: the recount says why
-        if top > self._num_classes:
+        if top > self._num_classes and not self._large():
             self.recount()
             return
         try:
             for atom in atoms:
                 old, new = _atom_old_new(atom)
                 self._counts.update(old, new)
-        except ValueError:  # counts out of step with the layer (an edit we did not see)
-            self.recount()
+        except (ValueError, IndexError):  # counts out of step with the layer (an edit we
+            # did not see, or a class beyond the counts of a large layer): count it all again
+            self._needed = True
+            self._recount_timer.start()
             return
-        # a paint replaces a pending refresh recount: the counts are exact again
-        self._recount_timer.stop()
+        # a paint replaces a pending refresh recount (not one after an undo or a new array):
+        # the counts are exact again
+        if not self._needed:
+            self._recount_timer.stop()
         self._emit_timer.start()
 
     def _on_data(self, event=None) -> None:
+        self._needed = True
         self._recount_timer.start()
 
     def _on_set_data(self, event=None) -> None:
-        # undo/redo and other in-place edits only refresh the layer; recount small layers
+        # undo/redo and other in-place edits only refresh the layer: recount small layers on
+        # every refresh (a stroke's own paint event cancels it), large ones only when the
+        # history changed without a paint event (an undo or redo)
         layer = self._layer
-        if layer is not None and np.prod(layer.data.shape) <= FULL_RECOUNT_LIMIT:
+        if layer is None:
+            return
+        marker = _history_marker(layer)
+        if marker is None or marker != self._marker:
+            self._marker = marker
+            self._needed = True
+            self._recount_timer.start()
+        elif not self._large():
             self._recount_timer.start()
 
     def _emit(self) -> None:

@@ -4,7 +4,7 @@ The widget builds the controls, forwards the user's choices and clicks to the se
 shows what the session's signals say; the session owns the state (classes, counts, model, the
 current run, the overlays). Its parts live in small modules: layer selectors
 (``layer_select``), the live class-weights panel (``weights_panel``), the loss curve
-(``loss_plot``), the settings (``settings``) and the readout texts (``readout``).
+(``loss_plot``), the settings (``settings``) and the training readout (``readout``).
 """
 
 from __future__ import annotations
@@ -15,25 +15,21 @@ from typing import TYPE_CHECKING
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
-    QProgressBar,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.layer_select import LayerComboBox
-from napari_seglab._qt.loss_plot import LossPlot
-from napari_seglab._qt.readout import recall_text
+from napari_seglab._qt.readout import RunReadout
 from napari_seglab._qt.session import Session
 from napari_seglab._qt.settings import SettingsPanel
 from napari_seglab._qt.training import warm_up
@@ -46,33 +42,8 @@ if TYPE_CHECKING:
     from napari_seglab._qt.training import Trainer
     from napari_seglab._qt.weights_panel import ScribbleCounter
     from napari_seglab.core.model import SegModel
-    from napari_seglab.core.train import TrainReport
 
 MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
-
-
-class StatusLabel(QLabel):
-    """A one-line label whose size never depends on its text.
-
-    Changing a QLabel's text re-runs the layout of the whole dock; with a constant size hint the
-    status can change several times a second during training at no cost to the viewer.
-    """
-
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(text, parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(self.fontMetrics().height() + 2)
-
-    def sizeHint(self) -> QSize:
-        return QSize(100, self.fontMetrics().height() + 2)
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(10, self.fontMetrics().height() + 2)
-
-    def setText(self, text: str) -> None:
-        if text != self.text():
-            super().setText(text)
-            self.setToolTip(text)
 
 
 def _is_input_image(layer) -> bool:
@@ -100,10 +71,6 @@ class SegLabWidget(QWidget):
         self.session = Session(self.viewer, parent=self)
         self._closed = False
         self._watched_window = None
-        self._status_timer = QTimer(self)
-        self._status_timer.setSingleShot(True)
-        self._status_timer.setInterval(500)
-        self._status_timer.timeout.connect(self._show_status)
 
         #: background import of what the first training step would import (None: done before)
         self.warm_up_thread = warm_up()
@@ -166,27 +133,19 @@ class SegLabWidget(QWidget):
         row.addWidget(self.train_button, 2)
         row.addWidget(self.reset_button, 1)
         tl.addLayout(row)
-        self.progress = QProgressBar(train_box)
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(8)
-        tl.addWidget(self.progress)
-        self.status_label = StatusLabel("No model yet: paint both classes, then Train.", train_box)
-        tl.addWidget(self.status_label)
-        self.device_label = StatusLabel("", train_box)
-        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        tl.addWidget(self.device_label)
-        self.loss_plot = LossPlot(train_box, redraw_ms=0)
-        tl.addWidget(self.loss_plot)
-        # how well the network reproduces the strokes, and what the trainer changed on its own
-        self.recall_label = StatusLabel("", train_box)
-        self.recall_label.setToolTip(
-            "Share of each class's painted pixels that the network predicts as that class"
+        self.readout = RunReadout(self.session, train_box)
+        tl.addWidget(self.readout)
+        r = self.readout  # its parts, under the names the dock always had
+        self.progress, self.status_label, self.device_label = (
+            r.progress,
+            r.status_label,
+            r.device_label,
         )
-        tl.addWidget(self.recall_label)
-        self.notes_label = StatusLabel("", train_box)
-        self.notes_label.setVisible(False)
-        tl.addWidget(self.notes_label)
+        self.loss_plot, self.recall_label, self.notes_label = (
+            r.loss_plot,
+            r.recall_label,
+            r.notes_label,
+        )
         layout.addWidget(train_box)
 
         model_box = QGroupBox("Model", self)
@@ -230,10 +189,6 @@ class SegLabWidget(QWidget):
         s.countsChanged.connect(self.weights_panel.set_counts)
         s.scribblesChosen.connect(self._show_scribbles)
         s.changed.connect(self._update_buttons)
-        s.started.connect(self._on_started)
-        s.reported.connect(self._on_report)
-        s.finished.connect(self._on_finished)
-        s.modelReplaced.connect(self._on_model_replaced)
         self.viewer.events.theme.connect(self._apply_theme)
 
     def _apply_theme(self, event=None) -> None:
@@ -281,71 +236,6 @@ class SegLabWidget(QWidget):
         if layer is not None and layer not in self.scribbles_combo.layers():
             layer = None
         self.scribbles_combo.set_layer(layer, quiet=True)
-
-    def _on_started(self, continued: bool) -> None:
-        if continued:
-            self.loss_plot.mark_restart()
-        else:
-            self.loss_plot.clear()
-        self._show_readout(None)
-        self.progress.setValue(0)
-
-    def _on_report(self, report: TrainReport) -> None:
-        if self._closed:
-            return
-        self.loss_plot.append(report.step, report.loss)
-        self._show_notes()
-        # labels, progress bar and plot twice a second (a GPU yields hundreds of reports)
-        if not self._status_timer.isActive():
-            self._status_timer.start()
-
-    def _show_status(self) -> None:
-        report = self.trainer.last_report
-        if self._closed or report is None or not self.session.running:
-            return
-        # QProgressBar.setValue repaints synchronously; with updates off it joins the next
-        # paint together with the label and the plot (one window repaint per tick)
-        self.progress.setUpdatesEnabled(False)
-        self.progress.setValue(int(1000 * self.session.progress()))
-        self.progress.setUpdatesEnabled(True)
-        if not self.session.stopping:
-            self.status_label.setText(
-                f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
-            )
-        self.device_label.setText(f"Device: {report.device}")
-        self._show_readout(report)
-        self.loss_plot.redraw()
-
-    def _show_readout(self, report: TrainReport | None) -> None:
-        """How well the strokes are reproduced (None: nothing yet), and the run's notes."""
-        recall = None if report is None else getattr(report, "stroke_recall", None)
-        self.recall_label.setText(recall_text(recall, [c.name for c in self.classes]))
-        self._show_notes()
-
-    def _show_notes(self) -> None:
-        """The latest thing the trainer changed on its own; all of them in the tooltip."""
-        notes = self.session.notes
-        self.notes_label.setText(f"Adjusted at {notes[-1]}" if notes else "")
-        self.notes_label.setToolTip("\n".join(notes))
-        self.notes_label.setVisible(bool(notes))
-
-    def _on_finished(self, report: TrainReport | None) -> None:
-        self._status_timer.stop()
-        self.loss_plot.redraw()
-        if report is not None:
-            self.device_label.setText(f"Device: {report.device}")
-            self._show_readout(report)
-            if report.done:
-                self.progress.setValue(1000)
-            if self.trainer.error is None:
-                self.status_label.setToolTip(
-                    "Train again to continue from this model with all current scribbles"
-                )
-
-    def _on_model_replaced(self) -> None:
-        self.loss_plot.clear()
-        self.progress.setValue(0)
-        self._show_readout(None)
 
     # ------------------------------------------------------------------------------------
     # actions (the session does them)
@@ -476,10 +366,7 @@ class SegLabWidget(QWidget):
         for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):
             combo.disconnect_viewer()
         self.viewer.events.theme.disconnect(self._apply_theme)
-        with contextlib.suppress(RuntimeError):
-            self._status_timer.stop()
-        with contextlib.suppress(RuntimeError):  # C++ object already deleted
-            self.loss_plot.stop()
+        self.readout.stop()
         self.viewer = None
         if self._watched_window is not None:
             with contextlib.suppress(RuntimeError):

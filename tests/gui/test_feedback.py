@@ -226,3 +226,69 @@ def test_save_adds_the_suffix_and_a_failed_save_says_so(viewer, qtbot, shown, tm
     assert ".tmp" not in status
     assert shown == [("error", f"SegLab: {status}")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.seglab", "taken.seglab"]
+
+
+# ------------------------------------------------------------------------------------------
+# one notification per action
+# ------------------------------------------------------------------------------------------
+def test_a_refused_train_notifies_once(viewer, qtbot, shown):
+    w = _with_strokes(viewer, qtbot)
+    bad = saved_strokes().astype(np.int16)
+    bad[0:4, 0:4] = -1
+    w.scribbles_layer.data = bad  # Train before the counter's own recount
+    shown.clear()
+    assert not w.start_training()
+    assert len(shown) == 1, shown
+    assert shown[0][0] == "error" and "negative" in shown[0][1]
+    assert shown[0][1] == "SegLab: " + w.status_label.text()
+
+
+def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
+    viewer, qtbot, shown, monkeypatch
+):
+    w = _with_strokes(viewer, qtbot)
+    shown.clear()
+    _train(w, qtbot)
+    assert w.trainer.last_report.notes == ()
+    assert shown == []  # the status line says "Done"
+    assert w.status_label.text().startswith("Done")
+
+    core_train = sys.modules["napari_seglab.core.train"]
+    real_train = core_train.train
+
+    def failing_train(*args, **kwargs):
+        gen = real_train(*args, **kwargs)
+        yield next(gen)
+        raise ValueError("loss is nan")
+
+    monkeypatch.setattr(core_train, "train", failing_train)
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        assert w.start_training()
+    assert shown == [("error", "SegLab: Training failed: ValueError: loss is nan")]
+
+
+@pytest.mark.parametrize("removed", ["img scribbles", "img"])
+def test_a_stop_because_a_layer_was_removed_notifies_once(viewer, qtbot, shown, removed):
+    w = _with_strokes(viewer, qtbot)
+    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
+    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
+        assert w.start_training()
+    shown.clear()
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        viewer.layers.remove(removed)  # also changes the layer choice
+    assert len(shown) == 1, shown
+    assert shown[0] == ("info", f"SegLab: Training stopped because layer '{removed}' was removed.")
+    assert w.status_label.text().startswith("Stopped")
+    w.cleanup()
+
+
+def test_a_new_model_for_a_new_class_is_said_once(viewer, qtbot, shown):
+    w = _with_strokes(viewer, qtbot)
+    _train(w, qtbot)
+    w.add_class()
+    w.scribbles_layer.paint((5, 60), 3, refresh=True)
+    qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 3, timeout=3000)
+    shown.clear()
+    _train(w, qtbot)
+    assert w.trainer.model.num_classes == 3
+    assert len(shown) == 1 and "new model" in shown[0][1], shown
