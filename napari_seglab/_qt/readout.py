@@ -191,8 +191,10 @@ class RunReadout(QWidget):
         self.progress.setValue(int(1000 * session.progress()))
         self.progress.setUpdatesEnabled(True)
         if not session.stopping:
+            overlay = " · overlay: quick forest" if session.overlay_source == "forest" else ""
             self.status_label.setText(
-                f"Training… step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
+                f"Training… step {report.step} · loss {report.loss:.4f} · "
+                f"{report.elapsed:.1f} s{overlay}"
             )
         self.device_label.setText(f"Device: {report.device}")
         self._show_readout(report)

@@ -140,6 +140,9 @@ class Session(QObject):
         self.run: Run | None = None
         #: the running prediction of a layer (None when idle)
         self.apply_worker = None
+        #: what the overlay of the running (or last) training shows: "forest" (the quick
+        #: forest, before the network does better), "cnn", or None (nothing yet)
+        self.overlay_source: str | None = None
         self.closed = False
         self._image: Image | None = None
         # the scribbles layer in use (a Labels layer made here or picked by the user and that
@@ -473,6 +476,7 @@ class Session(QObject):
             image, scribbles, sync, num_classes, config.seconds, config.steps, settings.device
         )
         self._stop_reason = None
+        self.overlay_source = None
         self._connect_run(self.run)
         self._notes.reset()
         self.started.emit(not fresh)
@@ -552,6 +556,9 @@ class Session(QObject):
         fresh = [] if report is None else self._notes.new(report)  # each once per run
         if update.prediction is not None and self.run is not None:
             self._show_prediction(self.run.image, update.prediction, update.region)
+            self.overlay_source = update.source
+            if update.source == "forest":
+                self._say("Training… (overlay: quick forest until the network does better)")
         if report is not None:
             self.reported.emit(report)
         for note in fresh:

@@ -11,7 +11,6 @@ widget updates the layers.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from qtpy.QtCore import QObject, Signal
+
+from napari_seglab.core.preview import Previewer
 
 if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
@@ -32,94 +33,20 @@ class Update:
 
     Attributes
     ----------
-    report : TrainReport
+    report : TrainReport or None
+        None for the quick forest's overlay, which comes before the network's first step.
     prediction : Prediction or None
-        The model's prediction of ``region`` (or of the whole image when ``region`` is None).
+        The prediction of ``region`` (or of the whole image when ``region`` is None).
     region : tuple of slice or None
         Where ``prediction`` belongs (one slice per spatial axis).
+    source : str
+        ``"cnn"`` (the network) or ``"forest"`` (:meth:`Previewer.quick_forest`).
     """
 
-    report: TrainReport
+    report: TrainReport | None
     prediction: Prediction | None = None
     region: tuple[slice, ...] | None = None
-
-
-class Previewer:
-    """Predicts, on the training thread between two steps, what the viewer shows.
-
-    The main thread sets :attr:`region` (a tuple of slices, replaced atomically) whenever the
-    view moves; every ``every`` seconds of training the worker predicts that region only, so a
-    large image's overlay refreshes quickly where the user looks. The core's last report brings
-    the full prediction.
-
-    A preview is predicted in bands of rows of about ``band_pixels`` pixels, so that a stop
-    request (:attr:`stopped`) is honoured within one band even on a large image.
-
-    Parameters
-    ----------
-    image : np.ndarray or None
-        The training image (a copy owned by the worker; set by the worker when None).
-    spatial_shape : tuple of int
-        The image's spatial shape (without the channel axis).
-    every : float
-        Seconds of training between previews (0: none).
-    band_pixels : int
-        Pixels per band of a preview.
-    """
-
-    def __init__(
-        self,
-        image: np.ndarray | None,
-        spatial_shape: tuple[int, ...],
-        every: float,
-        band_pixels: int = 1 << 18,
-    ) -> None:
-        self.image = image
-        self.spatial_shape = tuple(spatial_shape)
-        self.every = float(every)
-        self.band_pixels = int(band_pixels)
-        self.region: tuple[slice, ...] | None = None
-        self.stopped = threading.Event()
-        self._last: float | None = None
-        self._cost = 0.0
-
-    def predict(self, model: SegModel, region: tuple[slice, ...] | None) -> Prediction | None:
-        """Predict ``region`` (None: everything) band by band; None if stopped meanwhile."""
-        from napari_seglab.core.predict import Prediction
-
-        full = tuple(slice(0, n) for n in self.spatial_shape)
-        box = full if region is None else region
-        rows, cols = box[-2], box[-1]
-        depth = int(np.prod([s.stop - s.start for s in box[:-2]], dtype=np.int64))
-        band = max(32, self.band_pixels // max(1, (cols.stop - cols.start) * depth))
-        parts = []
-        for a in range(rows.start, rows.stop, band):
-            if self.stopped.is_set():
-                return None
-            sub = (*box[:-2], slice(a, min(a + band, rows.stop)), cols)
-            parts.append(model.predict(self.image, region=None if sub == full else sub))
-        labels = np.concatenate([p.labels for p in parts], axis=-2)
-        probs = None
-        if all(p.probabilities is not None for p in parts):
-            probs = np.concatenate([p.probabilities for p in parts], axis=-2)
-        return Prediction(labels=labels, probabilities=probs)
-
-    def __call__(self, report: TrainReport) -> Update:
-        if report.prediction is not None:
-            return Update(report, report.prediction, None)
-        now = time.perf_counter()
-        if self._last is None:  # the first step: previews are counted from here
-            self._last = now
-        # previews take at most a third of the time: wait at least twice the last one's cost
-        if self.every <= 0 or now - self._last < max(self.every, 2 * self._cost):
-            return Update(report)
-        region = self.region
-        prediction = self.predict(report.model, region)
-        if prediction is None:  # stopped
-            return Update(report)
-        self._last = time.perf_counter()
-        self._cost = self._last - now
-        return Update(report, prediction, region)
+    source: str = "cnn"
 
 
 _warm_up_lock = threading.Lock()
@@ -184,23 +111,59 @@ class Inbox:
         return [x if isinstance(x, ScribbleEdit) else np.array(x, copy=True) for x in items]
 
 
-def _drive(start: Callable[[], Generator], previewer: Previewer, inbox: Inbox) -> Generator:
-    """Create the core's training generator (copies and checks run here, on the worker) and
-    run it, adding previews; passes on what was sent through ``inbox``, and the return."""
-    gen = start()
+def _drive(
+    start: Callable[[], tuple[Generator, Callable[[], Any] | None]],
+    inbox: Inbox,
+) -> Generator:
+    """Create the core's training generator (copies and checks run here, on the worker), show
+    the quick forest's overlay first when asked, then run it; passes on what was sent through
+    ``inbox``, and the return. A ``RuntimeError`` leaves as :class:`WorkerError`."""
     try:
+        return (yield from _run_training(start, inbox))
+    except RuntimeError as exc:
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run_training(
+    start: Callable[[], tuple[Generator, Callable[[], Any] | None]], inbox: Inbox
+) -> Generator:
+    gen, forest = start()
+    try:
+        if forest is not None:
+            got = forest()
+            if got is not None:
+                yield Update(None, got[0], got[1], source="forest")
         try:
             report = next(gen)
         except StopIteration as stop:
             return stop.value
         while True:
-            yield previewer(report)
+            yield Update(report, report.prediction, report.region)
             try:
                 report = gen.send(inbox.take())
             except StopIteration as stop:
                 return stop.value
     finally:
         gen.close()  # on this thread: the core's clean-up (device memory, threads)
+
+
+def _quick_forest(
+    previewer: Previewer, image: np.ndarray, labels: np.ndarray, channel_axis: int | None
+) -> tuple[Prediction, tuple[slice, ...] | None] | None:
+    """The quick forest's overlay, or None where it cannot help (the network trains anyway)."""
+    try:
+        return previewer.quick_forest(image, labels, channel_axis)
+    except (ValueError, MemoryError):
+        return None
+
+
+class WorkerError(Exception):
+    """An exception raised in a worker, carried as a type that napari's workers report.
+
+    superqt reads a ``RuntimeError`` raised in a worker (torch's out-of-memory error is one) as
+    "the worker was deleted" and emits neither ``errored`` nor ``finished``: the widget would
+    wait for ever. The worker raises this instead, with the same message.
+    """
 
 
 class _TrainWorker(GeneratorWorker):
@@ -271,6 +234,7 @@ class Trainer(QObject):
         scribbles: np.ndarray,
         config: TrainConfig,
         region: tuple[slice, ...] | None = None,
+        quick_forest: bool | None = None,
     ) -> _TrainWorker:
         """Start training on copies of ``image`` and ``scribbles``, made by the worker.
 
@@ -280,8 +244,11 @@ class Trainer(QObject):
         ends the run through :attr:`failed`.
 
         Continues from :attr:`model` when there is one (it is trained in place). Previews come
-        every ``config.preview_every`` seconds, of ``region`` (see :meth:`set_region`); the
-        core itself is asked for the final prediction only.
+        every ``config.preview_every`` seconds, of ``region`` (see :meth:`set_region`), with
+        the averaged weights (:class:`~napari_seglab.core.preview.Previewer`). With
+        ``quick_forest`` (default: when a new model starts and previews are on) the first
+        overlay is the quick random forest's, shown before the network's first step and
+        replaced once the network does better.
         """
         from napari_seglab.core.train import train
 
@@ -291,23 +258,26 @@ class Trainer(QObject):
         self.error = None
         self._stop_requested = False
         self._inbox = Inbox()
-        spatial = tuple(np.shape(scribbles))
-        previewer = Previewer(None, spatial, config.preview_every)
+        previewer = Previewer(tuple(np.shape(scribbles)), config.preview_every)
         previewer.region = region
-        config = replace(config, preview_every=0.0, final_prediction=True)
+        config = replace(config, final_prediction=True)
         model = self.model
+        if quick_forest is None:
+            quick_forest = model is None and config.preview_every > 0
 
-        def start() -> Generator:  # on the worker thread
+        def start() -> tuple[Generator, Callable[[], Any] | None]:  # on the worker thread
             # the scribbles first: edits sent from now on bring this copy up to date
             labels = np.array(scribbles, copy=True)
-            previewer.image = np.array(image, copy=True)
-            return train(previewer.image, labels, config, model=model)
+            data = np.array(image, copy=True)
+            gen = train(data, labels, config, model=model, previewer=previewer)
+            if not quick_forest:
+                return gen, None
+            return gen, lambda: _quick_forest(previewer, data, labels, config.channel_axis)
 
         self._previewer = previewer
         worker = create_worker(
             _drive,
             start,
-            previewer,
             self._inbox,
             _worker_class=_TrainWorker,
             _start_thread=False,
@@ -362,8 +332,9 @@ class Trainer(QObject):
 
     # -- worker signals (main thread) ------------------------------------------------------
     def _on_yielded(self, update: Update) -> None:
-        self.last_report = update.report
-        self.model = update.report.model
+        if update.report is not None:
+            self.last_report = update.report
+            self.model = update.report.model
         self.reported.emit(update)
 
     def _on_returned(self, model: SegModel | None) -> None:
@@ -371,7 +342,7 @@ class Trainer(QObject):
             self.model = model
 
     def _on_errored(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
+        self.error = str(exc) if isinstance(exc, WorkerError) else f"{type(exc).__name__}: {exc}"
         self.failed.emit(self.error)
 
     def _on_finished(self) -> None:

@@ -45,6 +45,7 @@ from napari_seglab.core.device import (
 from napari_seglab.core.edits import ScribbleEdit
 from napari_seglab.core.model import ModelConfig, SegModel
 from napari_seglab.core.predict import Prediction, predict
+from napari_seglab.core.preview import Previewer
 
 LOSSES = ("dice_ce", "ce", "dice", "focal", "tversky", "generalized_dice", "dice_focal")
 DEFAULT_LOSS = "dice_ce"
@@ -239,7 +240,8 @@ class TrainReport:
     device : str
         E.g. ``"CPU, 2 threads"`` or ``"CUDA: NVIDIA H100"``.
     prediction : Prediction or None
-        A full prediction (every ``preview_every`` seconds and on the last report).
+        A prediction with the averaged weights: a preview of ``region`` when the previewer
+        asked for one, and of the whole image on the last report.
     model : SegModel
         The model being trained (the same object in every report).
     done : bool
@@ -253,7 +255,9 @@ class TrainReport:
     painted_accuracy : np.ndarray or None
         ``(K,)`` share of each class's painted pixels that ``prediction`` gives that class (NaN
         for an unpainted class); None when the report has no prediction. Unlike
-        ``stroke_recall`` this is measured on the full prediction the user sees.
+        ``stroke_recall`` this is measured on the prediction the user sees (of ``region``).
+    region : tuple of slice or None
+        The part of the image ``prediction`` covers (one slice per spatial axis); None: all.
     """
 
     step: int
@@ -269,6 +273,7 @@ class TrainReport:
     stroke_recall: np.ndarray | None = None
     notes: tuple[str, ...] = ()
     painted_accuracy: np.ndarray | None = None
+    region: tuple[slice, ...] | None = None
 
 
 def painted_accuracy(predicted: np.ndarray, scribbles: np.ndarray, num_classes: int) -> np.ndarray:
@@ -575,6 +580,7 @@ def train(
     scribbles: np.ndarray,
     config: TrainConfig | None = None,
     model: SegModel | None = None,
+    previewer: Previewer | None = None,
 ) -> Generator[TrainReport, ScribbleUpdate | None, SegModel]:
     """Train a model from sparse scribbles; a generator yielding a :class:`TrainReport` per step.
 
@@ -589,6 +595,10 @@ def train(
     config : TrainConfig, optional
     model : SegModel, optional
         Warm start: continue training this model (in place) instead of a new one.
+    previewer : Previewer, optional
+        Decides when the averaged-weight network predicts what a viewer shows, and which
+        region (:class:`~napari_seglab.core.preview.Previewer`); default: the whole image every
+        ``config.preview_every`` seconds (none when 0).
 
     Returns
     -------
@@ -609,7 +619,9 @@ def train(
     config = config or TrainConfig()
     device = resolve_device(config.device)
     view, labels, model = _prepare(image, scribbles, config, model)
-    return _run(view, labels, model, config, device)
+    if previewer is None and config.preview_every > 0:
+        previewer = Previewer(view.spatial_shape, config.preview_every)
+    return _run(view, labels, model, config, device, previewer)
 
 
 def _run(
@@ -618,6 +630,7 @@ def _run(
     model: SegModel,
     config: TrainConfig,
     device: torch.device,
+    previewer: Previewer | None,
 ) -> Generator[TrainReport, ScribbleUpdate | None, SegModel]:
     K = model.num_classes
     net = model.net
@@ -685,7 +698,13 @@ def _run(
 
         counts, cw, loss_fn = class_weights()
 
+        has_batchnorm = any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
+        )
+
         def recalibrate() -> None:
+            if not has_batchnorm:
+                return
             batches = [
                 torch.from_numpy(sampler.uniform_batch(config.batch_size)).to(device)
                 for _ in range(4)
@@ -704,7 +723,9 @@ def _run(
         step = 0
         # The clock starts after the set-up (the first optimiser of a process imports
         # torch._dynamo, seconds on a small CPU), so a budget buys training steps.
-        t0 = last_preview = time.perf_counter()
+        t0 = time.perf_counter()
+        if previewer is not None:
+            previewer.start()
         while True:
             x, y = sampler.batch(config.batch_size)
             xt = torch.from_numpy(x).to(device, non_blocking=True)
@@ -772,7 +793,9 @@ def _run(
                 config.seconds is not None and elapsed >= config.seconds
             )
             prediction = None
-            want_preview = config.preview_every > 0 and now - last_preview >= config.preview_every
+            region = None
+            final = done and config.final_prediction
+            want_preview = previewer is not None and not final and previewer.due(step)
             if done and ema is not None:
                 ema.swap()  # the model ends with the averaged weights
                 ema = None
@@ -784,18 +807,34 @@ def _run(
                     factor = lr_factor(fraction)
                     for group in optimizer.param_groups:
                         group["lr"] = config.lr * factor
-            if (done and config.final_prediction) or want_preview:
+            if final or want_preview:
                 if ema is not None:
-                    ema.swap()
+                    ema.swap()  # previews show the averaged weights, as the model ends with
                     recalibrate()
                 try:
-                    prediction = predict(
-                        model, _original_layout(view), tile=config.tile, channel_axis=-1
-                    )
+                    if final and previewer is None:
+                        prediction = predict(
+                            model, _original_layout(view), tile=config.tile, channel_axis=-1
+                        )
+                    elif final:  # band by band: a stop request is honoured within a band
+                        got = previewer.predict(
+                            model, _original_layout(view), -1, config.tile, region=None
+                        )
+                        prediction = None if got is None else got[0]
+                        previewer.forest_shown = False
+                    else:
+                        got = previewer.predict(
+                            model, _original_layout(view), channel_axis=-1, tile=config.tile
+                        )
+                        if got is not None:
+                            prediction, region = got
+                            if not previewer.accept(
+                                prediction, _in_region(sampler.labels, view, region), step
+                            ):
+                                prediction = region = None
                 finally:
                     if ema is not None:
                         ema.swap()
-                last_preview = time.perf_counter()
             model.train_settings["steps_done"] = step
             model.train_settings["seconds_done"] = round(elapsed, 3)
             if notes:
@@ -810,6 +849,7 @@ def _run(
                 elapsed=elapsed,
                 device=description,
                 prediction=prediction,
+                region=region,
                 model=model,
                 done=done,
                 stroke_recall=None if monitor is None else monitor.recall(),
@@ -817,9 +857,7 @@ def _run(
                 painted_accuracy=None
                 if prediction is None
                 else painted_accuracy(
-                    np.asarray(prediction.labels),
-                    sampler.labels.reshape(np.shape(prediction.labels)),
-                    K,
+                    np.asarray(prediction.labels), _in_region(sampler.labels, view, region), K
                 ),
             )
             new_scribbles = yield report
@@ -866,6 +904,12 @@ def _scribbles_items(new: Any, ndim: int) -> list[Any]:
     ):
         return list(new)
     return [new]
+
+
+def _in_region(labels: np.ndarray, view: ImageView, region: tuple[slice, ...] | None) -> np.ndarray:
+    """The sampler's labels as ``(*spatial)``, cut to ``region`` (None: all)."""
+    spatial = labels.reshape(view.spatial_shape)
+    return spatial if region is None else spatial[region]
 
 
 def _original_layout(view: ImageView) -> np.ndarray:

@@ -267,6 +267,27 @@ def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
     assert shown == [("error", "SegLab: Training failed: ValueError: loss is nan")]
 
 
+def test_a_runtime_error_in_training_ends_the_run(viewer, qtbot, shown, monkeypatch):
+    """torch's out-of-memory error is a RuntimeError, which napari's workers take for a
+    deleted worker (no errored, no finished): the widget must still end the run and say so."""
+    w = _with_strokes(viewer, qtbot)
+    core_train = sys.modules["napari_seglab.core.train"]
+    real_train = core_train.train
+
+    def failing_train(*args, **kwargs):
+        gen = real_train(*args, **kwargs)
+        yield next(gen)
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(core_train, "train", failing_train)
+    shown.clear()
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        assert w.start_training()
+    assert not w.trainer.running
+    assert shown == [("error", "SegLab: Training failed: RuntimeError: CUDA out of memory")]
+    assert w.train_button.isEnabled()
+
+
 @pytest.mark.parametrize("removed", ["img scribbles", "img"])
 def test_a_stop_because_a_layer_was_removed_notifies_once(viewer, qtbot, shown, removed):
     w = _with_strokes(viewer, qtbot)

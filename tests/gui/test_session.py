@@ -4,7 +4,6 @@ while a final prediction runs."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import threading
 
 import numpy as np
@@ -75,9 +74,11 @@ def test_undo_on_a_large_volume_is_recounted_off_the_gui_thread(viewer, qtbot, m
 # ------------------------------------------------------------------------------------------
 @pytest.fixture
 def final_prediction(monkeypatch):
-    """The core's final prediction of a run, held at its start until ``release`` is set."""
-    core_train = importlib.import_module("napari_seglab.core.train")
-    real_predict = core_train.predict
+    """The core's final prediction of a run (its first band), held at its start until
+    ``release`` is set (the runs below make no previews)."""
+    from napari_seglab.core.model import SegModel
+
+    real_predict = SegModel.predict
     entered, release = threading.Event(), threading.Event()
 
     def held_predict(*args, **kwargs):
@@ -85,7 +86,7 @@ def final_prediction(monkeypatch):
         release.wait(30)
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(core_train, "predict", held_predict)
+    monkeypatch.setattr(SegModel, "predict", held_predict)
     yield entered, release
     release.set()
 

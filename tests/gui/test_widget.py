@@ -234,7 +234,8 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     assert len(shown) >= 2
     assert all(p is pred and q is prob for p, q in shown)
     assert widget.train_button.text() == "Train"
-    assert len(reports) == FAST.budget
+    assert reports[0].source == "forest"  # a new model's first overlay, before step 1
+    assert len(reports) == FAST.budget + 1
     assert reports[-1].report.done
     assert sum(r.prediction is not None for r in reports) == len(shown)
     # created once, below the scribbles, same colours as the scribbles
@@ -253,7 +254,7 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     )
     # loss plot and status
     assert widget.loss_plot.steps == list(range(1, FAST.budget + 1))
-    np.testing.assert_allclose(widget.loss_plot.losses, [u.report.loss for u in reports])
+    np.testing.assert_allclose(widget.loss_plot.losses, [u.report.loss for u in reports[1:]])
     assert widget.status_label.text().startswith("Done: step 6")
     assert widget.device_label.text() == "Device: CPU, 1 thread"
     assert widget.trainer.model is reports[-1].report.model
@@ -319,8 +320,9 @@ def test_retrain_continues_from_the_current_model(widget, qtbot):
 def test_strokes_reach_the_running_trainer(widget, qtbot):
     layer = _scribbled(widget, qtbot)
     widget.settings_panel.set_settings(LONG)
-    with qtbot.waitSignal(widget.trainer.reported, timeout=30_000):
-        assert widget.start_training()
+    assert widget.start_training()
+    # the first update may be the quick forest's overlay, which has no report
+    qtbot.waitUntil(lambda: widget.trainer.last_report is not None, timeout=30_000)
     first = widget.trainer.last_report.counts.copy()
     layer.paint((44, 46), 2)  # a new stroke while training
     qtbot.waitUntil(lambda: widget.trainer.last_report.counts[1] > first[1], timeout=10_000)
@@ -402,8 +404,8 @@ def test_error_in_worker_is_notified_and_widget_stays_usable(widget, qtbot, monk
     monkeypatch.setattr("napari_seglab._qt.widget.show_error", errors.append)
     real_train = core_train.train
 
-    def failing_train(image, scribbles, config, model=None):
-        gen = real_train(image, scribbles, config, model)
+    def failing_train(image, scribbles, config, model=None, previewer=None):
+        gen = real_train(image, scribbles, config, model, previewer)
 
         def run():
             yield next(gen)
@@ -481,7 +483,7 @@ def _rgb(hex_color: str) -> list[float]:
 # previews of the visible region
 # ------------------------------------------------------------------------------------------
 def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
-    from napari_seglab._qt.training import Previewer
+    from napari_seglab.core.preview import Previewer
 
     _scribbled(widget, qtbot)
     _train(widget, qtbot)
@@ -491,16 +493,15 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     pred.data[...] = 0
     prob.data[...] = 0
     region = (slice(10, 30), slice(20, 50))
-    previewer = Previewer(image, image.shape, every=0.0001, band_pixels=200)  # 6 bands
+    previewer = Previewer(image.shape, every=0.0001, band_pixels=200)  # 6 bands
     previewer.region = region
-    report = widget.trainer.last_report
-    first = previewer(dataclasses.replace(report, prediction=None))  # starts the clock
-    assert first.prediction is None
+    previewer.start()
     time.sleep(0.01)
-    update = previewer(dataclasses.replace(report, prediction=None))
-    assert update.region == region
-    assert update.prediction.labels.shape == (20, 30)
-    lyr.update_prediction_layers(pred, prob, update.prediction, update.region)
+    assert previewer.due(1)
+    prediction, got_region = previewer.predict(model, image)
+    assert got_region == region
+    assert prediction.labels.shape == (20, 30)
+    lyr.update_prediction_layers(pred, prob, prediction, got_region)
     full = model.predict(image)
     # Exact with batch norm; group norm (the default) normalises with the statistics of the
     # window it is given, and a region is predicted with 32 px of context, not the whole image.
@@ -513,17 +514,42 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     np.testing.assert_allclose(
         prob.data[region], full.probabilities[1][region], atol=1e-5 if exact else 1e-2
     )
+    # previews wait twice the last one's cost
+    assert not previewer.due(2)
     # the whole image, in bands of 32 rows, equals one prediction of the whole image
     previewer.region = None
-    time.sleep(0.01 + 2 * previewer._cost)  # previews wait twice the last one's cost
-    update = previewer(dataclasses.replace(report, prediction=None))
-    assert update.region is None
-    np.testing.assert_array_equal(update.prediction.labels, full.labels)
-    np.testing.assert_allclose(update.prediction.probabilities, full.probabilities, atol=1e-5)
+    prediction, got_region = previewer.predict(model, image)
+    assert got_region is None
+    np.testing.assert_array_equal(prediction.labels, full.labels)
+    np.testing.assert_allclose(prediction.probabilities, full.probabilities, atol=1e-5)
     # a stop request abandons the preview at the next band
     previewer.stopped.set()
-    time.sleep(0.01)
-    assert previewer(dataclasses.replace(report, prediction=None)).prediction is None
+    assert previewer.predict(model, image) is None
+    assert not previewer.due(3)
+
+
+def test_first_overlay_is_the_quick_forest_then_the_network(widget, viewer, qtbot):
+    """With previews on, a new model's first overlay is the forest's, before the network's
+    first step; the network's last prediction replaces it."""
+    _scribbled(widget, qtbot)
+    widget.settings_panel.set_settings(dataclasses.replace(FAST, preview_every=0.5))
+    updates = []
+    widget.trainer.reported.connect(updates.append)
+    _train(widget, qtbot)
+    assert updates[0].source == "forest" and updates[0].report is None
+    first = updates[0].prediction
+    assert first.labels.shape == (64, 64) and first.probabilities.shape == (2, 64, 64)
+    # the forest separates the painted classes on its own strokes
+    painted = widget.scribbles_layer.data > 0
+    assert np.mean(first.labels[painted] == widget.scribbles_layer.data[painted]) > 0.95
+    assert all(u.source == "cnn" for u in updates[1:])
+    assert widget.session.overlay_source == "cnn"  # the final prediction replaced it
+    pred = viewer.layers["img prediction"].data
+    np.testing.assert_array_equal(pred, updates[-1].prediction.labels)
+    # training on from this model starts with the network's own previews
+    updates.clear()
+    _train(widget, qtbot)
+    assert updates and all(u.source == "cnn" for u in updates)
 
 
 def test_visible_region_follows_the_camera(make_napari_viewer, qtbot):
