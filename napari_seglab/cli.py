@@ -352,8 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_positive_int, metavar="N", help="step budget")
     tr.add_argument("--device", default="auto", choices=DEVICES)
     tr.add_argument("--seed", type=int, default=0, metavar="N")
-    tr.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES)
-    tr.add_argument("--class-weights", default=DEFAULT_CLASS_WEIGHTS, choices=SCHEMES)
+    tr.add_argument(
+        "--loss",
+        default=DEFAULT_LOSS,
+        choices=LOSSES,
+        help=f"loss on the painted pixels (default: {DEFAULT_LOSS}; docs/which-loss.md)",
+    )
+    tr.add_argument(
+        "--class-weights",
+        default=DEFAULT_CLASS_WEIGHTS,
+        choices=SCHEMES,
+        help="per-class loss weights from the painted pixel counts "
+        f"(default: {DEFAULT_CLASS_WEIGHTS})",
+    )
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")

@@ -353,3 +353,14 @@ def test_help_and_gui_parser_still_work(capsys):
     assert args.func.__name__ == "_open_app"
     args = build_parser().parse_args(["gui", "x.tif"])
     assert args.func.__name__ == "_open_app" and args.image == "x.tif"
+
+
+def test_train_help_names_the_defaults(capsys):
+    from napari_seglab.core.train import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    config = TrainConfig()
+    assert f"(default: {config.loss}" in text
+    assert f"(default: {config.class_weights})" in text
