@@ -59,7 +59,9 @@ def warm_up() -> threading.Thread | None:
     ``torch.optim`` imports ``torch._dynamo`` (seconds of pure-Python module code) the first
     time an optimizer is made; done in the training worker, that import holds the GIL and the
     import lock and freezes the viewer. The widget calls this when it opens, while the user is
-    still painting. Returns the started thread (None when already done in this process).
+    still painting. The quick forest's libraries (scikit-learn's forest, scikit-image's
+    features: about a second of imports) are imported there too. Returns the started thread
+    (None when already done in this process).
     """
     global _warmed_up
     with _warm_up_lock:
@@ -71,6 +73,9 @@ def warm_up() -> threading.Thread | None:
         import torch
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        import skimage.feature
+        import skimage.future  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
 
     thread = threading.Thread(target=_import, name="seglab-warm-up", daemon=True)
     thread.start()

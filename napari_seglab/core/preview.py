@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 HANDOVER_STEPS = 50
 #: The worse class's share of painted pixels a network preview must reproduce to replace it.
 HANDOVER_PAINTED = 0.95
+#: Trees of the quick forest: half of ilastik's 100, for half the fit and prediction time
+#: (an RGB 512x512 image: about 2 s instead of 2.5-4 s on two cores); over 14 scribble draws
+#: of the suite its IoU was 0.99x the 100-tree forest's on average (0.84x to 1.06x).
+QUICK_TREES = 50
 
 
 class Previewer:
@@ -175,7 +179,12 @@ class Previewer:
 
             n_jobs = os.cpu_count() or 1
         forest = fit_forest(
-            image, scribbles, channel_axis=channel_axis, heldout_folds=0, n_jobs=n_jobs
+            image,
+            scribbles,
+            channel_axis=channel_axis,
+            n_estimators=QUICK_TREES,
+            heldout_folds=0,
+            n_jobs=n_jobs,
         )
         if self.stopped.is_set():
             return None

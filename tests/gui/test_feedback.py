@@ -20,11 +20,6 @@ from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def shown(monkeypatch):
     """``(level, message)`` of every notification the widget shows."""
     messages: list[tuple[str, str]] = []
@@ -253,33 +248,30 @@ def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
     assert shown == []  # the status line says "Done"
     assert w.status_label.text().startswith("Done")
 
+    _fail_training_with(monkeypatch, ValueError("loss is nan"))
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        assert w.start_training()
+    assert shown == [("error", "SegLab: Training failed: ValueError: loss is nan")]
+
+
+def _fail_training_with(monkeypatch, exc: Exception) -> None:
+    """The core's training raises ``exc`` after its first step."""
     core_train = sys.modules["napari_seglab.core.train"]
     real_train = core_train.train
 
     def failing_train(*args, **kwargs):
         gen = real_train(*args, **kwargs)
         yield next(gen)
-        raise ValueError("loss is nan")
+        raise exc
 
     monkeypatch.setattr(core_train, "train", failing_train)
-    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
-        assert w.start_training()
-    assert shown == [("error", "SegLab: Training failed: ValueError: loss is nan")]
 
 
 def test_a_runtime_error_in_training_ends_the_run(viewer, qtbot, shown, monkeypatch):
     """torch's out-of-memory error is a RuntimeError, which napari's workers take for a
     deleted worker (no errored, no finished): the widget must still end the run and say so."""
     w = _with_strokes(viewer, qtbot)
-    core_train = sys.modules["napari_seglab.core.train"]
-    real_train = core_train.train
-
-    def failing_train(*args, **kwargs):
-        gen = real_train(*args, **kwargs)
-        yield next(gen)
-        raise RuntimeError("CUDA out of memory")
-
-    monkeypatch.setattr(core_train, "train", failing_train)
+    _fail_training_with(monkeypatch, RuntimeError("CUDA out of memory"))
     shown.clear()
     with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
         assert w.start_training()

@@ -26,11 +26,6 @@ def _image(shape=(3, 48, 48)) -> np.ndarray:
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def running(viewer, qtbot):
     """A widget training on a stack with two painted classes, and what it sends."""
     viewer.add_image(_image(), name="img")

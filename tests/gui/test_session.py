@@ -17,11 +17,6 @@ from napari_seglab._qt import weights_panel  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
 def _dock(viewer, qtbot, settings=FAST) -> SegLabWidget:
     w = SegLabWidget(viewer)
     qtbot.addWidget(w)

@@ -53,11 +53,6 @@ def _expect_counted(widget, qtbot, scribbles):
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def notes(monkeypatch):
     """Messages the widget shows the user (warnings, errors and infos)."""
     shown: list[str] = []

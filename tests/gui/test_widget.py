@@ -41,11 +41,6 @@ def paint_two_classes(layer) -> None:
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def widget(viewer, qtbot):
     viewer.add_image(synthetic_image(), name="img")
     w = SegLabWidget(viewer)
