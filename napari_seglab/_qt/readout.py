@@ -28,7 +28,7 @@ LOW_RECALL = 0.6
 
 
 def recall_text(recall: np.ndarray | None, names: Sequence[str]) -> str:
-    """``"Painted pixels reproduced: background 99%, foreground 97%"``, or ``""``.
+    """``"Strokes reproduced: background 99%, foreground 97%"``, or ``""``.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def recall_text(recall: np.ndarray | None, names: Sequence[str]) -> str:
         parts.append(f"{name} {_percent(value)}{flag}")
     if not parts:
         return ""
-    return "Painted pixels reproduced: " + ", ".join(parts)
+    return "Strokes reproduced: " + ", ".join(parts)
 
 
 def _percent(value: float) -> str:
@@ -191,7 +191,7 @@ class RunReadout(QWidget):
         self.progress.setValue(int(1000 * session.progress()))
         self.progress.setUpdatesEnabled(True)
         if not session.stopping:
-            overlay = " · overlay: quick forest" if session.overlay_source == "forest" else ""
+            overlay = " · forest overlay" if session.overlay_source == "forest" else ""
             self.status_label.setText(
                 f"Training… step {report.step} · loss {report.loss:.4f} · "
                 f"{report.elapsed:.1f} s{overlay}"

@@ -558,7 +558,7 @@ class Session(QObject):
             self._show_prediction(self.run.image, update.prediction, update.region)
             self.overlay_source = update.source
             if update.source == "forest":
-                self._say("Training… (overlay: quick forest until the network does better)")
+                self._say("Training… (first step; forest overlay)")
         if report is not None:
             self.reported.emit(report)
         for note in fresh:

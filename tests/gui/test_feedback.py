@@ -61,7 +61,7 @@ def test_recall_text_in_words():
     assert recall_text(None, ["background", "foreground"]) == ""
     assert recall_text(np.array([np.nan, np.nan]), ["background", "foreground"]) == ""
     text = recall_text(np.array([0.996, 0.2, np.nan]), ["background", "foreground"])
-    assert text == "Painted pixels reproduced: background 99%, foreground 20% (low)"
+    assert text == "Strokes reproduced: background 99%, foreground 20% (low)"
 
 
 def test_note_tracker_hands_out_each_note_once():
@@ -81,7 +81,7 @@ def test_strokes_reproduced_are_shown_during_and_after_training(viewer, qtbot):
     assert w.recall_label.text() == ""
     _train(w, qtbot)
     text = w.recall_label.text()
-    assert text.startswith("Painted pixels reproduced: background ")
+    assert text.startswith("Strokes reproduced: background ")
     assert "foreground " in text
     assert w.trainer.last_report.stroke_recall is not None
 
