@@ -60,6 +60,8 @@ from scribble_sim import (
     synthetic_nuclei,
 )
 
+from napari_seglab.core.forest import stroke_folds
+
 # --------------------------------------------------------------------------------------------
 # cases
 
@@ -277,22 +279,6 @@ def build_cases(names: Sequence[str] | None, volume: str | None) -> list[SuiteCa
 
 # --------------------------------------------------------------------------------------------
 # scores
-
-
-def stroke_folds(scribbles: np.ndarray, folds: int) -> np.ndarray:
-    """Fold index ``(*spatial)`` of every painted pixel (-1 where unpainted): connected strokes
-    of each class dealt round-robin to ``folds`` folds in a random but fixed order."""
-    out = np.full(scribbles.shape, -1, np.int16)
-    rng = np.random.default_rng(0)
-    for cls in np.unique(scribbles[scribbles > 0]):
-        lab, n = ndi.label(scribbles == cls)
-        order = rng.permutation(n)
-        fold_of = np.empty(n + 1, np.int16)
-        fold_of[0] = -1
-        fold_of[1 + order] = np.arange(n) % folds
-        painted = lab > 0
-        out[painted] = fold_of[lab[painted]]
-    return out
 
 
 def accuracy(pred_labels: np.ndarray, scribbles: np.ndarray, where: np.ndarray) -> float:

@@ -152,16 +152,6 @@ def _run_training(
         gen.close()  # on this thread: the core's clean-up (device memory, threads)
 
 
-def _quick_forest(
-    previewer: Previewer, image: np.ndarray, labels: np.ndarray, channel_axis: int | None
-) -> tuple[Prediction, tuple[slice, ...] | None] | None:
-    """The quick forest's overlay, or None where it cannot help (the network trains anyway)."""
-    try:
-        return previewer.quick_forest(image, labels, channel_axis)
-    except (ValueError, MemoryError):
-        return None
-
-
 class WorkerError(Exception):
     """An exception raised in a worker, carried as a type that napari's workers report.
 
@@ -277,7 +267,7 @@ class Trainer(QObject):
             gen = train(data, labels, config, model=model, previewer=previewer)
             if not quick_forest:
                 return gen, None
-            return gen, lambda: _quick_forest(previewer, data, labels, config.channel_axis)
+            return gen, lambda: previewer.quick_forest(data, labels, config.channel_axis)
 
         self._previewer = previewer
         worker = create_worker(

@@ -5,7 +5,7 @@ The classic scribble tools (ilastik's pixel classification, APOC, Labkit) fit a 
 eigenvalues at several scales. It needs no training loop: on a 512x512 image it is fitted and
 predicts in about a second on one CPU core, while the CNN needs tens of steps to reach the same
 quality. The widget shows the forest's prediction as the first overlay and replaces it with the
-CNN's once the CNN does better on the strokes (:func:`cnn_overtakes`).
+CNN's once the CNN does better (:mod:`napari_seglab.core.preview`).
 
 Features come from :func:`skimage.feature.multiscale_basic_features` and the classifier from
 :class:`sklearn.ensemble.RandomForestClassifier` through :func:`skimage.future.fit_segmenter`
@@ -133,7 +133,7 @@ class PixelForest:
 def stroke_folds(scribbles: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     """Deal the strokes of each class to ``folds`` folds.
 
-    A stroke is a connected component (full connectivity) of one class's painted pixels;
+    A stroke is a connected component (pixels sharing a face) of one class's painted pixels;
     strokes are dealt round-robin in a random order fixed by ``seed``.
 
     Returns
@@ -143,9 +143,8 @@ def stroke_folds(scribbles: np.ndarray, folds: int, seed: int = 0) -> np.ndarray
     """
     out = np.full(scribbles.shape, -1, np.int16)
     rng = np.random.default_rng(seed)
-    structure = ndi.generate_binary_structure(scribbles.ndim, scribbles.ndim)
     for cls in np.unique(scribbles[scribbles > 0]):
-        lab, n = ndi.label(scribbles == cls, structure=structure)
+        lab, n = ndi.label(scribbles == cls)
         fold_of = np.empty(n + 1, np.int16)
         fold_of[0] = -1
         fold_of[1 + rng.permutation(n)] = np.arange(n) % folds
@@ -163,22 +162,22 @@ def _classifier(n_estimators: int, seed: int, n_jobs: int):
 def _heldout_accuracy(
     features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int, n_jobs: int
 ) -> np.ndarray:
+    from napari_seglab.core.train import painted_accuracy
+
     fold = stroke_folds(labels, folds, seed)
     painted = labels > 0
     feats, truth, fold = features[painted], labels[painted].astype(np.int64), fold[painted]
-    seen = np.zeros(num_classes + 1)
-    right = np.zeros(num_classes + 1)
+    predicted = np.zeros_like(truth)
+    scored = np.zeros_like(truth)  # the painted classes of the folds that were predicted
     for k in range(folds):
         test = fold == k
         train = ~test
         if not test.any() or len(np.unique(truth[train])) < 2:
             continue
         clf = _classifier(N_ESTIMATORS // 2, seed, n_jobs).fit(feats[train], truth[train])
-        pred = clf.predict(feats[test])
-        seen += np.bincount(truth[test], minlength=num_classes + 1)
-        right += np.bincount(truth[test][pred == truth[test]], minlength=num_classes + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(seen > 0, right / np.maximum(seen, 1), np.nan)[1:]
+        predicted[test] = clf.predict(feats[test])
+        scored[test] = truth[test]
+    return painted_accuracy(predicted, scored, num_classes)
 
 
 def fit_forest(
@@ -243,27 +242,3 @@ def fit_forest(
         else np.full(num_classes, np.nan)
     )
     return PixelForest(clf, features, num_classes, heldout, time.perf_counter() - t0)
-
-
-def cnn_overtakes(forest_heldout: np.ndarray, cnn_painted: np.ndarray) -> bool:
-    """Whether the CNN's overlay should replace the forest's.
-
-    The forest reproduces its own strokes almost perfectly whatever it does elsewhere, so its
-    painted-pixel accuracy says nothing; its accuracy on strokes it was not fitted on
-    (:attr:`PixelForest.heldout_accuracy`) estimates how it does on unpainted pixels. The CNN
-    overfits its strokes far less in the first seconds, so its painted-pixel accuracy on the
-    full prediction is the comparable figure. The CNN takes over once its worse class reaches
-    the forest's worse class.
-
-    Parameters
-    ----------
-    forest_heldout, cnn_painted : np.ndarray
-        ``(K,)`` per-class accuracies (NaN for a class without strokes).
-    """
-    f = np.asarray(forest_heldout, float)
-    c = np.asarray(cnn_painted, float)
-    painted = np.isfinite(c)
-    if not painted.any():
-        return False
-    f_worst = np.nanmin(f[painted[: len(f)]]) if np.isfinite(f[painted[: len(f)]]).any() else 1.0
-    return bool(np.nanmin(c[painted]) >= f_worst)

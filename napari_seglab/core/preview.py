@@ -158,9 +158,9 @@ class Previewer:
     ) -> tuple[Prediction, tuple[slice, ...] | None] | None:
         """Fit the quick forest and predict :attr:`region`: the first overlay.
 
-        Returns None (and shows nothing) for an image whose features would not fit in
-        :data:`napari_seglab.core.forest.MAX_FEATURE_BYTES`, with fewer than two painted
-        classes, or when stopped meanwhile.
+        Returns None (and shows nothing) where :func:`~napari_seglab.core.forest.fit_forest`
+        refuses (features over :data:`~napari_seglab.core.forest.MAX_FEATURE_BYTES`, fewer
+        than two painted classes) or runs out of memory, or when stopped meanwhile.
 
         Parameters
         ----------
@@ -168,24 +168,23 @@ class Previewer:
             Threads for the filters, the fit and the prediction (-1: all cores; the network
             has not started yet).
         """
-        from napari_seglab.core.data import as_zcyx
-        from napari_seglab.core.forest import fit_forest, forest_fits
+        from napari_seglab.core.forest import fit_forest
 
-        view = as_zcyx(image, channel_axis=channel_axis, spatial_shape=np.shape(scribbles))
-        if not forest_fits(view) or len(np.unique(scribbles[scribbles > 0])) < 2:
-            return None
         if n_jobs < 0:
             import os
 
             n_jobs = os.cpu_count() or 1
-        forest = fit_forest(
-            image,
-            scribbles,
-            channel_axis=channel_axis,
-            n_estimators=QUICK_TREES,
-            heldout_folds=0,
-            n_jobs=n_jobs,
-        )
+        try:
+            forest = fit_forest(
+                image,
+                scribbles,
+                channel_axis=channel_axis,
+                n_estimators=QUICK_TREES,
+                heldout_folds=0,
+                n_jobs=n_jobs,
+            )
+        except (ValueError, MemoryError):  # too large, one class: the network trains anyway
+            return None
         if self.stopped.is_set():
             return None
         region = self.region
