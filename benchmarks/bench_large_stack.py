@@ -9,7 +9,8 @@ A 10 ms QTimer on the GUI thread records the gaps between its ticks (see
   those of the strokes reaching the training, not of overlay redraws);
 * ``train click``: a ``Z2 x M x M`` stack with strokes; the Train click itself and the gaps
   from the click until the training's first report (the worker copying, checking and counting
-  the stack meanwhile).
+  the stack meanwhile); before it, the same viewer adding two empty layers of that shape
+  without SegLab (what the click's overlay layers cost napari alone).
 
 Run (under a display; ``xvfb-run -a`` on a headless machine)::
 
@@ -217,6 +218,33 @@ def main(argv: list[str] | None = None) -> int:
     # --- the Train click on a big stack ------------------------------------------------
     z, n = args.click_stack
     viewer, widget, _ = make_viewer(z, n, threads)
+    # what napari alone costs for what the click adds: two empty layers of the stack's shape
+    # (a labels layer and an invisible image layer), added and removed again
+    recorder = GapRecorder(10)
+    recorder.start()
+    settle(0.3)
+    t0 = time.perf_counter()
+    added = [
+        viewer.add_labels(np.zeros((z, n, n), np.uint8), name="empty labels"),
+        viewer.add_image(
+            np.zeros((z, n, n), np.float32),
+            name="empty image",
+            visible=False,
+            contrast_limits=(0.0, 1.0),
+        ),
+    ]
+    add = time.perf_counter() - t0
+    settle(1.0)
+    rows.append(
+        row(
+            f"napari adds 2 empty {z}x{n}x{n} layers",
+            recorder.stop(),
+            f"no SegLab: add_labels + add_image {1e3 * add:.0f} ms",
+        )
+    )
+    for layer in added:
+        viewer.layers.remove(layer)
+    settle(0.5)
     reports = []
     widget.trainer.reported.connect(reports.append)
     recorder = GapRecorder(10)

@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from napari_seglab._qt.settings import Settings
     from napari_seglab.core.model import Prediction, SegModel
 
-#: After Stop, images up to this many pixels are predicted once more with the final model (a few
-#: seconds at most on a CPU); larger ones keep the last preview until Apply.
-REFRESH_AFTER_STOP_LIMIT = 4_000_000
-
 
 class PredictionStopped(Exception):
     """Raised in the network's forward pass to abandon a prediction (the session closed)."""
@@ -497,17 +493,21 @@ class Session(QObject):
         return False
 
     def stop_training(self) -> None:
-        """Ask the training to stop at its next step (the model so far is kept)."""
+        """Ask the training to stop at its next step: the model so far is kept and the whole
+        image is predicted with it (the core's final prediction, stoppable by closing)."""
         if self.trainer.running and self._stop_reason is None:
             self._stop_reason = ""
             self.trainer.stop()
-            self._say("Stopping…")
+            self._say("Stopping… (predicting the image with the model so far)")
             self._emit_changed()
 
-    def _stop_because(self, reason: str) -> None:
-        """Stop the run and say why, once per run (several events may ask for it)."""
+    def _stop_because(self, reason: str, abort: bool = False) -> None:
+        """Stop the run and say why, once per run (several events may ask for it). ``abort``:
+        without the final prediction (the layers it was for are gone or renamed)."""
         if self.trainer.running and self._stop_reason is None:
             self.stop_training()
+            if abort:
+                self.trainer.abort()
             self._stop_reason = reason
             self._say(f"Training stopped because {reason}.", "info")
 
@@ -539,12 +539,12 @@ class Session(QObject):
             self.trainer.set_region(lyr.visible_region(self.run.image))
 
     def _on_training_layer_renamed(self, event=None) -> None:
-        self._stop_because("a training layer was renamed")
+        self._stop_because("a training layer was renamed", abort=True)
 
     def _on_layer_removed(self, event) -> None:
         layer, run = event.value, self.run
         if run is not None and layer is not None and layer in (run.image, run.scribbles):
-            self._stop_because(f"layer '{layer.name}' was removed")
+            self._stop_because(f"layer '{layer.name}' was removed", abort=True)
         self._emit_changed()
 
     def _on_update(self, update: Update) -> None:
@@ -573,13 +573,13 @@ class Session(QObject):
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self.closed:
             return
-        run = self._end_run()
+        self._end_run()
         report = self.trainer.last_report
         error = self.trainer.error
         if error is not None:
             self._say(f"Training failed: {error}", "error")
         elif report is not None:
-            state = "Done" if report.done else "Stopped"
+            state = "Stopped" if report.stopped or not report.done else "Done"
             self._say(
                 f"{state}: step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
             )
@@ -588,15 +588,6 @@ class Session(QObject):
         self._stop_reason = None
         self.finished.emit(report)
         self._emit_changed()
-        stopped = report is not None and not report.done and error is None
-        if (
-            stopped
-            and run is not None
-            and run.image in self.viewer.layers
-            and np.prod(lyr.spatial_shape(run.image)) <= REFRESH_AFTER_STOP_LIMIT
-        ):
-            # the last preview is older than the model: predict the image once more
-            self.apply_to_layer(run.image, run.device, quiet=True)
 
     def reset_model(self) -> None:
         """Forget the model (not while training)."""
@@ -663,24 +654,20 @@ class Session(QObject):
         self._emit_changed()
         return model
 
-    def apply_to_layer(self, image: Image | None, device: str, *, quiet: bool = False):
+    def apply_to_layer(self, image: Image | None, device: str):
         """Predict ``image`` with the current model in the background, on ``device``.
 
         Returns the started worker (or None); the result appears as ``"<image> prediction"``.
-        ``quiet`` (the refresh after a Stop): the status line is left as it is, unless the
-        prediction fails. Closing the session abandons the prediction at its next tile.
+        Closing the session abandons the prediction at its next tile.
         """
         model = self.trainer.model
         if image is None or model is None:
-            if not quiet:
-                self._say("Not predicted: train or load a model and choose an image.", "warning")
+            self._say("Not predicted: train or load a model and choose an image.", "warning")
             return None
         if self.busy:
-            if not quiet:
-                self._say(
-                    "Not predicted: wait for training or the running prediction to finish.",
-                    "warning",
-                )
+            self._say(
+                "Not predicted: wait for training or the running prediction to finish.", "warning"
+            )
             return None
         worker = predict_worker(model, lyr.image_data(image), device=device)
         # a flag the network checks before every forward pass: set on close, it ends the
@@ -695,10 +682,9 @@ class Session(QObject):
         outcome: dict[str, object] = {}
         worker.returned.connect(lambda pred: outcome.__setitem__("prediction", pred))
         worker.errored.connect(lambda exc: outcome.__setitem__("error", exc))
-        worker.finished.connect(lambda: self._on_apply_finished(image, outcome, quiet))
+        worker.finished.connect(lambda: self._on_apply_finished(image, outcome))
         self.apply_worker = worker
-        if not quiet:
-            self._say(f"Predicting '{image.name}'…")
+        self._say(f"Predicting '{image.name}'…")
         self._emit_changed()
         worker.start()
         return worker
@@ -709,7 +695,7 @@ class Session(QObject):
         if handle is not None:
             handle.remove()
 
-    def _on_apply_finished(self, image: Image, outcome: dict, quiet: bool) -> None:
+    def _on_apply_finished(self, image: Image, outcome: dict) -> None:
         """The end of a prediction, whatever happened: the overlay and the final status."""
         self.apply_worker = None
         self._release_apply()
@@ -723,16 +709,14 @@ class Session(QObject):
             )
             return
         if prediction is None or image not in self.viewer.layers:
-            if not quiet:
-                self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
+            self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
             return
         try:
             lyr.show_prediction(self.viewer, image, prediction, self.classes)
         except ValueError as exc:  # a layer of the user's has the overlay's name
             self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
             return
-        if not quiet:
-            self._say(f"Predicted '{image.name}'.")
+        self._say(f"Predicted '{image.name}'.")
 
     # ------------------------------------------------------------------------------------
     # teardown

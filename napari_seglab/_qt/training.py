@@ -303,19 +303,37 @@ class Trainer(QObject):
         self._inbox.put(scribbles)
 
     def stop(self) -> None:
-        """Ask the running training to stop at its next step (returns at once)."""
+        """Ask the running training to end at its next step (returns at once).
+
+        The core then keeps the averaged weights and predicts the whole image band by band
+        for its last report (:attr:`~napari_seglab.core.preview.Previewer.finish`), so the
+        overlay shows the model kept (before the first step: after that step, so that the
+        overlay is never the quick forest's while the model is the network's). Asked a second
+        time, the run is abandoned at once instead (:meth:`abort`).
+        """
+        if self._worker is None:
+            return
+        if self._stop_requested or self._previewer is None:
+            self.abort()
+            return
+        self._stop_requested = True
+        self._previewer.finish.set()
+
+    def abort(self) -> None:
+        """End the running training at its next step or band, without a final prediction."""
         if self._worker is not None:
             self._stop_requested = True
             if self._previewer is not None:
+                self._previewer.finish.set()
                 self._previewer.stopped.set()
             self._worker.quit()
 
     def stop_and_wait(self, timeout: float = 10.0) -> bool:
-        """Stop and block until the worker thread has finished; True if it did in time."""
+        """Abort and block until the worker thread has finished; True if it did in time."""
         worker = self._worker
         if worker is None:
             return True
-        self.stop()
+        self.abort()
         return worker.done.wait(timeout)
 
     def reset(self) -> None:

@@ -54,8 +54,13 @@ class Previewer:
     region : tuple of slice or None
         What to preview (one slice per spatial axis; None: everything). Set from any thread;
         replaced atomically.
+    finish : threading.Event
+        Set to end the training at its next step, as if its budget were spent: the averaged
+        weights are kept and the whole image is predicted (band by band) for the last report.
+        What a Stop button sets.
     stopped : threading.Event
-        Set to abandon a preview (and the forest's) at the next band.
+        Set to abandon a preview, the final prediction and the forest's at the next band
+        (closing).
     forest_shown : bool
         The quick forest's prediction is on screen and no network preview has replaced it.
     """
@@ -67,6 +72,7 @@ class Previewer:
         self.every = float(every)
         self.band_pixels = int(band_pixels)
         self.region: tuple[slice, ...] | None = None
+        self.finish = threading.Event()
         self.stopped = threading.Event()
         self.forest_shown = False
         self._last: float | None = None

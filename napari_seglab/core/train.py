@@ -246,6 +246,9 @@ class TrainReport:
         The model being trained (the same object in every report).
     done : bool
         True on the last report.
+    stopped : bool
+        The run ended before its budget, at a finish request
+        (:attr:`napari_seglab.core.preview.Previewer.finish`: the user's Stop).
     stroke_recall : np.ndarray or None
         ``(K,)`` running share of each class's painted pixels that the network predicts as that
         class (on its training crops; NaN for a class not seen yet); None with ``guard`` off.
@@ -270,6 +273,7 @@ class TrainReport:
     prediction: Prediction | None
     model: SegModel
     done: bool
+    stopped: bool = False
     stroke_recall: np.ndarray | None = None
     notes: tuple[str, ...] = ()
     painted_accuracy: np.ndarray | None = None
@@ -598,7 +602,9 @@ def train(
     previewer : Previewer, optional
         Decides when the averaged-weight network predicts what a viewer shows, and which
         region (:class:`~napari_seglab.core.preview.Previewer`); default: the whole image every
-        ``config.preview_every`` seconds (none when 0).
+        ``config.preview_every`` seconds (none when 0). Its ``finish`` event ends the run at
+        the next step with the final prediction (a Stop that keeps the work); its ``stopped``
+        event abandons previews and that prediction.
 
     Returns
     -------
@@ -789,8 +795,11 @@ def _run(
                         last_action = step
             now = time.perf_counter()
             elapsed = now - t0
-            done = (config.steps is not None and step >= config.steps) or (
-                config.seconds is not None and elapsed >= config.seconds
+            finishing = previewer is not None and previewer.finish.is_set()
+            done = (
+                finishing
+                or (config.steps is not None and step >= config.steps)
+                or (config.seconds is not None and elapsed >= config.seconds)
             )
             prediction = None
             region = None
@@ -852,6 +861,7 @@ def _run(
                 region=region,
                 model=model,
                 done=done,
+                stopped=finishing,
                 stroke_recall=None if monitor is None else monitor.recall(),
                 notes=tuple(notes),
                 painted_accuracy=None

@@ -67,6 +67,27 @@ def test_stop_abandons_the_final_prediction():
     gen.close()
 
 
+def test_finish_ends_the_run_with_the_final_prediction_of_the_averaged_model():
+    """What Stop asks: the run ends at its next step, long before its budget, keeping the
+    averaged weights, and the last report predicts the whole image with them."""
+    image, _gt, scribbles = blobs()
+    previewer = Previewer(image.shape, every=0.0, band_pixels=96 * 32)
+    gen = train(image, scribbles, TrainConfig(steps=1000, **FAST), previewer=previewer)
+    reports = [next(gen), gen.send(None)]
+    assert not reports[-1].done and not reports[-1].stopped
+    previewer.finish.set()
+    reports.append(gen.send(None))
+    with pytest.raises(StopIteration) as end:
+        gen.send(None)
+    last = reports[-1]
+    assert last.step == 3 and last.done and last.stopped
+    model = end.value.value
+    assert model is last.model
+    assert last.region is None and last.prediction.labels.shape == image.shape
+    np.testing.assert_array_equal(last.prediction.labels, model.predict(image).labels)
+    assert model.train_settings["steps_done"] == 3
+
+
 def test_quick_forest_steps_aside_where_it_cannot_help(monkeypatch):
     image, _gt, scribbles = blobs()
     previewer = Previewer(image.shape, every=1.0)

@@ -105,7 +105,7 @@ def test_stop_during_the_final_prediction(viewer, qtbot, final_prediction):
     w, worker = _training_into_final_prediction(viewer, qtbot, entered)
     with qtbot.waitSignal(w.trainer.finished, timeout=120_000):
         w.stop_training()
-        assert w.status_label.text() == "Stopping…"
+        assert w.status_label.text().startswith("Stopping…")
         release.set()
     assert worker.done.is_set()
     assert not w.trainer.running and w.trainer.error is None
@@ -125,38 +125,45 @@ def test_close_during_the_final_prediction(viewer, qtbot, final_prediction):
     assert w.session.closed and w.viewer is None
 
 
-def test_close_during_the_prediction_after_stop(viewer, qtbot):
-    """After Stop the image is predicted once more; closing abandons that prediction at its
-    next tile instead of waiting for the whole image."""
-    viewer.add_image(synthetic_image(512), name="img")
+def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
+    viewer, qtbot, monkeypatch
+):
+    """Stop ends the run with the core's final prediction (the model so far, the whole image,
+    band by band: no prediction of the session's own); closing during it returns within a
+    band instead of after the whole image."""
+    from napari_seglab.core.model import SegModel
+
+    real_predict = SegModel.predict
+    entered, release, bands = threading.Event(), threading.Event(), []
+
+    def held_predict(*args, **kwargs):
+        bands.append(kwargs.get("region"))
+        entered.set()
+        release.wait(30)
+        return real_predict(*args, **kwargs)
+
+    size = 1024  # four bands of 256 rows
+    viewer.add_image(synthetic_image(size), name="img")
     w = _dock(viewer, qtbot, dataclasses.replace(FAST, budget_kind="seconds", budget=120))
     layer = w.new_scribbles()
     layer.brush_size = 7
-    for point, label in (((30, 5), 1), ((500, 500), 1), ((16, 16), 2)):
+    for point, label in (((30, 5), 1), ((size - 10, size - 10), 1), ((16, 16), 2)):
         layer.paint(point, label, refresh=True)
     qtbot.waitUntil(lambda: np.count_nonzero(w.weights_panel.counts) == 2, timeout=3000)
     with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
         assert w.start_training()
-    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
-        w.stop_training()
-    worker = w.session.apply_worker
-    assert worker is not None  # the prediction after Stop
-    entered, release, calls = threading.Event(), threading.Event(), []
-
-    def held(_module, _inputs):  # after the session's own check
-        calls.append(1)
-        entered.set()
-        release.wait(30)
-
-    handle = w.trainer.model.net.register_forward_pre_hook(held)
+    worker = w.trainer.worker
+    monkeypatch.setattr(SegModel, "predict", held_predict)
     try:
-        assert not worker.done.is_set(), "the prediction ended before it could be held"
-        qtbot.waitUntil(entered.is_set, timeout=60_000)
+        w.stop_training()
+        assert w.status_label.text().startswith("Stopping")
+        qtbot.waitUntil(entered.is_set, timeout=60_000)  # the final prediction's first band
+        assert w.session.apply_worker is None
+        assert bands[0] is not None and bands[0][-2] == slice(0, 256)
         release.set()
-        w.close()
-        assert worker.done.is_set()
-        assert len(calls) <= 2  # abandoned at the next tile, not after every tile
+        w.close()  # returns once the worker has ended
     finally:
         release.set()
-        handle.remove()
-    assert not w.trainer.model.net._forward_pre_hooks  # the session's check is removed
+    assert worker.done.is_set()
+    assert 1 <= len(bands) < 4  # abandoned at the next band, not after the whole image
+    assert w.session.closed and w.viewer is None

@@ -267,8 +267,11 @@ def test_stop_stops_within_a_second(widget, qtbot):
     assert widget.status_label.text().startswith("Stopped")
     model = widget.trainer.model
     assert model is not None  # the model so far is kept
-    # the overlay is predicted once more with the final model, then Train is available again
-    qtbot.waitUntil(widget.train_button.isEnabled, timeout=30_000)
+    # the run's last report predicted the image with the model kept (no prediction of the
+    # session's own), and Train is available again at once
+    assert widget.session.apply_worker is None and widget.train_button.isEnabled()
+    assert widget.trainer.last_report.stopped
+    assert widget.trainer.last_report.prediction is not None
     pred = widget.viewer.layers["img prediction"]
     np.testing.assert_array_equal(pred.data, model.predict(widget.image_layer.data).labels)
     assert widget.status_label.text().startswith("Stopped")
