@@ -3,12 +3,15 @@
 ``seglab`` with no arguments opens napari on the built-in sample image with the SegLab
 widget docked. ``seglab train`` and ``seglab predict`` work without a display::
 
-    seglab train image.tif scribbles.tif -o model.safetensors --seconds 30
-    seglab predict model.safetensors image.tif -o labels.tif
-    seglab predict model.safetensors a.tif b.tif -o out_folder/ --probabilities
+    seglab train image.tif scribbles.tif -o model.seglab --seconds 30
+    seglab predict model.seglab image.tif -o labels.tif
+    seglab predict model.seglab a.tif b.tif -o out_folder/ --probabilities
 
 Bad input gives a one-line ``seglab: error: ...`` and exit status 2; nothing half-written is
-left behind (outputs are written to a temporary file and renamed).
+left behind (outputs are written to a temporary file and renamed, also on SIGTERM, exit status
+143). No output may be an input (image, scribbles, the model to predict with), a device, a
+pipe or a symbolic link. Of several images, each bad one is reported and the others are
+predicted; the exit status is 2 if any failed.
 """
 
 from __future__ import annotations
@@ -86,6 +89,48 @@ def read_image(path: str | Path, what: str = "image") -> Any:
     return np.asarray(data)
 
 
+#: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
+TIFF_SUFFIXES = (".tif", ".tiff")
+#: Names that say "image": a model file is not given one (it would be taken for an image).
+IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".zarr")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (hard links and symlinks included)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
+    """Refuse outputs that would destroy something: an input (``{path: what}``), a file that is
+    not a regular one (a device, a pipe, a folder), a symbolic link, or two outputs with one
+    name. Raises :class:`CLIError` naming the output and the reason; writes nothing."""
+    seen: dict[str, Path] = {}
+    for out in outputs:
+        if out.is_symlink():
+            raise CLIError(
+                f"output {out} is a symbolic link; give the file it points to or another name"
+            )
+        if out.exists() and not out.is_file():
+            raise CLIError(
+                f"output {out} exists and is not a regular file; seglab writes only regular files"
+            )
+        for path, what in inputs.items():
+            if _same_file(out, path):
+                raise CLIError(
+                    f"output {out} is the {what} {path}; seglab never writes over its inputs: "
+                    "choose another output name"
+                )
+        key = os.path.normcase(os.path.abspath(out))
+        if key in seen:
+            raise CLIError(f"two outputs would be written to {out}; rename an input")
+        seen[key] = out
+
+
 def _write_atomic(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
     from napari_seglab.core.modelio import _chmod_like_new_file
@@ -114,6 +159,10 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"output {out} is a folder; give a model file name")
     if out.parent != Path("") and not out.parent.exists():
         raise CLIError(f"output folder {out.parent} does not exist")
+    if out.suffix.lower() in IMAGE_SUFFIXES:
+        raise CLIError(f"output {out} is named like an image; give the model file a .seglab name")
+    # the --init model may be the output (training continues in place, written atomically)
+    check_outputs([out], {Path(args.image): "image", Path(args.scribbles): "scribbles"})
     seconds, steps = args.seconds, args.steps
     if seconds is None and steps is None:
         seconds = 30.0
@@ -230,52 +279,77 @@ def _prob_path(label_path: Path) -> Path:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import tifffile
-
     from napari_seglab.core.modelio import load_model
 
     images = [Path(p) for p in args.images]
     for p in images:
+        if p.is_dir():
+            raise CLIError(f"image path {p} is a folder; give image files")
         if not p.is_file():
             raise CLIError(f"image file {p} does not exist")
     out = Path(args.output)
     if len(images) == 1 and not (out.is_dir() or str(args.output).endswith(os.sep)):
         if out.parent != Path("") and not out.parent.exists():
             raise CLIError(f"output folder {out.parent} does not exist")
+        if out.suffix.lower() not in TIFF_SUFFIXES:
+            raise CLIError(f"output {out}: seglab writes TIFF; name it .tif or .tiff")
         targets = [out]
     else:
         if out.exists() and not out.is_dir():
             raise CLIError(f"output {out} is a file; give a folder for several images")
-        stems = [p.name.split(".")[0] for p in images]
+        stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
         if len(set(stems)) != len(stems):
             raise CLIError("several input images have the same name; outputs would collide")
-        out.mkdir(parents=True, exist_ok=True)
         targets = [out / f"{s}.tif" for s in stems]
+    outputs = [*targets, *([_prob_path(t) for t in targets] if args.probabilities else [])]
+    inputs = {Path(args.model): "model", **{p: "image" for p in images}}
+    check_outputs(outputs, inputs)
     model = load_model(args.model)
+    if len(targets) > 1 or targets[0] != out:
+        out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    failed = []
     for src, dst in zip(images, targets, strict=True):
-        image = read_image(src, "image")
+        # one bad image of a batch does not stop the others: each is reported, and the exit
+        # status says that something failed
         try:
-            prediction = model.predict(
-                image,
-                device=args.device,
-                channel_axis=args.channel_axis,
-                tile=args.tile,
-                probabilities=args.probabilities,
-            )
-        except ValueError as exc:
-            raise CLIError(f"{src}: {exc}") from None
-        if args.probabilities:
-            probs = prediction.probabilities
-            _write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
-        labels = prediction.labels
-        _write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
+            _predict_one(model, src, dst, args)
+        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+            if len(images) == 1:
+                raise CLIError(f"{src}: {exc}") from None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"seglab: error: {src}: {message}", file=sys.stderr)
+            failed.append(src)
+            continue
         if not args.quiet:
             print(f"{src} -> {dst}", file=sys.stderr)
+    if failed:
+        print(
+            f"seglab: error: {len(failed)} of {len(images)} images not predicted", file=sys.stderr
+        )
+        return 2
     return 0
+
+
+def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
+    import tifffile
+
+    image = read_image(src, "image")
+    prediction = model.predict(
+        image,
+        device=args.device,
+        channel_axis=args.channel_axis,
+        tile=args.tile,
+        probabilities=args.probabilities,
+    )
+    if args.probabilities:
+        probs = prediction.probabilities
+        _write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
+    labels = prediction.labels
+    _write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
 
 
 def _open_app(args: argparse.Namespace) -> int:
@@ -416,8 +490,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (what ``timeout``, ``kill`` and job schedulers send), raised where the program
+    is, so that partly written files are removed on the way out."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``seglab`` command; returns the exit status."""
+    """Run the ``seglab`` command; returns the exit status (143 after SIGTERM)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    except Terminated:
+        print("seglab: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

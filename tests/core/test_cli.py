@@ -364,3 +364,109 @@ def test_train_help_names_the_defaults(capsys):
     config = TrainConfig()
     assert f"(default: {config.loss}" in text
     assert f"(default: {config.class_weights})" in text
+
+
+# ------------------------------------------------------------------------------------------
+# outputs never destroy anything
+# ------------------------------------------------------------------------------------------
+def _snapshot(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    (d / "link.tif").symlink_to(d / "elsewhere.tif")
+    (d / "hard.tif").hardlink_to(d / "img.tif")
+    (d / "out").mkdir()
+    tifffile.imwrite(d / "out" / "img.tif", blobs()[0])  # an input inside the output folder
+    os.mkfifo(d / "pipe.tif")
+    (d / "model.tif").write_bytes(model.read_bytes())  # a model file named by hand
+    (d / "img_probabilities.tif").write_bytes((d / "img.tif").read_bytes())
+    before = {**_snapshot(d), **{f"out/{k}": v for k, v in _snapshot(d / "out").items()}}
+    train = ["train", d / "img.tif", d / "scr.tif"]
+    predict = ["predict", model]
+    cases = [
+        ("named like an image", [*train, "-o", d / "img.tif", *FAST]),
+        ("is the scribbles", ["train", d / "img.tif", d / "scr", "-o", d / "scr", *FAST]),
+        ("is the image", [*predict, d / "img.tif", "-o", d / "img.tif"]),
+        ("is the image", [*predict, d / "img.tif", "-o", d / "hard.tif"]),
+        ("is the model", ["predict", d / "model.tif", d / "img.tif", "-o", d / "model.tif"]),
+        ("is the image", [*predict, d / "out" / "img.tif", "-o", d / "out"]),
+        ("symbolic link", [*predict, d / "img.tif", "-o", d / "link.tif"]),
+        ("not a regular file", [*predict, d / "img.tif", "-o", d / "pipe.tif"]),
+        ("not a regular file", [*train, "-o", "/dev/null", *FAST]),
+        ("writes TIFF", [*predict, d / "img.tif", "-o", d / "p.png"]),
+        ("is a folder", [*predict, d, "-o", d / "p.tif"]),
+    ]
+    # the probabilities written beside img.tif would overwrite an input of that name
+    prob_in = d / "img_probabilities.tif"
+    cases.append(("is the image", [*predict, prob_in, "-o", d / "img.tif", "--probabilities"]))
+    # in a folder, img.tif's probabilities and img_probabilities.tif's labels share a name
+    cases.append(
+        ("two outputs", [*predict, d / "img.tif", prob_in, "-o", d / "o2", "--probabilities"])
+    )
+    (d / "scr").write_bytes((d / "scr.tif").read_bytes())
+    before["scr"] = (d / "scr").read_bytes()
+    for expected, argv in cases:
+        code, err = run(argv, capsys)
+        assert code == 2, (expected, argv, err)
+        line = one_line_error(code, err)
+        assert expected in line, (expected, line)
+    after = {**_snapshot(d), **{f"out/{k}": v for k, v in _snapshot(d / "out").items()}}
+    assert after == before  # nothing changed, nothing added, nothing half-written
+    assert not (d / "elsewhere.tif").exists()
+    assert (d / "pipe.tif").is_fifo() and os.path.exists("/dev/null")
+    # training may write over the model it continues from (atomically)
+    code, _ = run([*train, "-o", model, "--init", model, *FAST], capsys)
+    assert code == 0 and load_model(model).train_settings["steps_done"] == 3
+    # names that differ only before the suffix are different outputs
+    tifffile.imwrite(d / "a.b.tif", blobs()[0])
+    tifffile.imwrite(d / "a.c.tif", blobs()[0])
+    assert run([*predict, d / "a.b.tif", d / "a.c.tif", "-o", d / "o3", "-q"], capsys)[0] == 0
+    assert sorted(os.listdir(d / "o3")) == ["a.b.tif", "a.c.tif"]
+
+
+def test_batch_predict_goes_on_after_a_bad_image(files, capsys):
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    tifffile.imwrite(d / "rgb.tif", np.zeros((10, 12, 3), np.uint8))
+    tifffile.imwrite(d / "two.tif", blobs(seed=1)[0])
+    code, err = run(
+        ["predict", model, d / "img.tif", d / "rgb.tif", d / "two.tif", "-o", d / "out"], capsys
+    )
+    assert code == 2 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("seglab: error: ")]
+    assert len(errors) == 2 and "rgb.tif" in errors[0]
+    assert errors[1] == "seglab: error: 1 of 3 images not predicted"
+    assert sorted(os.listdir(d / "out")) == ["img.tif", "two.tif"]
+    expected = load_model(model).predict(tifffile.imread(d / "two.tif")).labels
+    np.testing.assert_array_equal(tifffile.imread(d / "out" / "two.tif"), expected)
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(files, capsys):
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    script = (
+        "import os, signal, sys, time, tifffile\n"
+        "from napari_seglab.cli import main\n"
+        "real = tifffile.imwrite\n"
+        "def write(path, *a, **k):\n"
+        "    real(path, *a, **k)\n"  # half of the work done: the temporary file exists
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "tifffile.imwrite = write\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["predict", str(model), str(d / "img.tif"), "-o", str(d / "p.tif")]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "seglab: terminated"
+    assert "Traceback" not in proc.stderr
+    assert not (d / "p.tif").exists()
+    assert not [p for p in os.listdir(d) if p.startswith(".")]
