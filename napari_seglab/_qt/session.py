@@ -501,6 +501,16 @@ class Session(QObject):
             self._say("Stopping… (predicting the image with the model so far)")
             self._emit_changed()
 
+    def stop_now(self) -> None:
+        """End the run at once, without its final prediction (the overlay keeps the last
+        preview; Apply to layer predicts the image later)."""
+        if self.trainer.running:
+            if self._stop_reason is None:
+                self._stop_reason = ""
+            self.trainer.abort()
+            self._say("Stopping… (prediction skipped: Apply to layer predicts the image)")
+            self._emit_changed()
+
     def _stop_because(self, reason: str, abort: bool = False) -> None:
         """Stop the run and say why, once per run (several events may ask for it). ``abort``:
         without the final prediction (the layers it was for are gone or renamed)."""

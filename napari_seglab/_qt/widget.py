@@ -282,7 +282,9 @@ class SegLabWidget(QWidget):
         self.session.stop_training()
 
     def _on_train_clicked(self) -> None:
-        if self.session.running:
+        if self.session.stopping:
+            self.session.stop_now()  # "Skip prediction": the final prediction is abandoned
+        elif self.session.running:
             self.stop_training()
         else:
             self.start_training()
@@ -337,10 +339,11 @@ class SegLabWidget(QWidget):
         s = self.session
         running, busy = s.running, s.busy
         has_model = s.trainer.model is not None
-        self.train_button.setText("Stop" if running else "Train")
+        self.train_button.setText(
+            ("Skip prediction" if s.stopping else "Stop") if running else "Train"
+        )
         self.train_button.setEnabled(
-            (running and not s.stopping)
-            or (s.image is not None and s.scribbles is not None and not busy)
+            running or (s.image is not None and s.scribbles is not None and not busy)
         )
         self.reset_button.setEnabled(has_model and not busy)
         self.save_button.setEnabled(has_model and not busy)

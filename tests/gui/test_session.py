@@ -125,12 +125,10 @@ def test_close_during_the_final_prediction(viewer, qtbot, final_prediction):
     assert w.session.closed and w.viewer is None
 
 
-def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
-    viewer, qtbot, monkeypatch
-):
-    """Stop ends the run with the core's final prediction (the model so far, the whole image,
-    band by band: no prediction of the session's own); closing during it returns within a
-    band instead of after the whole image."""
+def _stopped_into_final_prediction(viewer, qtbot, monkeypatch):
+    """A 1024x1024 run stopped by the user, held in the first band of the core's final
+    prediction (four bands of 256 rows); returns the dock, the worker, the release event and
+    the bands started."""
     from napari_seglab.core.model import SegModel
 
     real_predict = SegModel.predict
@@ -142,7 +140,7 @@ def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
         release.wait(30)
         return real_predict(*args, **kwargs)
 
-    size = 1024  # four bands of 256 rows
+    size = 1024
     viewer.add_image(synthetic_image(size), name="img")
     w = _dock(viewer, qtbot, dataclasses.replace(FAST, budget_kind="seconds", budget=120))
     layer = w.new_scribbles()
@@ -154,12 +152,26 @@ def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
         assert w.start_training()
     worker = w.trainer.worker
     monkeypatch.setattr(SegModel, "predict", held_predict)
+    w.train_button.click()  # Stop
+    assert w.status_label.text().startswith("Stopping")
     try:
-        w.stop_training()
-        assert w.status_label.text().startswith("Stopping")
         qtbot.waitUntil(entered.is_set, timeout=60_000)  # the final prediction's first band
-        assert w.session.apply_worker is None
-        assert bands[0] is not None and bands[0][-2] == slice(0, 256)
+    finally:
+        if not entered.is_set():
+            release.set()
+    assert w.session.apply_worker is None  # the core's prediction, not one of the session's
+    assert bands[0] is not None and bands[0][-2] == slice(0, 256)
+    return w, worker, release, bands
+
+
+def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
+    viewer, qtbot, monkeypatch
+):
+    """Stop ends the run with the core's final prediction (the model so far, the whole image,
+    band by band); closing during it returns within a band instead of after the whole
+    image."""
+    w, worker, release, bands = _stopped_into_final_prediction(viewer, qtbot, monkeypatch)
+    try:
         release.set()
         w.close()  # returns once the worker has ended
     finally:
@@ -167,3 +179,21 @@ def test_stop_ends_with_the_core_s_final_prediction_and_close_abandons_it(
     assert worker.done.is_set()
     assert 1 <= len(bands) < 4  # abandoned at the next band, not after the whole image
     assert w.session.closed and w.viewer is None
+
+
+def test_skip_prediction_after_stop(viewer, qtbot, monkeypatch):
+    """While the final prediction runs, the button offers to skip it: the run then ends
+    within a band, the model is kept and Train is available again."""
+    w, worker, release, bands = _stopped_into_final_prediction(viewer, qtbot, monkeypatch)
+    try:
+        assert w.train_button.text() == "Skip prediction" and w.train_button.isEnabled()
+        with qtbot.waitSignal(w.trainer.finished, timeout=60_000):
+            w.train_button.click()
+            release.set()
+    finally:
+        release.set()
+    assert worker.done.is_set() and 1 <= len(bands) < 4
+    assert w.trainer.model is not None and w.trainer.error is None
+    assert w.status_label.text().startswith("Stopped")
+    assert w.train_button.text() == "Train" and w.train_button.isEnabled()
+    w.cleanup()
