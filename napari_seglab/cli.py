@@ -20,7 +20,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,15 +65,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def read_image_check(path: Path, what: str = "image") -> None:
+    """Raise :class:`CLIError` unless ``path`` is an existing file."""
+    if path.is_dir():
+        raise CLIError(f"{what} path {path} is a folder; give a file")
+    if not path.exists():
+        raise CLIError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise CLIError(f"{what} path {path} is not a file")
+
+
 def read_image(path: str | Path, what: str = "image") -> Any:
     """Read an image with tifffile (.tif/.tiff) or scikit-image (PNG, JPEG, ...)."""
     import numpy as np
 
     path = Path(path)
-    if not path.exists():
-        raise CLIError(f"{what} file {path} does not exist")
-    if not path.is_file():
-        raise CLIError(f"{what} path {path} is not a file")
+    read_image_check(path, what)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -91,8 +97,8 @@ def read_image(path: str | Path, what: str = "image") -> Any:
 
 #: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
 TIFF_SUFFIXES = (".tif", ".tiff")
-#: Names that say "image": a model file is not given one (it would be taken for an image).
-IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".zarr")
+#: What ``seglab train`` writes: a model file (safetensors), never under an image's name.
+MODEL_SUFFIXES = (".seglab", ".safetensors")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -103,6 +109,12 @@ def _same_file(a: Path, b: Path) -> bool:
     except OSError:
         pass
     return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _read_only(path: Path) -> bool:
+    """No write permission for this user, or none for anyone (a file marked read-only is
+    respected even by root, who may write anywhere)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
 
 
 def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
@@ -119,6 +131,11 @@ def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
             raise CLIError(
                 f"output {out} exists and is not a regular file; seglab writes only regular files"
             )
+        if out.exists() and _read_only(out):
+            raise CLIError(f"output {out} is read-only; seglab does not replace it")
+        folder = out.parent if str(out.parent) else Path(".")
+        if folder.is_dir() and _read_only(folder):
+            raise CLIError(f"output folder {folder} is not writable")
         for path, what in inputs.items():
             if _same_file(out, path):
                 raise CLIError(
@@ -129,22 +146,6 @@ def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
         if key in seen:
             raise CLIError(f"two outputs would be written to {out}; rename an input")
         seen[key] = out
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    from napari_seglab.core.modelio import _chmod_like_new_file
-
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.tif", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        _chmod_like_new_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -159,8 +160,8 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"output {out} is a folder; give a model file name")
     if out.parent != Path("") and not out.parent.exists():
         raise CLIError(f"output folder {out.parent} does not exist")
-    if out.suffix.lower() in IMAGE_SUFFIXES:
-        raise CLIError(f"output {out} is named like an image; give the model file a .seglab name")
+    if out.suffix.lower() not in MODEL_SUFFIXES:
+        raise CLIError(f"output {out}: name the model file .seglab (or .safetensors)")
     # the --init model may be the output (training continues in place, written atomically)
     check_outputs([out], {Path(args.image): "image", Path(args.scribbles): "scribbles"})
     seconds, steps = args.seconds, args.steps
@@ -282,11 +283,8 @@ def _predict(args: argparse.Namespace) -> int:
     from napari_seglab.core.modelio import load_model
 
     images = [Path(p) for p in args.images]
-    for p in images:
-        if p.is_dir():
-            raise CLIError(f"image path {p} is a folder; give image files")
-        if not p.is_file():
-            raise CLIError(f"image file {p} does not exist")
+    if len(images) == 1:  # of several, a missing one is reported with the others predicted
+        read_image_check(images[0])
     out = Path(args.output)
     if len(images) == 1 and not (out.is_dir() or str(args.output).endswith(os.sep)):
         if out.parent != Path("") and not out.parent.exists():
@@ -337,6 +335,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
     import tifffile
 
+    from napari_seglab.core.modelio import write_atomic
+
     image = read_image(src, "image")
     prediction = model.predict(
         image,
@@ -347,9 +347,9 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     )
     if args.probabilities:
         probs = prediction.probabilities
-        _write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
+        write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
     labels = prediction.labels
-    _write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
+    write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
 
 
 def _open_app(args: argparse.Namespace) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import struct
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from napari_seglab.core.model import ModelConfig, SegModel, output_channels
 FORMAT = "napari-seglab-model"
 FORMAT_VERSION = 1
 HEADER_KEY = "napari_seglab"
-SUFFIX = ".safetensors"
+#: Names a model file may have (the format is safetensors; ``.seglab`` by convention).
+SUFFIXES = (".seglab", ".safetensors")
 _MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -60,17 +62,29 @@ def save_model(model: SegModel, path: str | Path) -> Path:
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
     }
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={HEADER_KEY: header}))
+    return path
+
+
+def write_atomic(path: str | Path, write: Callable[[str], Any]) -> None:
+    """Call ``write(tmp)`` on a new hidden file beside ``path``, then rename it to ``path``.
+
+    ``path`` is either left as it was or replaced whole. The temporary file's name is chosen
+    before it is created, so that it is removed whatever interrupts the write (an error,
+    Ctrl-C, SIGTERM turned into an exception) even between its creation and the first byte.
+    It gets the permissions of a new file (0666 less the umask).
+    """
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    # the target's suffix last, for writers that read it (tifffile)
+    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
     try:
-        save_file(tensors, tmp, metadata={HEADER_KEY: header})
-        _chmod_like_new_file(tmp)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def _sniff(path: Path) -> None:
@@ -178,10 +192,3 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
 
         model.net.to(resolve_device(device))
     return model
-
-
-def _chmod_like_new_file(path: str | Path) -> None:
-    """Give a temporary file (created 0600) the permissions a normal new file would get."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)

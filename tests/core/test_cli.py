@@ -167,35 +167,35 @@ def test_train_bad_inputs(files, capsys):
     nan_image = image.astype(np.float32)
     nan_image[0, 0] = np.nan
     cases = {
-        "does not exist": ["train", d / "missing.tif", d / "scr.tif", "-o", d / "m.st"],
+        "does not exist": ["train", d / "missing.tif", d / "scr.tif", "-o", d / "m.seglab"],
         "does not match": [
             "train",
             d / "img.tif",
             _write(d / "small.tif", scribbles[:-1]),
             "-o",
-            d / "m.st",
+            d / "m.seglab",
         ],
         "no labels": [
             "train",
             d / "img.tif",
             _write(d / "empty.tif", 0 * scribbles),
             "-o",
-            d / "m.st",
+            d / "m.seglab",
         ],
         "only class": [
             "train",
             d / "img.tif",
             _write(d / "one.tif", (scribbles > 0).astype(np.uint8)),
             "-o",
-            d / "m.st",
+            d / "m.seglab",
         ],
-        "NaN": ["train", _write(d / "nan.tif", nan_image), d / "scr.tif", "-o", d / "m.st"],
+        "NaN": ["train", _write(d / "nan.tif", nan_image), d / "scr.tif", "-o", d / "m.seglab"],
         "positive number": [
             "train",
             d / "img.tif",
             d / "scr.tif",
             "-o",
-            d / "m.st",
+            d / "m.seglab",
             "--seconds",
             "-5",
         ],
@@ -204,7 +204,7 @@ def test_train_bad_inputs(files, capsys):
             d / "img.tif",
             d / "scr.tif",
             "-o",
-            d / "m.st",
+            d / "m.seglab",
             "--steps",
             "0",
         ],
@@ -213,7 +213,7 @@ def test_train_bad_inputs(files, capsys):
             d / "img.tif",
             d / "scr.tif",
             "-o",
-            d / "m.st",
+            d / "m.seglab",
             "--device",
             "tpu",
         ],
@@ -222,7 +222,7 @@ def test_train_bad_inputs(files, capsys):
             d / "img.tif",
             d / "scr.tif",
             "-o",
-            d / "m.st",
+            d / "m.seglab",
             "--steps",
             "3",
             "--seconds",
@@ -236,7 +236,7 @@ def test_train_bad_inputs(files, capsys):
         d / "img.tif",
         d / "scr.tif",
         "-o",
-        d / "m.st",
+        d / "m.seglab",
         "--loss",
         "l2",
     ]
@@ -245,7 +245,7 @@ def test_train_bad_inputs(files, capsys):
         d / "img.tif",
         d / "scr.tif",
         "-o",
-        d / "m.st",
+        d / "m.seglab",
         "--class-weights",
         "magic",
     ]
@@ -254,7 +254,7 @@ def test_train_bad_inputs(files, capsys):
         d / "img.tif",
         d / "scr.tif",
         "-o",
-        d / "m.st",
+        d / "m.seglab",
         "--edge-weight",
         "-1",
     ]
@@ -264,14 +264,14 @@ def test_train_bad_inputs(files, capsys):
         _write_text(d / "junk.tif"),
         d / "scr.tif",
         "-o",
-        d / "m.st",
+        d / "m.seglab",
     ]
     for expected, argv in cases.items():
         code, err = run(argv, capsys)
         line = one_line_error(code, err)
         assert expected in line, (expected, line)
-        assert not (d / "m.st").exists()
-    assert not [p for p in os.listdir(d) if p.endswith(".tmp")]
+        assert not (d / "m.seglab").exists()
+    assert not [p for p in os.listdir(d) if p.startswith(".")]
 
 
 def _write_text(path: Path) -> Path:
@@ -288,17 +288,17 @@ def test_label_above_model_classes_and_unsafe_model(files, capsys):
     s3[:3, :3] = 3
     _write(d / "s3.tif", s3)
     code, err = run(
-        ["train", d / "img.tif", d / "s3.tif", "-o", d / "w.st", "--init", model, *FAST], capsys
+        ["train", d / "img.tif", d / "s3.tif", "-o", d / "w.seglab", "--init", model, *FAST], capsys
     )
     assert "label 3 but the model has 2 classes" in one_line_error(code, err)
     (d / "evil.pt").write_bytes(b"\x80\x04\x95" + b"x" * 40)
     for argv in (
         ["predict", d / "evil.pt", d / "img.tif", "-o", d / "p.tif"],
-        ["train", d / "img.tif", d / "scr.tif", "-o", d / "w.st", "--init", d / "evil.pt"],
+        ["train", d / "img.tif", d / "scr.tif", "-o", d / "w.seglab", "--init", d / "evil.pt"],
     ):
         code, err = run(argv, capsys)
         assert "pickle" in one_line_error(code, err)
-    assert not (d / "p.tif").exists() and not (d / "w.st").exists()
+    assert not (d / "p.tif").exists() and not (d / "w.seglab").exists()
 
 
 def test_predict_bad_inputs(files, capsys):
@@ -322,7 +322,7 @@ def test_predict_bad_inputs(files, capsys):
         line = one_line_error(code, err)
         assert expected in line, (expected, line)
         assert not (d / "p.tif").exists()
-    assert not [p for p in os.listdir(d) if p.endswith(".tmp.tif")]
+    assert not [p for p in os.listdir(d) if p.startswith(".")]
 
 
 def test_console_script_error_has_no_traceback(tmp_path):
@@ -379,24 +379,34 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
     assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
     (d / "link.tif").symlink_to(d / "elsewhere.tif")
     (d / "hard.tif").hardlink_to(d / "img.tif")
+    (d / "scr.seglab").hardlink_to(d / "scr.tif")
     (d / "out").mkdir()
     tifffile.imwrite(d / "out" / "img.tif", blobs()[0])  # an input inside the output folder
     os.mkfifo(d / "pipe.tif")
+    os.mkfifo(d / "pipe.seglab")
+    (d / "locked.tif").write_bytes(b"results of yesterday")
+    (d / "locked.tif").chmod(0o444)
+    (d / "shut").mkdir(mode=0o555)
     (d / "model.tif").write_bytes(model.read_bytes())  # a model file named by hand
     (d / "img_probabilities.tif").write_bytes((d / "img.tif").read_bytes())
     before = {**_snapshot(d), **{f"out/{k}": v for k, v in _snapshot(d / "out").items()}}
     train = ["train", d / "img.tif", d / "scr.tif"]
     predict = ["predict", model]
     cases = [
-        ("named like an image", [*train, "-o", d / "img.tif", *FAST]),
-        ("is the scribbles", ["train", d / "img.tif", d / "scr", "-o", d / "scr", *FAST]),
+        ("name the model file .seglab", [*train, "-o", d / "img.tif", *FAST]),
+        ("name the model file .seglab", [*train, "-o", d / "m.tga", *FAST]),  # read as image
+        ("read-only", [*predict, d / "img.tif", "-o", d / "locked.tif"]),
+        ("not writable", [*predict, d / "img.tif", "-o", d / "shut" / "p.tif"]),
+        ("not writable", [*train, "-o", d / "shut" / "m.seglab", *FAST]),
+        ("is the scribbles", [*train, "-o", d / "scr.seglab", *FAST]),  # a hard link
         ("is the image", [*predict, d / "img.tif", "-o", d / "img.tif"]),
         ("is the image", [*predict, d / "img.tif", "-o", d / "hard.tif"]),
         ("is the model", ["predict", d / "model.tif", d / "img.tif", "-o", d / "model.tif"]),
         ("is the image", [*predict, d / "out" / "img.tif", "-o", d / "out"]),
         ("symbolic link", [*predict, d / "img.tif", "-o", d / "link.tif"]),
         ("not a regular file", [*predict, d / "img.tif", "-o", d / "pipe.tif"]),
-        ("not a regular file", [*train, "-o", "/dev/null", *FAST]),
+        ("not a regular file", [*train, "-o", d / "pipe.seglab", *FAST]),
+        ("name the model file", [*train, "-o", "/dev/null", *FAST]),
         ("writes TIFF", [*predict, d / "img.tif", "-o", d / "p.png"]),
         ("is a folder", [*predict, d, "-o", d / "p.tif"]),
     ]
@@ -407,8 +417,6 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
     cases.append(
         ("two outputs", [*predict, d / "img.tif", prob_in, "-o", d / "o2", "--probabilities"])
     )
-    (d / "scr").write_bytes((d / "scr.tif").read_bytes())
-    before["scr"] = (d / "scr").read_bytes()
     for expected, argv in cases:
         code, err = run(argv, capsys)
         assert code == 2, (expected, argv, err)
@@ -417,7 +425,8 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
     after = {**_snapshot(d), **{f"out/{k}": v for k, v in _snapshot(d / "out").items()}}
     assert after == before  # nothing changed, nothing added, nothing half-written
     assert not (d / "elsewhere.tif").exists()
-    assert (d / "pipe.tif").is_fifo() and os.path.exists("/dev/null")
+    assert (d / "pipe.tif").is_fifo() and (d / "pipe.seglab").is_fifo()
+    assert os.path.exists("/dev/null")
     # training may write over the model it continues from (atomically)
     code, _ = run([*train, "-o", model, "--init", model, *FAST], capsys)
     assert code == 0 and load_model(model).train_settings["steps_done"] == 3
@@ -434,13 +443,13 @@ def test_batch_predict_goes_on_after_a_bad_image(files, capsys):
     assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
     tifffile.imwrite(d / "rgb.tif", np.zeros((10, 12, 3), np.uint8))
     tifffile.imwrite(d / "two.tif", blobs(seed=1)[0])
-    code, err = run(
-        ["predict", model, d / "img.tif", d / "rgb.tif", d / "two.tif", "-o", d / "out"], capsys
-    )
+    images = [d / "img.tif", d / "rgb.tif", d / "missing.tif", d, d / "two.tif"]
+    code, err = run(["predict", model, *images, "-o", d / "out"], capsys)
     assert code == 2 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("seglab: error: ")]
-    assert len(errors) == 2 and "rgb.tif" in errors[0]
-    assert errors[1] == "seglab: error: 1 of 3 images not predicted"
+    assert len(errors) == 4, err
+    assert "rgb.tif" in errors[0] and "does not exist" in errors[1] and "folder" in errors[2]
+    assert errors[3] == "seglab: error: 3 of 5 images not predicted"
     assert sorted(os.listdir(d / "out")) == ["img.tif", "two.tif"]
     expected = load_model(model).predict(tifffile.imread(d / "two.tif")).labels
     np.testing.assert_array_equal(tifffile.imread(d / "out" / "two.tif"), expected)
@@ -470,3 +479,32 @@ def test_sigterm_while_writing_leaves_no_temporary_file(files, capsys):
     assert "Traceback" not in proc.stderr
     assert not (d / "p.tif").exists()
     assert not [p for p in os.listdir(d) if p.startswith(".")]
+
+
+def test_an_interrupted_write_leaves_nothing_even_right_after_creating_the_file(
+    tmp_path, monkeypatch
+):
+    from napari_seglab.core.modelio import write_atomic
+
+    target = tmp_path / "out.tif"
+    target.write_bytes(b"old")
+    real_close = os.close
+
+    def close_then_terminated(fd):  # the signal arrives just after the file was created
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "close", close_then_terminated)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, lambda tmp: Path(tmp).write_bytes(b"new"))
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["out.tif"] and target.read_bytes() == b"old"
+    write_atomic(target, lambda tmp: Path(tmp).write_bytes(b"new"))
+    assert sorted(os.listdir(tmp_path)) == ["out.tif"] and target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
