@@ -493,8 +493,9 @@ class Session(QObject):
         return False
 
     def stop_training(self) -> None:
-        """Ask the training to stop at its next step: the model so far is kept and the whole
-        image is predicted with it (the core's final prediction, stoppable by closing)."""
+        """Ask the training to stop at its next step: the model so far is kept and the region
+        in view is predicted with it (the core's final prediction; :meth:`stop_now` or closing
+        abandons it)."""
         if self.trainer.running and self._stop_reason is None:
             self._stop_reason = ""
             self.trainer.stop()

@@ -305,8 +305,8 @@ class Trainer(QObject):
     def stop(self) -> None:
         """Ask the running training to end at its next step (returns at once).
 
-        The core then keeps the averaged weights and predicts the whole image band by band
-        for its last report (:attr:`~napari_seglab.core.preview.Previewer.finish`), so the
+        The core then keeps the averaged weights and predicts the region in view band by
+        band for its last report (:attr:`~napari_seglab.core.preview.Previewer.finish`), so the
         overlay shows the model kept (before the first step: after that step, so that the
         overlay is never the quick forest's while the model is the network's). Asked a second
         time, the run is abandoned at once instead (:meth:`abort`).

@@ -56,8 +56,8 @@ class Previewer:
         replaced atomically.
     finish : threading.Event
         Set to end the training at its next step, as if its budget were spent: the averaged
-        weights are kept and the whole image is predicted (band by band) for the last report.
-        What a Stop button sets.
+        weights are kept and :attr:`region` (the whole image when None) is predicted, band by
+        band, for the last report. What a Stop button sets.
     stopped : threading.Event
         Set to abandon a preview, the final prediction and the forest's at the next band
         (closing).

@@ -241,7 +241,8 @@ class TrainReport:
         E.g. ``"CPU, 2 threads"`` or ``"CUDA: NVIDIA H100"``.
     prediction : Prediction or None
         A prediction with the averaged weights: a preview of ``region`` when the previewer
-        asked for one, and of the whole image on the last report.
+        asked for one, and on the last report of the whole image (of the previewer's region
+        when the run was stopped early).
     model : SegModel
         The model being trained (the same object in every report).
     done : bool
@@ -603,8 +604,8 @@ def train(
         Decides when the averaged-weight network predicts what a viewer shows, and which
         region (:class:`~napari_seglab.core.preview.Previewer`); default: the whole image every
         ``config.preview_every`` seconds (none when 0). Its ``finish`` event ends the run at
-        the next step with the final prediction (a Stop that keeps the work); its ``stopped``
-        event abandons previews and that prediction.
+        the next step with a final prediction of its region (a Stop that keeps the work); its
+        ``stopped`` event abandons previews and that prediction.
 
     Returns
     -------
@@ -826,10 +827,17 @@ def _run(
                             model, _original_layout(view), tile=config.tile, channel_axis=-1
                         )
                     elif final:  # band by band: a stop request is honoured within a band
+                        # at the budget's end the whole image; stopped early (finish), the
+                        # region in view: the user waits for it
                         got = previewer.predict(
-                            model, _original_layout(view), -1, config.tile, region=None
+                            model,
+                            _original_layout(view),
+                            -1,
+                            config.tile,
+                            region="view" if finishing else None,
                         )
-                        prediction = None if got is None else got[0]
+                        if got is not None:
+                            prediction, region = got
                         previewer.forest_shown = False
                     else:
                         got = previewer.predict(
