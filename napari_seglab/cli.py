@@ -97,8 +97,6 @@ def read_image(path: str | Path, what: str = "image") -> Any:
 
 #: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
 TIFF_SUFFIXES = (".tif", ".tiff")
-#: What ``seglab train`` writes: a model file (safetensors), never under an image's name.
-MODEL_SUFFIXES = (".seglab", ".safetensors")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -152,7 +150,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_seglab.core.model import ModelConfig
-    from napari_seglab.core.modelio import load_model, save_model
+    from napari_seglab.core.modelio import SUFFIXES, load_model, save_model
     from napari_seglab.core.train import TrainConfig, train
 
     out = Path(args.output)
@@ -160,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"output {out} is a folder; give a model file name")
     if out.parent != Path("") and not out.parent.exists():
         raise CLIError(f"output folder {out.parent} does not exist")
-    if out.suffix.lower() not in MODEL_SUFFIXES:
+    if out.suffix.lower() not in SUFFIXES:  # never an image's name
         raise CLIError(f"output {out}: name the model file .seglab (or .safetensors)")
     # the --init model may be the output (training continues in place, written atomically)
     check_outputs([out], {Path(args.image): "image", Path(args.scribbles): "scribbles"})

@@ -499,7 +499,7 @@ class Session(QObject):
         if self.trainer.running and self._stop_reason is None:
             self._stop_reason = ""
             self.trainer.stop()
-            self._say("Stopping… (predicting the image with the model so far)")
+            self._say("Stopping… (predicting the view with the model so far)")
             self._emit_changed()
 
     def stop_now(self) -> None:
