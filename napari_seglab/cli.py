@@ -55,6 +55,10 @@ def _non_negative_float(text: str) -> float:
     return _float_where(text, lambda v: v >= 0, "a number >= 0")
 
 
+#: The most torch threads an option may ask for: this machine's CPUs.
+CPUS = os.cpu_count() or 1
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -63,6 +67,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    return parse
 
 
 def read_image_check(path: Path, what: str = "image") -> None:
@@ -165,9 +184,17 @@ def _train(args: argparse.Namespace) -> int:
     seconds, steps = args.seconds, args.steps
     if seconds is None and steps is None:
         seconds = 30.0
+    if args.init and (args.width is not None or args.depth is not None):
+        raise CLIError(
+            "--width and --depth make a new model; with --init the model keeps its own "
+            "architecture (leave them out)"
+        )
     init = load_model(args.init) if args.init else None
     image = read_image(args.image, "image")
     scribbles = read_image(args.scribbles, "scribbles")
+    from napari_seglab.core.data import check_scribbles
+
+    check_scribbles(scribbles)  # values first: a 0/255 mask is one error, not 254 warnings
     for warning in _unpainted_classes(scribbles):
         print(f"warning: {warning}", file=sys.stderr)
     config = TrainConfig(
@@ -181,7 +208,9 @@ def _train(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         final_prediction=False,
         lambda_edge=args.edge_weight,
-        model=ModelConfig(depth=args.depth, width=args.width),
+        model=ModelConfig(
+            depth=args.depth or ModelConfig.depth, width=args.width or ModelConfig.width
+        ),
     )
     gen = train(image, scribbles, config, model=init)
     total = steps if seconds is None else None
@@ -423,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     budget.add_argument("--steps", type=_positive_int, metavar="N", help="step budget")
     tr.add_argument("--device", default="auto", choices=DEVICES)
-    tr.add_argument("--seed", type=int, default=0, metavar="N")
+    tr.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=0, metavar="N")
     tr.add_argument(
         "--loss",
         default=DEFAULT_LOSS,
@@ -439,19 +468,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
-    tr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    tr.add_argument(
+        "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
+    )
     arch = ModelConfig()
     tr.add_argument(
         "--width",
-        type=_positive_int,
-        default=arch.width,
-        help=f"U-Net width (default {arch.width})",
+        type=_int_between(1, 256),
+        default=None,
+        help=f"U-Net width (default {arch.width}; a new model only)",
     )
     tr.add_argument(
         "--depth",
-        type=_positive_int,
-        default=arch.depth,
-        help=f"U-Net depth (default {arch.depth})",
+        type=_int_between(1, 6),
+        default=None,
+        help=f"U-Net depth (default {arch.depth}; a new model only)",
     )
     tr.add_argument(
         "--edge-weight",
@@ -482,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", choices=DEVICES)
     pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
     pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
-    pr.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    pr.add_argument(
+        "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
+    )
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=_predict)
     return parser

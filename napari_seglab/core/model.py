@@ -104,6 +104,20 @@ class ModelConfig:
         return cls(**d)
 
 
+#: The largest network built (about 600 MB of float32 weights, a few GB to train): width 128 at
+#: depth 4 or width 64 at depth 5; the default (width 32, depth 3) has about 2 M. Width 256 at
+#: depth 6 would have 8 billion.
+MAX_PARAMETERS = 150_000_000
+
+
+def parameter_count(config: ModelConfig, in_channels: int, out_channels: int) -> int:
+    """Parameters of the U-Net ``config`` describes, counted without allocating it (torch's
+    ``meta`` device)."""
+    with torch.device("meta"):
+        net = UNet(in_channels, out_channels, config)
+    return sum(p.numel() for p in net.parameters())
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -252,9 +266,18 @@ class SegModel:
                 f"normalisation has {len(normalization.low)} channels, expected {in_channels}"
             )
         config = config or ModelConfig()
+        n_in, n_out = in_channels * config.z_window, output_channels(num_classes, config)
+        n_params = parameter_count(config, n_in, n_out)
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(
+                f"a U-Net of width {config.width} and depth {config.depth} for {num_classes} "
+                f"classes has {n_params / 1e6:.0f} M parameters ({4 * n_params / 2**30:.1f} GiB "
+                f"of weights); at most {MAX_PARAMETERS / 1e6:.0f} M: choose a smaller width or "
+                "depth"
+            )
         if seed is not None:
             torch.manual_seed(seed)
-        net = UNet(in_channels * config.z_window, output_channels(num_classes, config), config)
+        net = UNet(n_in, n_out, config)
         return cls(net, int(num_classes), int(in_channels), normalization, config)
 
     @property

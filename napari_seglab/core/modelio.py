@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from napari_seglab.core.data import Normalization
+from napari_seglab.core.data import MAX_CLASSES, Normalization
 from napari_seglab.core.model import ModelConfig, SegModel, output_channels
 
 FORMAT = "napari-seglab-model"
@@ -136,8 +137,9 @@ def read_header(path: str | Path) -> dict[str, Any]:
         )
     try:
         header = json.loads(metadata[HEADER_KEY])
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: the model header is not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise ModelFileError(f"{path}: the model header is not valid JSON ({reason})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a napari-seglab model (unknown header format)")
     version = header.get("format_version")
@@ -164,7 +166,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
     ------
     ModelFileError
         The file is missing, not a napari-seglab model (a pickle, a foreign or truncated file),
-        from a newer format version, or its weights do not match its header.
+        from a newer format version, its header is invalid (sizes out of range, a normalisation
+        that is not finite or has an empty range), its weights do not match its header, or
+        they are not finite. Nothing is allocated before the header's network is known to
+        match the weights in the file, so a damaged header cannot ask for more memory than
+        the file holds.
     """
     path = Path(path)
     header = read_header(path)
@@ -173,15 +179,29 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
         normalization = Normalization.from_dict(header["normalization"])
         num_classes = int(header["num_classes"])
         in_channels = int(header["in_channels"])
-        model = SegModel.create(num_classes, in_channels, normalization, config)
-    except (KeyError, TypeError, ValueError) as exc:
+        _check_header_values(num_classes, in_channels, normalization)
+        with torch.device("meta"):  # shapes only: no memory
+            skeleton = SegModel.create(num_classes, in_channels, normalization, config)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelFileError(f"{path}: invalid model header ({exc})") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.net.state_dict().items()}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            if found != expected:
+                raise ValueError(_shape_difference(expected, found))
             state = {k: f.get_tensor(k) for k in f.keys()}
+        model = SegModel.create(num_classes, in_channels, normalization, config)
         model.net.load_state_dict(state, strict=True)
     except Exception as exc:
         raise ModelFileError(f"{path}: the weights do not match the model header ({exc})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelFileError(
+            f"{path}: the model's weights hold NaN or infinite values ({bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+            + "); the file is damaged or the training diverged"
+        )
     assert model.net.out_channels == output_channels(num_classes, config)
     model.class_names = [str(n) for n in header.get("class_names") or model.class_names]
     model.train_settings = dict(header.get("train_settings") or {})
@@ -192,3 +212,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
 
         model.net.to(resolve_device(device))
     return model
+
+
+#: The most input channels a model file may declare.
+MAX_IN_CHANNELS = 64
+
+
+def _check_header_values(num_classes: int, in_channels: int, norm: Normalization) -> None:
+    """Raise ValueError for header values no training writes (a damaged or crafted file)."""
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes {num_classes} must be between 2 and {MAX_CLASSES}")
+    if not 1 <= in_channels <= MAX_IN_CHANNELS:
+        raise ValueError(f"in_channels {in_channels} must be between 1 and {MAX_IN_CHANNELS}")
+    low, high = np.asarray(norm.low, float), np.asarray(norm.high, float)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise ValueError(f"normalisation low {norm.low} / high {norm.high} is not finite")
+    if not (high > low).all():
+        raise ValueError(f"normalisation range is empty: low {norm.low} >= high {norm.high}")
+
+
+def _shape_difference(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    """The first difference between the header's tensor shapes and the file's, in words."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        return f"{len(extra)} unexpected tensor(s), e.g. {extra[0]}"
+    key = next(k for k in expected if expected[k] != found[k])
+    return f"{key} has shape {found[key]}, the header asks for {expected[key]}"

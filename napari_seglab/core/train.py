@@ -17,6 +17,7 @@ The generator's return value (``StopIteration.value``) is the trained :class:`Se
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -188,8 +189,16 @@ class TrainConfig:
             )
         if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
             raise ValueError(f"seconds must be a positive number, got {self.seconds}")
+        for name in ("steps", "crop_size", "batch_size", "tile", "num_threads", "edge_ramp"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            ):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError(f"steps must be a positive integer, got {self.steps}")
+        if self.tile is not None and self.tile < 8:
+            raise ValueError(f"tile {self.tile} is too small (at least 8 pixels)")
         if self.preview_every < 0:
             raise ValueError(f"preview_every must be >= 0, got {self.preview_every}")
         if self.num_threads is not None and int(self.num_threads) < 1:

@@ -40,7 +40,8 @@ def files(tmp_path):
     return tmp_path
 
 
-FAST = ["--steps", "3", "--threads", "1", "--device", "cpu", "--width", "4", "-q"]
+FAST_INIT = ["--steps", "3", "--threads", "1", "--device", "cpu", "-q"]  # with --init
+FAST = [*FAST_INIT, "--width", "4"]
 
 
 def run(argv, capsys):
@@ -82,7 +83,7 @@ def test_train_predict_2d(files, capsys):
     # warm start
     model2 = files / "m2.safetensors"
     code, err = run(
-        ["train", files / "img.tif", files / "scr.tif", "-o", model2, "--init", model, *FAST],
+        ["train", files / "img.tif", files / "scr.tif", "-o", model2, "--init", model, *FAST_INIT],
         capsys,
     )
     assert code == 0, err
@@ -98,7 +99,16 @@ def test_train_predict_2d(files, capsys):
 
 def test_train_says_how_well_the_strokes_are_reproduced(files, capsys):
     model = files / "said.seglab"
-    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model, *FAST[:-1]]
+    argv = [
+        "train",
+        files / "img.tif",
+        files / "scr.tif",
+        "-o",
+        model,
+        *FAST_INIT[:-1],
+        "--width",
+        "4",
+    ]
     code, err = run(argv, capsys)
     assert code == 0, err
     assert re.search(
@@ -288,7 +298,8 @@ def test_label_above_model_classes_and_unsafe_model(files, capsys):
     s3[:3, :3] = 3
     _write(d / "s3.tif", s3)
     code, err = run(
-        ["train", d / "img.tif", d / "s3.tif", "-o", d / "w.seglab", "--init", model, *FAST], capsys
+        ["train", d / "img.tif", d / "s3.tif", "-o", d / "w.seglab", "--init", model, *FAST_INIT],
+        capsys,
     )
     assert "label 3 but the model has 2 classes" in one_line_error(code, err)
     (d / "evil.pt").write_bytes(b"\x80\x04\x95" + b"x" * 40)
@@ -428,7 +439,7 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
     assert (d / "pipe.tif").is_fifo() and (d / "pipe.seglab").is_fifo()
     assert os.path.exists("/dev/null")
     # training may write over the model it continues from (atomically)
-    code, _ = run([*train, "-o", model, "--init", model, *FAST], capsys)
+    code, _ = run([*train, "-o", model, "--init", model, *FAST_INIT], capsys)
     assert code == 0 and load_model(model).train_settings["steps_done"] == 3
     # names that differ only before the suffix are different outputs
     tifffile.imwrite(d / "a.b.tif", blobs()[0])
@@ -508,3 +519,55 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_options_are_checked_before_anything_runs(files, capsys):
+    d = files
+    model = d / "m.seglab"
+    train = ["train", d / "img.tif", d / "scr.tif", "-o", model]
+    fast = ["--steps", "3", "--device", "cpu", "-q"]
+    cases = [
+        ("argument --seed: must be from 0 to", [*train, *fast, "--seed", "-1"]),
+        ("argument --seed: must be from 0 to", [*train, *fast, "--seed", str(2**64)]),
+        ("argument --threads: must be from 1 to", [*train, *fast, "--threads", "1000"]),
+        ("argument --width: must be from 1 to 256", [*train, *fast, "--width", "1000"]),
+        ("argument --depth: must be from 1 to 6", [*train, *fast, "--depth", "7"]),
+        # 8 billion parameters: refused before a byte is allocated
+        ("at most 150 M", [*train, *fast, "--threads", "1", "--width", "256", "--depth", "6"]),
+    ]
+    for expected, argv in cases:
+        code, err = run(argv, capsys)
+        assert expected in one_line_error(code, err), (expected, err)
+        assert not model.exists()
+    assert run([*train, *FAST], capsys)[0] == 0
+    code, err = run([*train, *FAST, "--init", model, "--depth", "2"], capsys)
+    assert "with --init the model keeps its own architecture" in one_line_error(code, err)
+    code, err = run(
+        ["predict", model, d / "img.tif", "-o", d / "p.tif", "--threads", "999"], capsys
+    )
+    assert "argument --threads" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": "10"}, "steps must be an integer"),
+        ({"steps": 2.5}, "steps must be an integer"),
+        ({"tile": 4}, "tile 4 is too small"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+    ],
+)
+def test_train_config_refuses_bad_values_when_made(kwargs, message):
+    from napari_seglab.core import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+    TrainConfig(steps=np.int64(10), tile=8)  # numpy integers are integers
+
+
+def test_a_mask_given_as_scribbles_is_one_error_not_hundreds_of_warnings(files, capsys):
+    d = files
+    mask = np.where(tifffile.imread(d / "scr.tif") == 2, 255, 0).astype(np.uint8)
+    argv = ["train", d / "img.tif", _write(d / "mask.tif", mask), "-o", d / "m.seglab", *FAST]
+    code, err = run(argv, capsys)
+    assert "scribbles hold label 255" in one_line_error(code, err)

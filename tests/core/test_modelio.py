@@ -133,3 +133,51 @@ def test_huge_declared_header_is_refused(tmp_path):
 
 def test_model_file_error_is_value_error():
     assert issubclass(ModelFileError, ValueError)
+
+
+def _norm_change(**values):
+    return lambda h: h["normalization"].update(values)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_norm_change(low=[float("nan"), 0.0]), "not finite"),
+        (_norm_change(high=[1000.0, float("inf")]), "not finite"),
+        (_norm_change(low=[10.0, 255.0]), "range is empty"),  # low == high
+        (_norm_change(low=[2000.0, 0.0]), "range is empty"),
+        (_norm_change(percentiles=[]), "invalid model header"),
+        (lambda h: h.update(num_classes=1_000_000_000), "num_classes"),
+        (lambda h: h.update(num_classes=300), "num_classes"),
+        (lambda h: h.update(in_channels=100_000), "in_channels"),
+        # sizes that would ask for tens of GB if built before the weights were compared
+        (lambda h: h["model_config"].update(width=256, depth=6), "at most 150 M"),
+        (lambda h: h["model_config"].update(width=64, depth=4), "weights do not match"),
+        (lambda h: h["model_config"].update(width=8), "has shape"),
+    ],
+)
+def test_damaged_headers_are_refused_before_anything_is_built(tmp_path, model, change, message):
+    path = _with_header(tmp_path, model, "m.seglab", change)
+    with pytest.raises(ModelFileError, match=message) as err:
+        load_model(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_finite_weights_are_refused(tmp_path, model):
+    with torch.no_grad():
+        next(iter(model.net.parameters()))[0].fill_(float("nan"))
+    path = tmp_path / "nan.seglab"
+    save_file(
+        {k: v.contiguous() for k, v in model.net.state_dict().items()},
+        str(path),
+        metadata={HEADER_KEY: json.dumps(model_header(model))},
+    )
+    with pytest.raises(ModelFileError, match="NaN or infinite"):
+        load_model(path)
+
+
+def test_a_deeply_nested_header_is_refused(tmp_path):
+    path = tmp_path / "nested.seglab"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={HEADER_KEY: "[" * 100_000})
+    with pytest.raises(ModelFileError, match="JSON"):
+        load_model(path)
