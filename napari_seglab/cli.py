@@ -20,6 +20,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,18 @@ def _train(args: argparse.Namespace) -> int:
             gen.close()
     assert last is not None
     model = last.model
-    save_model(model, out)
+    try:
+        save_model(model, out)
+    except OSError as exc:
+        # the training is not thrown away: try the temporary folder (another disk, often)
+        rescue = Path(tempfile.gettempdir()) / f"seglab-unsaved-{os.getpid()}-{out.name}"
+        try:
+            save_model(model, rescue)
+        except OSError:
+            raise CLIError(f"could not save the model to {out}: {exc}") from None
+        raise CLIError(
+            f"could not save the model to {out} ({exc}); it was saved to {rescue} instead"
+        ) from None
     # Notes and warnings are printed even with --quiet (which only hides the progress bar
     # and the summary line): a script must learn that a class was lost.
     for note in last.notes:

@@ -57,13 +57,25 @@ def save_model(model: SegModel, path: str | Path) -> Path:
     -------
     Path
         The path written.
+
+    Raises
+    ------
+    OSError
+        The file could not be written (a full disk, no permission); ``path`` is left as it was.
     """
     path = Path(path)
     header = json.dumps(model_header(model), default=str)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
     }
-    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={HEADER_KEY: header}))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata={HEADER_KEY: header})
+        except Exception as exc:  # safetensors' own error type, also for a full disk
+            raise OSError(str(exc)) from None
+
+    write_atomic(path, write)
     return path
 
 

@@ -571,3 +571,29 @@ def test_a_mask_given_as_scribbles_is_one_error_not_hundreds_of_warnings(files, 
     argv = ["train", d / "img.tif", _write(d / "mask.tif", mask), "-o", d / "m.seglab", *FAST]
     code, err = run(argv, capsys)
     assert "scribbles hold label 255" in one_line_error(code, err)
+
+
+def test_a_full_disk_at_save_keeps_the_trained_model(files, capsys, monkeypatch):
+    """The disk fills during the save after a whole training: one line, nothing half-written,
+    and the model is saved to the temporary folder instead of being lost."""
+    from napari_seglab.core import modelio
+
+    d = files
+    real = modelio.save_file
+
+    def full_disk(tensors, path, metadata=None):
+        if Path(path).parent == d:
+            Path(path).write_bytes(b"partial")
+            raise RuntimeError("Error while serializing: I/O error: No space left on device")
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(modelio, "save_file", full_disk)
+    code, err = run(["train", d / "img.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST], capsys)
+    line = one_line_error(code, err)
+    assert "No space left on device" in line and "it was saved to" in line
+    rescued = Path(line.rsplit("it was saved to ", 1)[1].split(" instead")[0])
+    try:
+        assert load_model(rescued).num_classes == 2
+    finally:
+        rescued.unlink()
+    assert sorted(os.listdir(d)) == ["img.tif", "scr.tif"]
