@@ -391,7 +391,21 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
 
 
+def _no_display() -> bool:
+    """On Linux, no X11 or Wayland display and no Qt platform chosen: Qt would abort."""
+    env = os.environ
+    return sys.platform.startswith("linux") and not (
+        env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM")
+    )
+
+
 def _open_app(args: argparse.Namespace) -> int:
+    if _no_display():
+        raise CLIError(
+            "the app needs a display (DISPLAY or WAYLAND_DISPLAY is not set); on a headless "
+            "machine run it under 'xvfb-run -a seglab', or use 'seglab train' and "
+            "'seglab predict', which need none"
+        )
     import napari
 
     from napari_seglab._sample_data import coins_image

@@ -597,3 +597,12 @@ def test_a_full_disk_at_save_keeps_the_trained_model(files, capsys, monkeypatch)
     finally:
         rescued.unlink()
     assert sorted(os.listdir(d)) == ["img.tif", "scr.tif"]
+
+
+def test_the_app_without_a_display_is_one_line(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    for argv in (["gui"], []):
+        code, err = run(argv, capsys)
+        assert "the app needs a display" in one_line_error(code, err)
