@@ -60,11 +60,15 @@ def _non_negative_float(text: str) -> float:
 CPUS = os.cpu_count() or 1
 
 
-def _positive_int(text: str) -> int:
+def _parse_int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _parse_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -74,10 +78,7 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an integer from ``low`` to ``high``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        value = _parse_int(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
         return value
@@ -356,6 +357,8 @@ def _predict(args: argparse.Namespace) -> int:
             _predict_one(model, src, dst, args)
         except (CLIError, ValueError, OSError, FloatingPointError) as exc:
             if len(images) == 1:
+                if isinstance(exc, CLIError):  # it names the file already
+                    raise
                 raise CLIError(f"{src}: {exc}") from None
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"seglab: error: {src}: {message}", file=sys.stderr)

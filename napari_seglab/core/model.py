@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from napari_seglab.core.data import Normalization
+from napari_seglab.core.data import MAX_CLASSES, Normalization
 from napari_seglab.core.predict import Prediction  # re-exported: SegModel.predict returns it
 
 NORMS = ("batch", "group", "instance", "none")
@@ -103,6 +103,9 @@ class ModelConfig:
             raise ValueError(f"unknown model settings {sorted(unknown)}")
         return cls(**d)
 
+
+#: The most input channels a model takes.
+MAX_IN_CHANNELS = 64
 
 #: The largest network built (about 600 MB of float32 weights, a few GB to train): width 128 at
 #: depth 4 or width 64 at depth 5; the default (width 32, depth 3) has about 2 M. Width 256 at
@@ -258,12 +261,35 @@ class SegModel:
         config: ModelConfig | None = None,
         seed: int | None = None,
     ) -> SegModel:
-        """A fresh, untrained model for ``num_classes`` classes (at least 2)."""
+        """A fresh, untrained model for ``num_classes`` classes (2 to :data:`MAX_CLASSES`).
+
+        Raises
+        ------
+        ValueError
+            ``num_classes`` or ``in_channels`` out of range (class ids above 255 would not fit
+            the uint8 predictions), a normalisation that is not finite, has an empty range or
+            another channel count, or a network over :data:`MAX_PARAMETERS` parameters
+            (checked before anything is allocated).
+        """
         if num_classes < 2:
             raise ValueError(f"a model needs at least 2 classes, got {num_classes}")
+        if num_classes > MAX_CLASSES:
+            raise ValueError(f"num_classes {num_classes} must be between 2 and {MAX_CLASSES}")
+        if not 1 <= in_channels <= MAX_IN_CHANNELS:
+            raise ValueError(f"in_channels {in_channels} must be between 1 and {MAX_IN_CHANNELS}")
         if len(normalization.low) != in_channels:
             raise ValueError(
                 f"normalisation has {len(normalization.low)} channels, expected {in_channels}"
+            )
+        low, high = np.asarray(normalization.low, float), np.asarray(normalization.high, float)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ValueError(
+                f"normalisation low {normalization.low} / high {normalization.high} is not finite"
+            )
+        if not (high > low).all():
+            raise ValueError(
+                f"normalisation range is empty: low {normalization.low} >= high "
+                f"{normalization.high}"
             )
         config = config or ModelConfig()
         n_in, n_out = in_channels * config.z_window, output_channels(num_classes, config)

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from napari_seglab.core.data import MAX_CLASSES, Normalization
+from napari_seglab.core.data import Normalization
 from napari_seglab.core.model import ModelConfig, SegModel, output_channels
 
 FORMAT = "napari-seglab-model"
@@ -191,7 +190,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
         normalization = Normalization.from_dict(header["normalization"])
         num_classes = int(header["num_classes"])
         in_channels = int(header["in_channels"])
-        _check_header_values(num_classes, in_channels, normalization)
+        # SegModel.create checks the values (class and channel counts, normalisation, size)
         with torch.device("meta"):  # shapes only: no memory
             skeleton = SegModel.create(num_classes, in_channels, normalization, config)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -224,23 +223,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
 
         model.net.to(resolve_device(device))
     return model
-
-
-#: The most input channels a model file may declare.
-MAX_IN_CHANNELS = 64
-
-
-def _check_header_values(num_classes: int, in_channels: int, norm: Normalization) -> None:
-    """Raise ValueError for header values no training writes (a damaged or crafted file)."""
-    if not 2 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes {num_classes} must be between 2 and {MAX_CLASSES}")
-    if not 1 <= in_channels <= MAX_IN_CHANNELS:
-        raise ValueError(f"in_channels {in_channels} must be between 1 and {MAX_IN_CHANNELS}")
-    low, high = np.asarray(norm.low, float), np.asarray(norm.high, float)
-    if not (np.isfinite(low).all() and np.isfinite(high).all()):
-        raise ValueError(f"normalisation low {norm.low} / high {norm.high} is not finite")
-    if not (high > low).all():
-        raise ValueError(f"normalisation range is empty: low {norm.low} >= high {norm.high}")
 
 
 def _shape_difference(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
