@@ -155,6 +155,28 @@ class RunReadout(QWidget):
         session.finished.connect(self._on_finished)
         session.modelReplaced.connect(self._on_model_replaced)
 
+    def show_device(self, device: str) -> None:
+        """Show ``"Device: CPU, 1 thread"`` for a setting (``"auto"``, ``"cpu"``, ``"cuda"``)."""
+        try:
+            from napari_seglab.core.device import describe_device, resolve_device
+
+            text = describe_device(resolve_device(device))
+        except Exception:
+            text = device
+        self.device_label.setText(f"Device: {text}")
+
+    def follow_theme(self, theme_name: str) -> None:
+        """Colour the loss plot like napari's theme ``theme_name`` (unknown names: ignored)."""
+        from napari.utils.theme import get_theme
+
+        try:
+            theme = get_theme(theme_name)
+        except (KeyError, ValueError):
+            return
+        self.loss_plot.set_colors(
+            theme.background.as_hex(), theme.foreground.as_hex(), theme.text.as_hex()
+        )
+
     def stop(self) -> None:
         """Stop the timers (safe after Qt deleted them)."""
         for stop in (self._timer.stop, self.loss_plot.stop):

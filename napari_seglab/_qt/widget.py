@@ -135,17 +135,9 @@ class SegLabWidget(QWidget):
         tl.addLayout(row)
         self.readout = RunReadout(self.session, train_box)
         tl.addWidget(self.readout)
-        r = self.readout  # its parts, under the names the dock always had
-        self.progress, self.status_label, self.device_label = (
-            r.progress,
-            r.status_label,
-            r.device_label,
-        )
-        self.loss_plot, self.recall_label, self.notes_label = (
-            r.loss_plot,
-            r.recall_label,
-            r.notes_label,
-        )
+        parts = "progress status_label device_label loss_plot recall_label notes_label"
+        for part in parts.split():  # the readout's parts, under the names the dock always had
+            setattr(self, part, getattr(self.readout, part))
         layout.addWidget(train_box)
 
         model_box = QGroupBox("Model", self)
@@ -192,15 +184,7 @@ class SegLabWidget(QWidget):
         self.viewer.events.theme.connect(self._apply_theme)
 
     def _apply_theme(self, event=None) -> None:
-        from napari.utils.theme import get_theme
-
-        try:
-            theme = get_theme(self.viewer.theme)
-        except (KeyError, ValueError):
-            return
-        self.loss_plot.set_colors(
-            theme.background.as_hex(), theme.foreground.as_hex(), theme.text.as_hex()
-        )
+        self.readout.follow_theme(self.viewer.theme)
 
     def _select_initial_pair(self) -> None:
         """Choose the image and scribbles found at start-up, and count those scribbles.
@@ -324,14 +308,7 @@ class SegLabWidget(QWidget):
     # state
     # ------------------------------------------------------------------------------------
     def _update_device_label(self, *_args) -> None:
-        device = self.settings_panel.settings().device
-        try:
-            from napari_seglab.core.device import describe_device, resolve_device
-
-            text = describe_device(resolve_device(device))
-        except Exception:
-            text = device
-        self.device_label.setText(f"Device: {text}")
+        self.readout.show_device(self.settings_panel.settings().device)
 
     def _update_buttons(self, *_args) -> None:
         if self._closed:
