@@ -104,16 +104,48 @@ def read_image(path: str | Path, what: str = "image") -> Any:
     read_image_check(path, what)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
+            data = _read_tiff(path, what)
         else:
             from skimage import io
 
             data = io.imread(path)
+    except CLIError:
+        raise
     except Exception as exc:
         raise CLIError(f"could not read {what} {path}: {exc}") from None
     return np.asarray(data)
+
+
+def _read_tiff(path: Path, what: str) -> Any:
+    """The first image series of a TIFF, refusing files whose pages form several images alike.
+
+    A stack written page by page as separate series would otherwise be read as its first
+    plane; series of other shapes (thumbnails, slide labels) are named on stderr and skipped.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series
+        if not series:
+            raise CLIError(f"could not read {what} {path}: it holds no image")
+        first = series[0]
+        if len(series) > 1:
+            alike = sum(s.shape == first.shape for s in series)
+            shapes = ", ".join(str(tuple(s.shape)) for s in series[:6])
+            more = ", ..." if len(series) > 6 else ""
+            if alike > 1:
+                raise CLIError(
+                    f"{what} {path} holds {len(series)} separate images ({shapes}{more}); "
+                    "seglab reads one image per file. Save a stack as one image "
+                    "(tifffile.imwrite(path, stack)), or each image to its own file"
+                )
+            others = ", ".join(str(tuple(s.shape)) for s in series[1:7])
+            print(
+                f"note: {path}: reading its first image {tuple(first.shape)}; the file's "
+                f"other image(s) ({others}{more}) are not used",
+                file=sys.stderr,
+            )
+        return first.asarray()
 
 
 #: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
@@ -335,6 +367,11 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         if out.exists() and not out.is_dir():
             raise CLIError(f"output {out} is a file; give a folder for several images")
+        if not out.exists() and out.suffix.lower() in TIFF_SUFFIXES:
+            raise CLIError(
+                f"output {out}: with {len(images)} images -o names a folder to create, and "
+                f"{out.name} looks like a file name; give a folder"
+            )
         stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
         if len(set(stems)) != len(stems):
             raise CLIError("several input images have the same name; outputs would collide")
@@ -343,8 +380,10 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = {Path(args.model): "model", **{p: "image" for p in images}}
     check_outputs(outputs, inputs)
     model = load_model(args.model)
-    if len(targets) > 1 or targets[0] != out:
+    created = None  # the output folder, when made here (removed again if left empty)
+    if (len(targets) > 1 or targets[0] != out) and not out.is_dir():
         out.mkdir(parents=True, exist_ok=True)
+        created = out
     if args.threads:
         import torch
 
@@ -367,6 +406,8 @@ def _predict(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{src} -> {dst}", file=sys.stderr)
     if failed:
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()
         print(
             f"seglab: error: {len(failed)} of {len(images)} images not predicted", file=sys.stderr
         )
@@ -376,22 +417,70 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
     import tifffile
+    from tqdm import tqdm
 
     from napari_seglab.core.modelio import write_atomic
 
     image = read_image(src, "image")
-    prediction = model.predict(
-        image,
-        device=args.device,
-        channel_axis=args.channel_axis,
-        tile=args.tile,
-        probabilities=args.probabilities,
-    )
-    if args.probabilities:
-        probs = prediction.probabilities
-        write_atomic(_prob_path(dst), lambda t, a=probs: tifffile.imwrite(t, a))
+    megapixels = _spatial_pixels(image, model, args.channel_axis) / 1e6
+    if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
+        print(
+            f"{src}: {image.shape} {image.dtype}, {megapixels:,.0f} Mpixel to predict; "
+            "the bar's estimate follows the first rows",
+            file=sys.stderr,
+        )
+    with tqdm(
+        total=megapixels,
+        unit="Mpx",
+        disable=args.quiet,
+        file=sys.stderr,
+        desc=src.name,
+        leave=False,
+        delay=1.0,  # no bar for a quick image, nor before an error found at once
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} Mpx "
+        "[{elapsed}<{remaining}]",
+    ) as bar:
+        prediction = model.predict(
+            image,
+            device=args.device,
+            channel_axis=args.channel_axis,
+            tile=args.tile,
+            probabilities=args.probabilities,
+            progress=lambda n: bar.update(n / 1e6),
+        )
     labels = prediction.labels
-    write_atomic(dst, lambda t, a=labels: tifffile.imwrite(t, a, compression="zlib"))
+
+    def write_labels(tmp: str) -> None:
+        tifffile.imwrite(tmp, labels, compression="zlib")
+
+    if not args.probabilities:
+        write_atomic(dst, write_labels)
+        return
+    probs = prediction.probabilities
+
+    def write_both(tmp: str) -> None:
+        # the labels are renamed into place just before the probabilities: an interruption
+        # leaves both, the labels alone, or neither, never the probabilities alone
+        tifffile.imwrite(tmp, probs)
+        write_atomic(dst, write_labels)
+
+    write_atomic(_prob_path(dst), write_both)
+
+
+#: From this size on, ``seglab predict`` says up front what it is about to predict.
+LARGE_MEGAPIXELS = 16
+
+
+def _spatial_pixels(image: Any, model: Any, channel_axis: int | None) -> int:
+    """Pixels of ``image`` without its channel axis, read as ``model`` will read it."""
+    import numpy as np
+
+    size = int(np.prod(image.shape, dtype=np.int64))
+    if channel_axis is not None:
+        return size // image.shape[channel_axis]
+    if model.in_channels > 1 and image.ndim >= 3:
+        return size // model.in_channels
+    return size
 
 
 def _no_display() -> bool:

@@ -66,6 +66,17 @@ def check_finite(image: np.ndarray, what: str = "image", chunk: int = 1 << 24) -
             )
 
 
+def _ask_channel_axis(shape: tuple[int, ...], spatial_shape: tuple[int, ...], axis: int) -> None:
+    """A 3D image with 2D scribbles whose extra axis is not the last: channels, or planes of a
+    stack painted in 2D? Both are common, so the caller must say (never guessed)."""
+    raise ValueError(
+        f"image shape {shape} with 2D scribbles {spatial_shape}: is axis {axis} (size "
+        f"{shape[axis]}) {shape[axis]} channels, or {shape[axis]} planes of a stack? For channels "
+        f"pass the channel axis (seglab: --channel-axis {axis}; Python: channel_axis={axis}); "
+        f"for a stack, paint scribbles of the stack's shape {shape}"
+    )
+
+
 def _detect_channel_axis(
     shape: tuple[int, ...], spatial_shape: tuple[int, ...] | None, in_channels: int | None
 ) -> int | None:
@@ -77,6 +88,8 @@ def _detect_channel_axis(
         if ndim == len(spatial_shape) + 1:
             for axis in (ndim - 1, 0, *range(1, ndim - 1)):
                 if shape[:axis] + shape[axis + 1 :] == spatial_shape:
+                    if ndim == 3 and axis != ndim - 1:
+                        _ask_channel_axis(shape, spatial_shape, axis)
                     return axis
         raise ValueError(
             f"scribbles shape {spatial_shape} does not match image shape {shape} "
@@ -137,7 +150,9 @@ def as_zcyx(
     channel_axis : int, optional
         The channel axis. When omitted it is detected from ``spatial_shape`` (the scribbles'
         shape), else from ``in_channels`` (a model's channel count), else: a last axis of size
-        3 or 4 of a 3D array is RGB(A); other 3D arrays are grayscale stacks.
+        3 or 4 of a 3D array is RGB(A); other 3D arrays are grayscale stacks. A 3D image with
+        2D scribbles is read as channels-last without asking; any other axis is refused (it
+        could be channels or the planes of a stack), so ``(5, Y, X)`` needs ``channel_axis=0``.
     spatial_shape, in_channels
         Hints for the detection, see above.
 
@@ -183,6 +198,60 @@ def as_zcyx(
     # (Z, Y, X, C) -> (Z, C, Y, X)
     data = np.moveaxis(data, -1, 1)
     return ImageView(data=data, spatial_shape=tuple(spatial), channel_axis=axis)
+
+
+#: Normalised values are clipped to +-this: outliers millions of ranges away (a no-data value,
+#: a float64 image beyond float32) would otherwise become inf in float32 and NaN in the network.
+NORM_LIMIT = 1e6
+#: At most this many grey levels of an image are compared before and after normalisation.
+LEVELS_CHECKED = 4096
+
+
+def _check_range(
+    values: np.ndarray,
+    lo: float,
+    hi: float,
+    percentiles: tuple[float, float],
+    channel: int,
+    channels: int,
+) -> None:
+    """Raise ValueError when normalising to ``lo..hi`` in float32 would merge most grey levels.
+
+    That happens when extreme values fill more than a percentile's share of the image (a
+    no-data margin of -3.4e38 around a float image maps every real pixel to one constant), or
+    when a range is tiny next to the values' magnitude.
+    """
+    where = f" in channel {channel}" if channels > 1 else ""
+    if not np.isfinite(hi - lo):
+        raise ValueError(
+            f"the image's values{where} span {lo:.4g} to {hi:.4g}, wider than a float64 can "
+            "hold; rescale the image first"
+        )
+    sample = values[:: max(1, values.size // 200_000)]
+    levels = np.unique(sample)
+    if len(levels) < 2:  # a constant image: nothing to merge
+        return
+    if len(levels) > LEVELS_CHECKED:  # an even spread of levels, not only the extremes
+        levels = levels[np.linspace(0, len(levels) - 1, LEVELS_CHECKED).astype(np.int64)]
+    kept = len(
+        np.unique(np.clip((levels - lo) / (hi - lo), -NORM_LIMIT, NORM_LIMIT).astype(np.float32))
+    )
+    if kept >= max(2, len(levels) // 2):
+        return
+    vmin, vmax = float(values.min()), float(values.max())
+    extreme = vmin if np.mean(values == vmin) >= np.mean(values == vmax) else vmax
+    share = float(np.mean(values == extreme))
+    cause = (
+        f"the value {extreme:.4g} on {share:.1%} of its pixels stretches the normalisation "
+        f"range (percentiles {percentiles[0]:g}-{percentiles[1]:g}) to {lo:.4g}..{hi:.4g}. "
+        "A no-data value? Replace it with a value within the image's range, or crop it away"
+        if share >= 0.01 * min(percentiles[0], 100 - percentiles[1])
+        else f"its range {lo:.4g}..{hi:.4g} is too narrow for values of that size"
+    )
+    raise ValueError(
+        f"the image cannot be normalised{where}: only {kept} of {len(levels)} grey levels "
+        f"would stay distinct, because {cause}"
+    )
 
 
 @dataclass(frozen=True)
@@ -232,6 +301,7 @@ class Normalization:
                 lo, hi = float(values.min()), float(values.max())
             if not hi > lo:
                 hi = lo + 1.0
+            _check_range(values, float(lo), float(hi), (lo_p, hi_p), c, view.channels)
             lows.append(float(lo))
             highs.append(float(hi))
         return cls(tuple(lows), tuple(highs), (lo_p, hi_p))
@@ -247,13 +317,20 @@ class Normalization:
             np.float16,
             np.float32,
         )
-        work = np.float32 if exact else np.float64
+        out = self._apply(x, channel_axis, np.float32 if exact else np.float64)
+        if out.dtype == np.float32 and not np.isfinite(out).all():
+            out = self._apply(x, channel_axis, np.float64)  # float32 overflowed: redo in float64
+        return out.astype(np.float32, copy=False)
+
+    def _apply(self, x: np.ndarray, channel_axis: int, work: type) -> np.ndarray:
         shape = [1] * x.ndim
         shape[channel_axis] = len(self.low)
         low = np.asarray(self.low, work).reshape(shape)
         scale = 1.0 / np.asarray(np.subtract(self.high, self.low), work).reshape(shape)
-        out = (x.astype(work, copy=False) - low) * scale
-        return out.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (x.astype(work, copy=False) - low) * scale
+        # outliers far beyond the range must not overflow float32 (nor swamp the network)
+        return np.clip(out, -NORM_LIMIT, NORM_LIMIT, out=out)
 
     def to_dict(self) -> dict:
         return {

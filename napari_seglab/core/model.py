@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,7 @@ class SegModel:
         region: tuple[slice, ...] | None = None,
         probabilities: bool = True,
         batch_size: int | None = None,
+        progress: Callable[[int], Any] | None = None,
     ) -> Prediction:
         """Predict every pixel of ``image`` (tiled, with smooth blending); see
         :func:`napari_seglab.core.predict.predict`."""
@@ -349,6 +351,7 @@ class SegModel:
             region=region,
             probabilities=probabilities,
             batch_size=batch_size,
+            progress=progress,
         )
 
     def save(self, path: str | Path) -> None:

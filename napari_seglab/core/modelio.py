@@ -7,9 +7,11 @@ training settings and the package version.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -94,9 +96,28 @@ def write_atomic(path: str | Path, write: Callable[[str], Any]) -> None:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         write(str(tmp))
         os.replace(tmp, path)
+    except OSError as exc:
+        full = exc.errno == errno.ENOSPC or _disk_full(directory)
+        tmp.unlink(missing_ok=True)
+        if full:  # writers word it their own way ("9216 requested and 956 written")
+            raise OSError(
+                errno.ENOSPC, f"no space left on the disk holding {directory.resolve()}", str(path)
+            ) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: Below this many free bytes, a failed write is put down to a full disk.
+DISK_FULL_BYTES = 1 << 20
+
+
+def _disk_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < DISK_FULL_BYTES
+    except OSError:
+        return False
 
 
 def _sniff(path: Path) -> None:

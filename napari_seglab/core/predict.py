@@ -9,9 +9,10 @@ at a time and only the rows still being blended are kept, so working memory is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -144,6 +145,7 @@ def predict(
     region: tuple[slice, ...] | None = None,
     probabilities: bool = True,
     batch_size: int | None = None,
+    progress: Callable[[int], Any] | None = None,
 ) -> Prediction:
     """Predict class ids (and probabilities) for every pixel of an image.
 
@@ -171,6 +173,9 @@ def predict(
         Also return the ``(K, *spatial)`` probabilities (set False to save memory).
     batch_size : int, optional
         Tiles per forward pass (default: :func:`default_batch_size`).
+    progress : callable, optional
+        Called with the number of pixels just finished (a band of rows at a time); the calls
+        add up to the number of predicted pixels (Z x Y x X of the region). For a progress bar.
 
     Returns
     -------
@@ -215,6 +220,7 @@ def predict(
                 batch_size,
                 labels[i],
                 None if probs is None else probs[:, i],
+                progress,
             )
     finally:
         if dev != original:
@@ -254,6 +260,7 @@ def _predict_slice(
     batch_size: int,
     out_labels: np.ndarray,
     out_probs: np.ndarray | None,
+    progress: Callable[[int], Any] | None = None,
 ) -> None:
     """Predict one 2D slice inside ``box`` into the output arrays.
 
@@ -313,6 +320,8 @@ def _predict_slice(
                 out_labels[r_lo - y0 : r_hi - y0] = np.argmax(part, axis=0).astype(np.uint8) + 1
                 if out_probs is not None:
                     out_probs[:, r_lo - y0 : r_hi - y0] = part
+                if progress is not None:
+                    progress((r_hi - r_lo) * (x1 - x0))
             acc = acc[:, n_done:].copy()
             wacc = wacc[n_done:].copy()
             a0 = next_y

@@ -606,3 +606,119 @@ def test_the_app_without_a_display_is_one_line(monkeypatch, capsys):
     for argv in (["gui"], []):
         code, err = run(argv, capsys)
         assert "the app needs a display" in one_line_error(code, err)
+
+
+def test_a_tiff_of_separate_images_is_refused_and_thumbnails_are_named(files, capsys):
+    """Pages written as separate images of one shape (a stack saved plane by plane) would be
+    read as their first plane: refused. Images of other shapes (thumbnails) are named."""
+    d = files
+    image = tifffile.imread(d / "img.tif")
+    for plane in range(3):
+        tifffile.imwrite(d / "planes.tif", image, append=plane > 0)
+    code, err = run(["train", d / "planes.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST], capsys)
+    line = one_line_error(code, err)
+    assert "holds 3 separate images" in line and "one image per file" in line
+    tifffile.imwrite(d / "thumb.tif", image)
+    tifffile.imwrite(d / "thumb.tif", image[::8, ::8], append=True)
+    code, err = run(["train", d / "thumb.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST], capsys)
+    assert code == 0, err
+    assert "reading its first image (64, 72)" in err and "(8, 9)" in err
+
+
+def test_channels_or_planes_are_asked_for(files, capsys):
+    """2D scribbles for a 5-plane stack: the CLI asks for --channel-axis instead of reading the
+    planes as channels; with it, the 5-channel model predicts a 2D result."""
+    d = files
+    image = tifffile.imread(d / "img.tif")
+    tifffile.imwrite(d / "stack.tif", np.stack([image] * 5))
+    argv = ["train", d / "stack.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST]
+    line = one_line_error(*run(argv, capsys))
+    assert "(5, 64, 72)" in line and "--channel-axis 0" in line
+    assert not (d / "m.seglab").exists()
+    code, err = run([*argv, "--channel-axis", "0"], capsys)
+    assert code == 0, err
+    assert load_model(d / "m.seglab").in_channels == 5
+
+
+def test_a_no_data_margin_is_one_error(files, capsys):
+    d = files
+    image = tifffile.imread(d / "img.tif").astype(np.float32)
+    image[:, :12] = -3.4e38
+    tifffile.imwrite(d / "nodata.tif", image)
+    argv = ["train", d / "nodata.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST]
+    line = one_line_error(*run(argv, capsys))
+    assert "-3.4e+38" in line and "no-data" in line
+
+
+def test_a_full_disk_during_predict_is_named(files, capsys, monkeypatch):
+    """A writer's own words for a full disk ("9216 requested and 956 written") become a line
+    naming the full disk; nothing half-written is left."""
+    from napari_seglab.core import modelio
+
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"partial")
+        raise OSError("9216 requested and 956 written")
+
+    class Usage:
+        free = 0
+
+    monkeypatch.setattr(tifffile, "imwrite", full_disk)
+    monkeypatch.setattr(modelio.shutil, "disk_usage", lambda path: Usage)
+    code, err = run(["predict", model, d / "img.tif", "-o", d / "pred.tif"], capsys)
+    line = one_line_error(code, err)
+    assert "no space left on the disk holding" in line and str(d) in line
+    assert sorted(os.listdir(d)) == ["img.tif", "m.seglab", "scr.tif"]
+
+
+def test_labels_and_probabilities_are_written_as_a_set(files, capsys, monkeypatch):
+    """When the labels cannot be written, the probabilities written before them are not left
+    alone either."""
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    real = tifffile.imwrite
+
+    def labels_fail(path, data, *args, **kwargs):
+        if data.dtype == np.uint8:
+            raise OSError("the labels cannot be written")
+        return real(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", labels_fail)
+    argv = ["predict", model, d / "img.tif", "-o", d / "pred.tif", "--probabilities"]
+    assert "the labels cannot be written" in one_line_error(*run(argv, capsys))
+    assert sorted(os.listdir(d)) == ["img.tif", "m.seglab", "scr.tif"]
+
+
+def test_batch_output_must_be_a_folder_and_is_not_left_empty(files, capsys):
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    tifffile.imwrite(d / "two.tif", blobs(seed=1)[0])
+    line = one_line_error(
+        *run(["predict", model, d / "img.tif", d / "two.tif", "-o", d / "out.tif"], capsys)
+    )
+    assert "looks like a file name" in line and not (d / "out.tif").exists()
+    code, err = run(["predict", model, d / "missing.tif", d / "gone.tif", "-o", d / "out"], capsys)
+    assert code == 2 and "2 of 2 images not predicted" in err
+    assert not (d / "out").exists()
+
+
+def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkeypatch):
+    """A large image is announced before the long part, and the bar's count (megapixels,
+    shown after a second) adds up to every pixel."""
+    from napari_seglab import cli
+
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    monkeypatch.setattr(cli, "LARGE_MEGAPIXELS", 0.004)
+    code, err = run(["predict", model, d / "img.tif", "-o", d / "pred.tif"], capsys)
+    assert code == 0, err
+    assert "img.tif: (64, 72) uint8, 0 Mpixel to predict" in err
+    done = []
+    load_model(model).predict(tifffile.imread(d / "img.tif"), progress=done.append, tile=32)
+    assert sum(done) == 64 * 72 and len(done) > 1

@@ -18,7 +18,8 @@ LAYOUT_CASES = [
     # image shape, channel_axis, spatial hint, in_channels, expected (Z, C, Y, X), spatial
     ((30, 40), None, (30, 40), None, (1, 1, 30, 40), (30, 40)),
     ((30, 40, 3), None, (30, 40), None, (1, 3, 30, 40), (30, 40)),
-    ((3, 30, 40), None, (30, 40), None, (1, 3, 30, 40), (30, 40)),
+    ((3, 30, 40), 0, (30, 40), None, (1, 3, 30, 40), (30, 40)),
+    ((30, 40, 2), None, (30, 40), None, (1, 2, 30, 40), (30, 40)),
     ((5, 30, 40), None, (5, 30, 40), None, (5, 1, 30, 40), (5, 30, 40)),
     ((5, 30, 40, 2), None, (5, 30, 40), None, (5, 2, 30, 40), (5, 30, 40)),
     ((2, 30, 40), 0, None, None, (1, 2, 30, 40), (30, 40)),
@@ -175,3 +176,52 @@ def test_normalization_keeps_grey_levels_past_float32(dtype, offset):
     assert out.dtype == np.float32
     assert len(np.unique(out)) == 911
     np.testing.assert_allclose(out.ravel(), levels / 910, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5, 30, 40), (3, 30, 40), (30, 5, 40)])
+def test_channels_or_planes_are_never_guessed(shape):
+    """A 3D image painted in 2D: its extra axis may be channels or planes; unless it is the
+    last one, the caller must say which (the message names the shapes and the option)."""
+    axis = shape.index(next(s for s in shape if s not in (30, 40)))
+    with pytest.raises(ValueError, match=rf"--channel-axis {axis}.*channel_axis={axis}") as err:
+        as_zcyx(np.zeros(shape, np.float32), spatial_shape=(30, 40))
+    assert str(shape) in str(err.value) and "(30, 40)" in str(err.value)
+    view = as_zcyx(np.zeros(shape, np.float32), channel_axis=axis, spatial_shape=(30, 40))
+    assert view.data.shape == (1, shape[axis], 30, 40)
+
+
+def test_a_no_data_margin_is_refused_with_its_cause():
+    """-3.4e38 around a float image (a GIS/microscopy no-data value) would map every real pixel
+    to one grey level: refused, naming the value and its share."""
+    image = np.random.default_rng(0).normal(100, 10, (128, 128)).astype(np.float32)
+    image[:, :20] = -3.4e38
+    with pytest.raises(ValueError, match=r"-3\.4e\+38 on 15\.6% of its pixels.*no-data"):
+        Normalization.fit(as_zcyx(image))
+    image[:, :20] = image[:, 20:40]  # replaced by real values: fine
+    Normalization.fit(as_zcyx(image))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "outliers"),
+    [(np.float32, (3.4e38, -3.4e38)), (np.float64, (1e300, -1e300)), (np.float64, (1e300,))],
+)
+def test_outliers_beyond_float32_stay_finite(dtype, outliers):
+    """A few values beyond float32 (or at its bounds) are clipped after normalisation instead of
+    becoming inf and then NaN inside the network; the other pixels are untouched."""
+    image = np.random.default_rng(0).normal(100, 10, (64, 64)).astype(dtype)
+    for i, value in enumerate(outliers):
+        image[0, i] = value
+    view = as_zcyx(image)
+    norm = Normalization.fit(view)
+    out = norm.apply(view.data, channel_axis=1)
+    assert np.isfinite(out).all()
+    ref = (image[1:].astype(np.float64) - norm.low[0]) / (norm.high[0] - norm.low[0])
+    np.testing.assert_allclose(out[0, 0, 1:], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_values_wider_than_float64_are_refused():
+    image = np.zeros((32, 32))
+    image[:16] = -1.7e308
+    image[16:] = 1.7e308
+    with pytest.raises(ValueError, match="wider than a float64"):
+        Normalization.fit(as_zcyx(image), (0.0, 100.0))
