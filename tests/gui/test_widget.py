@@ -378,6 +378,45 @@ def test_load_rejects_a_foreign_file(widget, tmp_path, monkeypatch):
     assert widget.trainer.model is None
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda h: h["normalization"].update(low=[float("nan")]), "not finite"),
+        (lambda h: h.update(num_classes=1_000_000_000), "num_classes"),
+        (lambda h: h["model_config"].update(width=256, depth=6), "at most 150 M"),
+        (lambda h: h["normalization"].update(percentiles=[]), "invalid model header"),
+    ],
+    ids=["nan_normalisation", "1e9_classes", "31GB_network", "empty_percentiles"],
+)
+def test_load_refuses_a_damaged_model_and_keeps_the_work(
+    widget, qtbot, tmp_path, monkeypatch, change, reason
+):
+    """A damaged model file through Load: one error naming the reason; the trained model, the
+    strokes and the classes stay as they were (nothing is allocated for the damaged sizes)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from napari_seglab.core.modelio import HEADER_KEY, model_header
+
+    errors = []
+    monkeypatch.setattr("napari_seglab._qt.widget.show_error", errors.append)
+    layer = _scribbled(widget, qtbot)
+    _train(widget, qtbot)
+    model, strokes = widget.trainer.model, np.array(layer.data)
+    header = model_header(model)
+    change(header)
+    tensors = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    path = tmp_path / "damaged.seglab"
+    save_file(tensors, str(path), metadata={HEADER_KEY: json.dumps(header)})
+    assert widget.load_model(path) is None
+    assert len(errors) == 1 and reason in errors[0] and "Traceback" not in errors[0]
+    assert widget.trainer.model is model
+    np.testing.assert_array_equal(layer.data, strokes)
+    assert [c.name for c in widget.classes] == ["background", "foreground"]
+    assert widget.train_button.isEnabled()
+
+
 def test_apply_to_another_layer(widget, viewer, qtbot):
     _scribbled(widget, qtbot)
     _train(widget, qtbot)
