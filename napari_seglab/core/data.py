@@ -310,27 +310,25 @@ class Normalization:
         """Normalise ``x`` (channels on ``channel_axis``, default ``(..., C, Y, X)``) to float32.
 
         Values that float32 cannot hold exactly (32- and 64-bit integers, float64) are shifted
-        in float64 first: a uint32 image with a 2**31 offset keeps every grey level.
+        in float64 first: a uint32 image with a 2**31 offset keeps every grey level. Results are
+        clipped to +-:data:`NORM_LIMIT`.
         """
         x = np.asarray(x)
         exact = (x.dtype.kind in "biu" and x.dtype.itemsize <= 2) or x.dtype in (
             np.float16,
             np.float32,
         )
-        out = self._apply(x, channel_axis, np.float32 if exact else np.float64)
-        if out.dtype == np.float32 and not np.isfinite(out).all():
-            out = self._apply(x, channel_axis, np.float64)  # float32 overflowed: redo in float64
-        return out.astype(np.float32, copy=False)
-
-    def _apply(self, x: np.ndarray, channel_axis: int, work: type) -> np.ndarray:
+        work = np.float32 if exact else np.float64
         shape = [1] * x.ndim
         shape[channel_axis] = len(self.low)
         low = np.asarray(self.low, work).reshape(shape)
         scale = 1.0 / np.asarray(np.subtract(self.high, self.low), work).reshape(shape)
         with np.errstate(over="ignore", invalid="ignore"):
             out = (x.astype(work, copy=False) - low) * scale
-        # outliers far beyond the range must not overflow float32 (nor swamp the network)
-        return np.clip(out, -NORM_LIMIT, NORM_LIMIT, out=out)
+        # outliers far beyond the range (inf where float32 overflowed) are clipped, so that
+        # they cannot overflow float32 or swamp the network
+        np.clip(out, -NORM_LIMIT, NORM_LIMIT, out=out)
+        return out.astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
         return {
