@@ -124,7 +124,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("dice_focal", "Dice + focal", "dice_focal", "none"),
 )
 VARIANT_BY_KEY = {v.key: v for v in VARIANTS}
-DEFAULT_KEY = "dice_ce_w"  # the product's default: TrainConfig() loss and class weights
+#: The variant with the product's default loss and class weights (``TrainConfig()``).
+DEFAULT_KEY = next(
+    v.key
+    for v in VARIANTS
+    if (v.loss, v.class_weights, v.binary_mode, v.factory)
+    == (TrainConfig.loss, TrainConfig.class_weights, "softmax", None)
+)
 
 
 @contextlib.contextmanager

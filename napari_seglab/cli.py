@@ -476,8 +476,10 @@ def _spatial_pixels(image: Any, model: Any, channel_axis: int | None) -> int:
     import numpy as np
 
     size = int(np.prod(image.shape, dtype=np.int64))
-    if channel_axis is not None:
-        return size // image.shape[channel_axis]
+    if channel_axis is not None:  # an axis out of range is refused by the prediction itself
+        return (
+            size // image.shape[channel_axis] if -image.ndim <= channel_axis < image.ndim else size
+        )
     if model.in_channels > 1 and image.ndim >= 3:
         return size // model.in_channels
     return size

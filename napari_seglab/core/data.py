@@ -84,6 +84,12 @@ def _detect_channel_axis(
     if spatial_shape is not None:
         spatial_shape = tuple(int(s) for s in spatial_shape)
         if shape == spatial_shape:
+            if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+                raise ValueError(
+                    f"the scribbles have the shape of the image, {shape}, which looks like a "
+                    "colour (RGB) image: scribbles hold one integer label per pixel, shape "
+                    f"{shape[:2]} here; save them as a single-channel (grey or label) image"
+                )
             return None
         if ndim == len(spatial_shape) + 1:
             for axis in (ndim - 1, 0, *range(1, ndim - 1)):

@@ -94,7 +94,9 @@ def write_atomic(path: str | Path, write: Callable[[str], Any]) -> None:
     tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        mode = tmp.stat().st_mode & 0o777  # 0666 less the umask
         write(str(tmp))
+        os.chmod(tmp, mode)  # writers that recreate the file (safetensors) leave it 0600
         os.replace(tmp, path)
     except OSError as exc:
         full = exc.errno == errno.ENOSPC or _disk_full(directory)

@@ -722,3 +722,28 @@ def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkey
     done = []
     load_model(model).predict(tifffile.imread(d / "img.tif"), progress=done.append, tile=32)
     assert sum(done) == 64 * 72 and len(done) > 1
+
+
+@pytest.mark.parametrize("axis", ["-7", "2", "5"])
+def test_a_channel_axis_out_of_range_is_one_error(files, capsys, axis):
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    argv = ["predict", model, d / "img.tif", "-o", d / "p.tif", f"--channel-axis={axis}"]
+    assert f"channel_axis {axis} is out of range" in one_line_error(*run(argv, capsys))
+
+
+def test_files_get_the_permissions_of_a_new_file(files, capsys):
+    """Model and prediction alike: 0666 less the umask (safetensors alone writes 0600)."""
+    d = files
+    old = os.umask(0o022)
+    try:
+        assert (
+            run(["train", d / "img.tif", d / "scr.tif", "-o", d / "m.seglab", *FAST], capsys)[0]
+            == 0
+        )
+        assert run(["predict", d / "m.seglab", d / "img.tif", "-o", d / "p.tif"], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    assert (d / "m.seglab").stat().st_mode & 0o777 == 0o644
+    assert (d / "p.tif").stat().st_mode & 0o777 == 0o644

@@ -225,3 +225,13 @@ def test_values_wider_than_float64_are_refused():
     image[16:] = 1.7e308
     with pytest.raises(ValueError, match="wider than a float64"):
         Normalization.fit(as_zcyx(image), (0.0, 100.0))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_colour_scribbles_for_a_colour_image_are_refused(channels):
+    """Strokes saved as an RGB(A) picture have the colour image's own shape: read as given they
+    would turn the image into a stack of 64 planes 3 pixels wide."""
+    image = np.zeros((64, 48, channels), np.uint8)
+    with pytest.raises(ValueError, match=r"colour \(RGB\).*shape \(64, 48\)"):
+        as_zcyx(image, spatial_shape=image.shape)
+    assert as_zcyx(image, spatial_shape=(64, 48)).data.shape == (1, channels, 64, 48)
