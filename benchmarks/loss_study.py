@@ -547,7 +547,8 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             out.append("")
     if DEFAULT_KEY in keys:
         out += [
-            "## Against the default (Dice + CE, weighted), same task, labels and seed",
+            f"## Against the default ({VARIANT_BY_KEY[DEFAULT_KEY].label}), same task, labels "
+            "and seed",
             "",
             "| loss | IoU difference | boundary F1 difference | IoU wins |",
             "|---|---:|---:|---:|",
