@@ -22,7 +22,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from napari_seglab.core.data import Normalization
-from napari_seglab.core.model import ModelConfig, SegModel, output_channels
+from napari_seglab.core.model import (
+    ModelConfig,
+    SegModel,
+    default_class_names,
+    output_channels,
+)
 
 FORMAT = "napari-seglab-model"
 FORMAT_VERSION = 1
@@ -237,7 +242,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
             + "); the file is damaged or the training diverged"
         )
     assert model.net.out_channels == output_channels(num_classes, config)
-    model.class_names = [str(n) for n in header.get("class_names") or model.class_names]
+    # names are cosmetic: a list of another length is cut or completed with the default names
+    names = header.get("class_names")
+    names = [str(n) for n in names][:num_classes] if isinstance(names, list) else []
+    model.class_names = names + default_class_names(num_classes)[len(names) :]
     model.train_settings = dict(header.get("train_settings") or {})
     model.version = str(header.get("version", ""))
     model.net.eval()

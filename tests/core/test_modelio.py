@@ -181,3 +181,19 @@ def test_a_deeply_nested_header_is_refused(tmp_path):
     save_file({"w": torch.zeros(1)}, str(path), metadata={HEADER_KEY: "[" * 100_000})
     with pytest.raises(ModelFileError, match="JSON"):
         load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["nuclei"], ["nuclei", "foreground", "class 3"]),
+        (["a", "b", "c", "d"], ["a", "b", "c"]),
+        ("abc", ["background", "foreground", "class 3"]),
+        (None, ["background", "foreground", "class 3"]),
+    ],
+)
+def test_class_names_always_match_the_classes(tmp_path, model, names, expected):
+    """Class names are cosmetic: a header list of another length (or not a list) is completed
+    or cut, so that every class has exactly one name."""
+    path = _with_header(tmp_path, model, "m.seglab", lambda h: h.update(class_names=names))
+    assert load_model(path).class_names == expected
