@@ -419,10 +419,14 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     import tifffile
     from tqdm import tqdm
 
+    from napari_seglab.core.data import as_zcyx
     from napari_seglab.core.modelio import write_atomic
 
     image = read_image(src, "image")
-    megapixels = _spatial_pixels(image, model, args.channel_axis) / 1e6
+    # the layout as the prediction reads it (its errors, such as a channel axis out of range,
+    # are the prediction's own), for the size
+    view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
+    megapixels = math.prod(view.spatial_shape) / 1e6
     if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
         print(
             f"{src}: {image.shape} {image.dtype}, {megapixels:,.0f} Mpixel to predict; "
@@ -469,20 +473,6 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
 
 #: From this size on, ``seglab predict`` says up front what it is about to predict.
 LARGE_MEGAPIXELS = 16
-
-
-def _spatial_pixels(image: Any, model: Any, channel_axis: int | None) -> int:
-    """Pixels of ``image`` without its channel axis, read as ``model`` will read it."""
-    import numpy as np
-
-    size = int(np.prod(image.shape, dtype=np.int64))
-    if channel_axis is not None:  # an axis out of range is refused by the prediction itself
-        return (
-            size // image.shape[channel_axis] if -image.ndim <= channel_axis < image.ndim else size
-        )
-    if model.in_channels > 1 and image.ndim >= 3:
-        return size // model.in_channels
-    return size
 
 
 def _no_display() -> bool:

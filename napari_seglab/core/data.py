@@ -245,8 +245,8 @@ def _check_range(
     if kept >= max(2, len(levels) // 2):
         return
     vmin, vmax = float(values.min()), float(values.max())
-    extreme = vmin if np.mean(values == vmin) >= np.mean(values == vmax) else vmax
-    share = float(np.mean(values == extreme))
+    at_min, at_max = float(np.mean(values == vmin)), float(np.mean(values == vmax))
+    extreme, share = (vmin, at_min) if at_min >= at_max else (vmax, at_max)
     cause = (
         f"the value {extreme:.4g} on {share:.1%} of its pixels stretches the normalisation "
         f"range (percentiles {percentiles[0]:g}-{percentiles[1]:g}) to {lo:.4g}..{hi:.4g}. "
