@@ -80,6 +80,7 @@ case "$cmd" in
         ensure_display_libs
         echo ">> ruff"
         "$VENV/bin/ruff" check napari_seglab tests benchmarks
+        "$VENV/bin/ruff" format --check napari_seglab tests benchmarks
         echo ">> import contracts"
         "$VENV/bin/lint-imports"
         echo ">> pytest"

@@ -65,7 +65,7 @@ def run_case(
     case: rs.SuiteCase, draw: int, seconds: float, every: float, threads: int, forest: bool
 ) -> dict[str, Any]:
     """One replay; the overlays shown (seconds after Train, IoU, source) and those offered."""
-    from napari_seglab.core.train import TrainConfig, train
+    from napari_seglab.core.training import TrainConfig, train
 
     scribbles = case.scribbles(draw)
     ref = case.reference > 0
@@ -158,14 +158,15 @@ def warm_up() -> None:
     """Two steps and a forest on a small image: what torch and scikit-learn import on first
     use is paid here, as the widget pays it when it opens."""
     from napari_seglab.core.forest import fit_forest
-    from napari_seglab.core.train import TrainConfig, train_to_end
+    from napari_seglab.core.training import TrainConfig, train
 
     rng = np.random.default_rng(0)
     image = rng.random((64, 64)).astype(np.float32)
     scribbles = np.zeros((64, 64), np.uint8)
     scribbles[5:10, 5:30] = 1
     scribbles[40:45, 5:30] = 2
-    train_to_end(image, scribbles, TrainConfig(steps=2, crop_size=32))
+    for _ in train(image, scribbles, TrainConfig(steps=2, crop_size=32)):
+        pass
     fit_forest(image, scribbles, n_estimators=2)
 
 

@@ -1,7 +1,7 @@
 """Loss study: which loss trains seglab's network best under class imbalance?
 
 Every loss is trained with the same step budget, model, crop sampler and seeds through the
-project's own training generator (:func:`napari_seglab.core.train.train`), on
+project's own training generator (:func:`napari_seglab.core.training.train`), on
 
 * synthetic images with a known ground truth whose foreground covers about 50%, 20%, 5% and 1%
   of the pixels (same objects and noise, only their number changes), and
@@ -33,17 +33,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import csv
 import dataclasses
-import importlib
 import math
 import os
 import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -57,11 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scribble_sim import simulate_scribbles
 
 from napari_seglab.core import losses
+from napari_seglab.core.inference import predict
+from napari_seglab.core.losses.registry import LossFactory
 from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import TrainConfig, train
-
-# the module, not the function of the same name that napari_seglab.core re-exports
-_train_module = importlib.import_module("napari_seglab.core.train")
+from napari_seglab.core.training import TrainConfig, train
 
 BACKGROUND, FOREGROUND = 1, 2
 
@@ -69,15 +66,12 @@ BACKGROUND, FOREGROUND = 1, 2
 # the losses compared
 
 
-LossFactory = Callable[[torch.Tensor | None, bool], torch.nn.Module]
-
-
 def _tversky(weight: torch.Tensor | None, sigmoid: bool) -> torch.nn.Module:
     """Tversky with Salehi et al.'s alpha = 0.3 (false positives), beta = 0.7 (false negatives).
 
     Foreground channel only (``include_background=False``): on the background channel the same
-    weights would penalise the opposite errors. (The engine's ``"tversky"`` uses MONAI's
-    defaults alpha = beta = 0.5, which is the Dice loss.)
+    weights would penalise the opposite errors. The engine offers no Tversky loss (see
+    :mod:`napari_seglab.core.losses.registry`): the study hands this one to it.
     """
     act: dict[str, Any] = {"sigmoid": True} if sigmoid else {"softmax": True, "to_onehot_y": True}
     return losses.TverskyLoss(**act, include_background=sigmoid, alpha=0.3, beta=0.7)
@@ -95,18 +89,19 @@ class Variant:
         Name in the tables and plots.
     loss : str
         ``TrainConfig.loss``.
-    class_weights : str
-        ``TrainConfig.class_weights`` (estimated from the labeled pixels of the training image).
+    class_weighting : str
+        ``TrainConfig.class_weighting`` (estimated from the labeled pixels of the training image).
     binary_mode : str
         ``ModelConfig.binary_mode``: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output).
     factory : callable, optional
-        Replaces the engine's ``make_loss`` for this variant: ``factory(weight, sigmoid)``.
+        A loss of its own for this variant, given to the training engine as
+        ``train(..., loss_fn=factory)``: ``factory(weight, sigmoid) -> module``.
     """
 
     key: str
     label: str
     loss: str
-    class_weights: str
+    class_weighting: str
     binary_mode: str = "softmax"
     factory: LossFactory | None = None
 
@@ -118,7 +113,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("dice", "soft Dice", "dice", "none"),
     Variant("gdice", "generalized Dice", "generalized_dice", "none"),
     Variant("focal", "focal", "focal", "none"),
-    Variant("tversky", "Tversky 0.3/0.7", "tversky", "none", factory=_tversky),
+    Variant("tversky", "Tversky 0.3/0.7", "dice", "none", factory=_tversky),
     Variant("dice_ce", "Dice + CE", "dice_ce", "none"),
     Variant("dice_ce_w", "Dice + CE, weighted", "dice_ce", "inverse_frequency"),
     Variant("dice_focal", "Dice + focal", "dice_focal", "none"),
@@ -128,23 +123,9 @@ VARIANT_BY_KEY = {v.key: v for v in VARIANTS}
 DEFAULT_KEY = next(
     v.key
     for v in VARIANTS
-    if (v.loss, v.class_weights, v.binary_mode, v.factory)
-    == (TrainConfig.loss, TrainConfig.class_weights, "softmax", None)
+    if (v.loss, v.class_weighting, v.binary_mode, v.factory)
+    == (TrainConfig.loss, TrainConfig.class_weighting, "softmax", None)
 )
-
-
-@contextlib.contextmanager
-def _loss_override(factory: LossFactory | None) -> Iterator[None]:
-    """Make the training engine build its loss with ``factory`` inside the block."""
-    if factory is None:
-        yield
-        return
-    original = _train_module.make_loss
-    _train_module.make_loss = lambda config, weight, sigmoid: factory(weight, sigmoid)
-    try:
-        yield
-    finally:
-        _train_module.make_loss = original
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +366,7 @@ class Settings:
     threads: int
     model: ModelConfig
     tolerance: float
-    edge_weight: float = 0.0
+    lambda_edge: float = 0.0
     z_context: int = 1
 
 
@@ -394,7 +375,7 @@ def run_one(task: Task, labels: str, variant: Variant, seed: int, s: Settings) -
     image, lab = task.make_train(seed, labels)
     config = TrainConfig(
         loss=variant.loss,
-        class_weights=variant.class_weights,
+        class_weighting=variant.class_weighting,
         steps=s.steps,
         seed=seed,
         device="cpu",
@@ -407,13 +388,13 @@ def run_one(task: Task, labels: str, variant: Variant, seed: int, s: Settings) -
             z_context=s.z_context if image.ndim == 3 else None,
         ),
         final_prediction=False,
-        lambda_edge=s.edge_weight,
+        lambda_edge=s.lambda_edge,
     )
-    with _loss_override(variant.factory):
-        t0 = time.perf_counter()
-        report = collections.deque(train(image, lab, config), maxlen=1)[0]  # the last one
-        seconds = time.perf_counter() - t0
-    pred = report.model.predict(task.test_image, probabilities=False).labels == FOREGROUND
+    t0 = time.perf_counter()
+    run = train(image, lab, config, loss_fn=variant.factory)
+    report = collections.deque(run, maxlen=1)[0]  # the last one
+    seconds = time.perf_counter() - t0
+    pred = predict(report.model, task.test_image, probabilities=False).labels == FOREGROUND
     truth = task.test_truth
     if task.test_select is not None:
         pred, truth = pred[task.test_select], truth[task.test_select]
@@ -706,7 +687,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--depth", type=int, default=3, help="U-Net depth")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument(
+        "--lambda-edge",
         "--edge-weight",
+        dest="lambda_edge",
         type=float,
         default=0.0,
         help="weight of the engine's edge-aware regulariser (default 0: the losses alone, as in "
@@ -758,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         model=ModelConfig(depth=args.depth, width=args.width),
         tolerance=args.tolerance,
-        edge_weight=args.edge_weight,
+        lambda_edge=args.lambda_edge,
         z_context=args.z_context,
     )
     volume: list[Task] = []

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage import data, transform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scribble_benchmark as sb
@@ -166,115 +167,125 @@ def silver_ihc(image: np.ndarray) -> np.ndarray:
     return morphology.remove_small_objects(dab > filters.threshold_otsu(dab), max_size=100)
 
 
+def _case_nuclei(volume: str | None) -> SuiteCase | None:
+    im, lab = synthetic_nuclei((512, 512), seed=0)
+    return SuiteCase("nuclei", im, lab > 0, "truth")
+
+
+def _case_small_dense(volume: str | None) -> SuiteCase | None:
+    im, lab = synthetic_nuclei((512, 512), radius=(3.0, 7.0), n_objects=700, seed=1)
+    return SuiteCase("small dense", im, lab > 0, "truth")
+
+
+def _case_large(volume: str | None) -> SuiteCase | None:
+    im, lab = synthetic_nuclei((512, 512), radius=(20.0, 40.0), n_objects=60, seed=2)
+    return SuiteCase("large", im, lab > 0, "truth")
+
+
+def _case_thin(volume: str | None) -> SuiteCase | None:
+    im, lab = synthetic_filaments((512, 512), seed=0)
+    # Pieces (40 px) of a quarter of the curves: about 1:10 painted foreground:background.
+    kw = {"max_stroke": 40, "objects": 0.25}
+    return SuiteCase("thin", im, lab > 0, "truth", stroke_kw=kw)
+
+
+def _read_volume(volume: str | None):
+    if not volume or not (Path(volume) / "image.tif").is_file():
+        return None
+    import tifffile
+
+    return tifffile.imread(Path(volume) / "image.tif"), tifffile.imread(Path(volume) / "mask.tif")
+
+
+def _case_vol(volume: str | None) -> SuiteCase | None:
+    v = _read_volume(volume)
+    return None if v is None else SuiteCase("volume", v[0], v[1], "truth")
+
+
+def _case_vol_plane(volume: str | None) -> SuiteCase | None:
+    v = _read_volume(volume)
+    if v is None:
+        return None
+    z = v[0].shape[0] // 2
+    return SuiteCase("volume plane", v[0][z], v[1][z] > 0, "truth", stroke_kw={"bg_strokes": 6})
+
+
+def _case_coins(volume: str | None) -> SuiteCase | None:
+    im = data.coins()
+    return SuiteCase("coins", im, silver_coins(im), "silver")
+
+
+def _case_cell(volume: str | None) -> SuiteCase | None:
+    im = data.cell()
+    return SuiteCase("cell", im, silver_cell(im), "silver", stroke_kw={"objects": 1.0})
+
+
+def _case_camera(volume: str | None) -> SuiteCase | None:
+    # Only the upper 80% of the frame, where the reference is defined: below it the coat and
+    # the grass are both dark, and background strokes drawn there (the reference's side)
+    # would lie on the coat, where no user paints background.
+    im = data.camera()
+    rows = int(0.8 * im.shape[0])
+    ref = silver_camera(im)[:rows]
+    return SuiteCase("camera", im[:rows], ref, "silver", stroke_kw={"objects": 1.0})
+
+
+def _case_microaneurysms(volume: str | None) -> SuiteCase | None:
+    im = data.microaneurysms()
+    ref = silver_vessels(im, sigmas=(1, 2))
+    return SuiteCase(
+        "microaneurysms",
+        im,
+        ref,
+        "silver",
+        stroke_kw={"objects": 0.5, "bg_strokes": 6, "bg_margin": 3, "max_stroke": 30},
+    )
+
+
+def _case_astronaut(volume: str | None) -> SuiteCase | None:
+    im = data.astronaut()
+    return SuiteCase("astronaut", im, silver_astronaut(im), "silver", channel_axis=-1)
+
+
+def _case_retina(volume: str | None) -> SuiteCase | None:
+    im = transform.rescale(data.retina(), 0.5, channel_axis=-1, anti_aliasing=True)
+    im = (im * 255).astype(np.uint8)
+    valid = ndi.binary_erosion(im.mean(-1) > 20, iterations=10)
+    ref = silver_vessels(im[..., 1], sigmas=(1, 2, 3), valid=valid)
+    return SuiteCase("retina", im, ref, "silver", channel_axis=-1, stroke_kw={"max_stroke": 60})
+
+
+def _case_ihc(volume: str | None) -> SuiteCase | None:
+    im = data.immunohistochemistry()
+    return SuiteCase("immunohistochemistry", im, silver_ihc(im), "silver", channel_axis=-1)
+
+
+#: The suite's cases by name, in the order of the tables.
+CASES: dict[str, Callable[[str | None], SuiteCase | None]] = {
+    "nuclei": _case_nuclei,
+    "small dense": _case_small_dense,
+    "large": _case_large,
+    "thin": _case_thin,
+    "volume": _case_vol,
+    "volume plane": _case_vol_plane,
+    "coins": _case_coins,
+    "cell": _case_cell,
+    "camera": _case_camera,
+    "microaneurysms": _case_microaneurysms,
+    "astronaut": _case_astronaut,
+    "retina": _case_retina,
+    "immunohistochemistry": _case_ihc,
+}
+
+
 def build_cases(names: Sequence[str] | None, volume: str | None) -> list[SuiteCase]:
     """The suite's cases, all or those named."""
-    from skimage import data, transform
-
-    makers: dict[str, Callable[[], SuiteCase | None]] = {}
-
-    def nuclei():
-        im, lab = synthetic_nuclei((512, 512), seed=0)
-        return SuiteCase("nuclei", im, lab > 0, "truth")
-
-    def small_dense():
-        im, lab = synthetic_nuclei((512, 512), radius=(3.0, 7.0), n_objects=700, seed=1)
-        return SuiteCase("small dense", im, lab > 0, "truth")
-
-    def large():
-        im, lab = synthetic_nuclei((512, 512), radius=(20.0, 40.0), n_objects=60, seed=2)
-        return SuiteCase("large", im, lab > 0, "truth")
-
-    def thin():
-        im, lab = synthetic_filaments((512, 512), seed=0)
-        # Pieces (40 px) of a quarter of the curves: about 1:10 painted foreground:background.
-        kw = {"max_stroke": 40, "objects": 0.25}
-        return SuiteCase("thin", im, lab > 0, "truth", stroke_kw=kw)
-
-    def read_volume():
-        if not volume or not (Path(volume) / "image.tif").is_file():
-            return None
-        import tifffile
-
-        return tifffile.imread(Path(volume) / "image.tif"), tifffile.imread(
-            Path(volume) / "mask.tif"
-        )
-
-    def vol():
-        v = read_volume()
-        return None if v is None else SuiteCase("volume", v[0], v[1], "truth")
-
-    def vol_plane():
-        v = read_volume()
-        if v is None:
-            return None
-        z = v[0].shape[0] // 2
-        return SuiteCase("volume plane", v[0][z], v[1][z] > 0, "truth", stroke_kw={"bg_strokes": 6})
-
-    def coins():
-        im = data.coins()
-        return SuiteCase("coins", im, silver_coins(im), "silver")
-
-    def cell():
-        im = data.cell()
-        return SuiteCase("cell", im, silver_cell(im), "silver", stroke_kw={"objects": 1.0})
-
-    def camera():
-        # Only the upper 80% of the frame, where the reference is defined: below it the coat and
-        # the grass are both dark, and background strokes drawn there (the reference's side)
-        # would lie on the coat, where no user paints background.
-        im = data.camera()
-        rows = int(0.8 * im.shape[0])
-        ref = silver_camera(im)[:rows]
-        return SuiteCase("camera", im[:rows], ref, "silver", stroke_kw={"objects": 1.0})
-
-    def microaneurysms():
-        im = data.microaneurysms()
-        ref = silver_vessels(im, sigmas=(1, 2))
-        return SuiteCase(
-            "microaneurysms",
-            im,
-            ref,
-            "silver",
-            stroke_kw={"objects": 0.5, "bg_strokes": 6, "bg_margin": 3, "max_stroke": 30},
-        )
-
-    def astronaut():
-        im = data.astronaut()
-        return SuiteCase("astronaut", im, silver_astronaut(im), "silver", channel_axis=-1)
-
-    def retina():
-        im = transform.rescale(data.retina(), 0.5, channel_axis=-1, anti_aliasing=True)
-        im = (im * 255).astype(np.uint8)
-        valid = ndi.binary_erosion(im.mean(-1) > 20, iterations=10)
-        ref = silver_vessels(im[..., 1], sigmas=(1, 2, 3), valid=valid)
-        return SuiteCase("retina", im, ref, "silver", channel_axis=-1, stroke_kw={"max_stroke": 60})
-
-    def ihc():
-        im = data.immunohistochemistry()
-        return SuiteCase("immunohistochemistry", im, silver_ihc(im), "silver", channel_axis=-1)
-
-    for fn, name in [
-        (nuclei, "nuclei"),
-        (small_dense, "small dense"),
-        (large, "large"),
-        (thin, "thin"),
-        (vol, "volume"),
-        (vol_plane, "volume plane"),
-        (coins, "coins"),
-        (cell, "cell"),
-        (camera, "camera"),
-        (microaneurysms, "microaneurysms"),
-        (astronaut, "astronaut"),
-        (retina, "retina"),
-        (ihc, "immunohistochemistry"),
-    ]:
-        makers[name] = fn
-    unknown = set(names or []) - set(makers)
+    unknown = set(names or []) - set(CASES)
     if unknown:
-        raise SystemExit(f"error: unknown case(s) {sorted(unknown)}; cases: {', '.join(makers)}")
+        raise SystemExit(f"error: unknown case(s) {sorted(unknown)}; cases: {', '.join(CASES)}")
     cases = []
-    for name in names or list(makers):
-        case = makers[name]()
+    for name in names or list(CASES):
+        case = CASES[name](volume)
         if case is not None:
             cases.append(case)
         else:

@@ -90,17 +90,13 @@ class Case:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF with tifffile, anything else with scikit-image."""
-    path = Path(path)
-    if not path.is_file():
-        raise SystemExit(f"error: no such file: {path}")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    """The image at ``path``, read as ``seglab`` reads it (``napari_seglab.core.io.read_image``)."""
+    from napari_seglab.core.io import read_image as seglab_read_image
 
-        return np.asarray(tifffile.imread(path))
-    from skimage import io
-
-    return np.asarray(io.imread(path))
+    try:
+        return seglab_read_image(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def spatial_shape(image: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:
@@ -177,16 +173,16 @@ def forest_features(
         image = np.moveaxis(image, channel_axis, -1)
         channel_axis = -1
     image = image.astype(np.float32, copy=False)
-    kwargs: dict[str, Any] = dict(
-        intensity=True,
-        edges=True,
-        texture=True,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        num_sigma=num_sigma,
-        channel_axis=channel_axis,
-        workers=num_workers,
-    )
+    kwargs: dict[str, Any] = {
+        "intensity": True,
+        "edges": True,
+        "texture": True,
+        "sigma_min": sigma_min,
+        "sigma_max": sigma_max,
+        "num_sigma": num_sigma,
+        "channel_axis": channel_axis,
+        "workers": num_workers,
+    }
     nspatial = image.ndim - (channel_axis is not None)
     if nspatial == 3 and mode == "2d":
         feats = np.stack([multiscale_basic_features(plane, **kwargs) for plane in image])
@@ -318,7 +314,8 @@ def run_seglab(
         of training), ``device``, ``notes`` (what the trainer said it did); with
         ``return_labels`` also ``labels``, the predicted class ids ``(*spatial)``.
     """
-    from napari_seglab.core.train import TrainConfig, train
+    from napari_seglab.core.inference import predict
+    from napari_seglab.core.training import TrainConfig, train
 
     config = TrainConfig(
         seconds=seconds,
@@ -342,7 +339,7 @@ def run_seglab(
         raise RuntimeError("training yielded no report")
     prediction = last.prediction
     if prediction is None:
-        prediction = last.model.predict(case.image, channel_axis=case.channel_axis)
+        prediction = predict(last.model, case.image, channel_axis=case.channel_axis)
     wall = time.perf_counter() - t0
     labels = np.asarray(prediction.labels)
     if labels.shape != case.truth.shape:

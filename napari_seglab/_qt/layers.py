@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import napari
     import napari.layers
 
-    from napari_seglab.core.model import Prediction
+    from napari_seglab.core.inference import Prediction
 
 #: Marks layers the widget created, in ``layer.metadata["seglab"]``.
 ROLE_KEY = "seglab"

@@ -9,6 +9,7 @@ training in :class:`RunReadout` (progress bar, status line, device, loss curve, 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from napari_seglab._qt.loss_plot import LossPlot
 
 if TYPE_CHECKING:
     from napari_seglab._qt.session import Session
-    from napari_seglab.core.train import TrainReport
+    from napari_seglab.core.training import TrainReport
 
 #: Below this share of its painted pixels reproduced, a class is flagged in the readout.
 LOW_RECALL = 0.6
@@ -161,7 +162,7 @@ class RunReadout(QWidget):
             from napari_seglab.core.device import describe_device, resolve_device
 
             text = describe_device(resolve_device(device))
-        except Exception:
+        except (ValueError, RuntimeError):  # not available here: the setting as it is
             text = device
         self.device_label.setText(f"Device: {text}")
 
@@ -180,10 +181,8 @@ class RunReadout(QWidget):
     def stop(self) -> None:
         """Stop the timers (safe after Qt deleted them)."""
         for stop in (self._timer.stop, self.loss_plot.stop):
-            try:
+            with contextlib.suppress(RuntimeError):  # C++ object already deleted
                 stop()
-            except RuntimeError:  # C++ object already deleted
-                pass
 
     def _on_started(self, continued: bool) -> None:
         if continued:

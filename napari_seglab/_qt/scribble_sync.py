@@ -9,6 +9,7 @@ describe pixel by pixel, call for the whole array (debounced).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,10 +85,8 @@ class ScribbleSync(QObject):
             layer.events.paint.disconnect(self._on_paint)
             layer.events.set_data.disconnect(self._on_set_data)
             layer.events.data.disconnect(self._on_data)
-        try:
+        with contextlib.suppress(RuntimeError):  # Qt deleted the timer already
             self._timer.stop()
-        except RuntimeError:
-            pass
 
     def _on_paint(self, event) -> None:
         if self.layer is None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,58 +29,21 @@ from napari_seglab._qt.classes import (
     default_class,
     default_classes,
 )
+from napari_seglab._qt.model_actions import ModelActions
 from napari_seglab._qt.readout import NoteTracker
 from napari_seglab._qt.scribble_sync import ScribbleSync
-from napari_seglab._qt.training import Trainer, Update, predict_worker
+from napari_seglab._qt.training import Run, Trainer, Update
 from napari_seglab._qt.weights_panel import ScribbleCounter
 
 if TYPE_CHECKING:
     import napari
 
     from napari_seglab._qt.settings import Settings
-    from napari_seglab.core.model import Prediction, SegModel
+    from napari_seglab.core.inference import Prediction
+    from napari_seglab.core.model import SegModel
 
 
-class PredictionStopped(Exception):
-    """Raised in the network's forward pass to abandon a prediction (the session closed)."""
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, for the user: an OS error's cause without the file names it carries
-    (which may be an internal temporary file), else the exception's message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-@dataclass
-class Run:
-    """The running training.
-
-    Attributes
-    ----------
-    image, scribbles : napari.layers.Image, napari.layers.Labels
-        The layers trained on (stopping when they are removed or renamed).
-    sync : ScribbleSync
-        Sends the strokes painted into ``scribbles`` to the training.
-    num_classes : int
-        Classes of the model being trained.
-    seconds, steps : float or None, int or None
-        The budget.
-    device : str
-        The device setting (also used for the prediction after a Stop).
-    """
-
-    image: Image
-    scribbles: Labels
-    sync: ScribbleSync
-    num_classes: int
-    seconds: float | None
-    steps: int | None
-    device: str
-
-
-class Session(QObject):
+class Session(ModelActions, QObject):
     """What the SegLab dock works on: classes, counts, model, the current run, its overlays.
 
     Parameters
@@ -609,125 +570,6 @@ class Session(QObject):
         self.modelReplaced.emit()
         self._say("Model reset: the next training starts from scratch.")
         self._emit_changed()
-
-    # ------------------------------------------------------------------------------------
-    # model files and prediction of other layers
-    # ------------------------------------------------------------------------------------
-    def save_model(self, path: str | Path) -> Path | None:
-        """Save the current model to ``path`` (the core's safe format); returns the path written.
-
-        A path without a suffix gets ``.seglab``. Failures are said through ``status``.
-        """
-        model = self.trainer.model
-        if self.trainer.running:
-            self._say("Model not saved: stop training first.", "warning")
-            return None
-        if model is None:
-            self._say("Model not saved: train or load a model first.", "warning")
-            return None
-        path = Path(path)
-        if not path.suffix:
-            path = path.with_suffix(".seglab")
-        model.class_names = [c.name for c in self.classes[: model.num_classes]]
-        try:
-            model.save(path)
-        except Exception as exc:  # a user sees a message, never a traceback
-            self._say(f"Model not saved to {path}: {_reason(exc)}", "error")
-            return None
-        self._say(f"Model saved to {path}")
-        return path
-
-    def load_model(self, path: str | Path) -> SegModel | None:
-        """Load a model saved by SegLab; the next training continues from it.
-
-        Failures (not a SegLab file, unreadable) are said through ``status``; returns None.
-        """
-        from napari_seglab.core.modelio import load_model
-
-        if self.trainer.running:
-            self._say("Model not loaded: stop training first.", "warning")
-            return None
-        try:
-            model = load_model(path)
-        except Exception as exc:  # a user sees a message, never a traceback
-            self._say(f"Could not load a model from {path}: {_reason(exc)}", "error")
-            return None
-        self.trainer.model = model
-        k = int(model.num_classes)
-        while len(self.classes) < k:
-            self.classes.append(default_class(len(self.classes) + 1))
-        for i, name in enumerate(model.class_names[:k]):
-            self.classes[i] = SegClass(str(name), self.classes[i].color)
-        self._apply_classes()
-        self._notes.reset()
-        self.modelReplaced.emit()
-        self._say(f"Loaded model from {path} ({k} classes).")
-        self._emit_changed()
-        return model
-
-    def apply_to_layer(self, image: Image | None, device: str):
-        """Predict ``image`` with the current model in the background, on ``device``.
-
-        Returns the started worker (or None); the result appears as ``"<image> prediction"``.
-        Closing the session abandons the prediction at its next tile.
-        """
-        model = self.trainer.model
-        if image is None or model is None:
-            self._say("Not predicted: train or load a model and choose an image.", "warning")
-            return None
-        if self.busy:
-            self._say(
-                "Not predicted: wait for training or the running prediction to finish.", "warning"
-            )
-            return None
-        worker = predict_worker(model, lyr.image_data(image), device=device)
-        # a flag the network checks before every forward pass: set on close, it ends the
-        # prediction at its next tile instead of after the whole image
-        stop = [False]
-
-        def check(_module, _inputs) -> None:
-            if stop[0]:
-                raise PredictionStopped("the prediction was stopped")
-
-        self._apply_stop = [model.net.register_forward_pre_hook(check), stop]
-        outcome: dict[str, object] = {}
-        worker.returned.connect(lambda pred: outcome.__setitem__("prediction", pred))
-        worker.errored.connect(lambda exc: outcome.__setitem__("error", exc))
-        worker.finished.connect(lambda: self._on_apply_finished(image, outcome))
-        self.apply_worker = worker
-        self._say(f"Predicting '{image.name}'…")
-        self._emit_changed()
-        worker.start()
-        return worker
-
-    def _release_apply(self) -> None:
-        """Remove the stop check from the network (after the prediction ended)."""
-        handle, self._apply_stop = (self._apply_stop or [None])[0], []
-        if handle is not None:
-            handle.remove()
-
-    def _on_apply_finished(self, image: Image, outcome: dict) -> None:
-        """The end of a prediction, whatever happened: the overlay and the final status."""
-        self.apply_worker = None
-        self._release_apply()
-        if self.closed:
-            return
-        self._emit_changed()
-        error, prediction = outcome.get("error"), outcome.get("prediction")
-        if error is not None and not isinstance(error, PredictionStopped):
-            self._say(
-                f"Prediction of '{image.name}' failed: {type(error).__name__}: {error}", "error"
-            )
-            return
-        if prediction is None or image not in self.viewer.layers:
-            self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
-            return
-        try:
-            lyr.show_prediction(self.viewer, image, prediction, self.classes)
-        except ValueError as exc:  # a layer of the user's has the overlay's name
-            self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
-            return
-        self._say(f"Predicted '{image.name}'.")
 
     # ------------------------------------------------------------------------------------
     # teardown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +17,11 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+# the module: its constants are read when a panel is built, not copied at import
+from napari_seglab.core import guard as core_guard
 from napari_seglab.core.device import default_num_threads
 from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import TrainConfig
-
-# the module (``napari_seglab.core.train`` the attribute is the ``train`` function): its
-# constants are read when a panel is built, not copied at import
-core_train = importlib.import_module("napari_seglab.core.train")
+from napari_seglab.core.training import TrainConfig
 
 #: (value passed to TrainConfig.loss, label shown)
 LOSSES: tuple[tuple[str, str], ...] = (
@@ -32,12 +29,11 @@ LOSSES: tuple[tuple[str, str], ...] = (
     ("ce", "Cross-entropy"),
     ("dice", "Dice"),
     ("focal", "Focal"),
-    ("tversky", "Tversky"),
     ("generalized_dice", "Generalized Dice"),
     ("dice_focal", "Dice + focal"),
 )
 
-#: (value passed to TrainConfig.class_weights, label shown)
+#: (value passed to TrainConfig.class_weighting, label shown)
 WEIGHT_SCHEMES: tuple[tuple[str, str], ...] = (
     ("inverse_frequency", "inverse frequency"),
     ("median_frequency", "median frequency"),
@@ -98,7 +94,7 @@ class Settings:
     """
 
     loss: str = _core_default("loss")
-    class_weights: str = _core_default("class_weights")
+    class_weighting: str = _core_default("class_weighting")
     lambda_dice: float = _core_default("lambda_dice")
     lambda_ce: float = _core_default("lambda_ce")
     #: None: the core's choice (see ``TrainConfig.lambda_edge``)
@@ -116,7 +112,7 @@ class Settings:
         """Return the core ``TrainConfig`` for these settings (``overrides`` win)."""
         kwargs: dict[str, Any] = {
             "loss": self.loss,
-            "class_weights": self.class_weights,
+            "class_weighting": self.class_weighting,
             "lambda_dice": self.lambda_dice,
             "lambda_ce": self.lambda_ce,
             "lambda_edge": self.lambda_edge,
@@ -178,9 +174,9 @@ class SettingsPanel(QCollapsible):
         self.lambda_edge.setSingleStep(0.5)
         self.lambda_edge.setSpecialValueText("auto")
         self.lambda_edge.setToolTip(
-            "Weight of the edge-aware term on all pixels: puts class boundaries on intensity "
-            f"edges where nothing is painted. auto: {core_train.DEFAULT_LAMBDA_EDGE:g} for 2D "
-            "images, off for stacks; 0 = off"
+            "Weight of the edge-aware term on all pixels (lambda_edge; seglab train "
+            "--lambda-edge): puts class boundaries on intensity edges where nothing is painted. "
+            f"auto: {core_guard.DEFAULT_LAMBDA_EDGE:g} for 2D images, off for stacks; 0 = off"
         )
         form.addRow("Edge term", self.lambda_edge)
 
@@ -238,7 +234,7 @@ class SettingsPanel(QCollapsible):
         """The current values."""
         return Settings(
             loss=self.loss.currentData(),
-            class_weights=self.scheme.currentData(),
+            class_weighting=self.scheme.currentData(),
             lambda_dice=self.lambda_dice.value(),
             lambda_ce=self.lambda_ce.value(),
             lambda_edge=None if self.lambda_edge.value() < 0 else self.lambda_edge.value(),
@@ -254,7 +250,7 @@ class SettingsPanel(QCollapsible):
         """Show ``settings`` (used by tests, scripts and benchmarks)."""
         for combo, value, what in (
             (self.loss, settings.loss, "loss"),
-            (self.scheme, settings.class_weights, "class-weight scheme"),
+            (self.scheme, settings.class_weighting, "class-weight scheme"),
         ):
             if combo.findData(value) < 0:
                 raise ValueError(f"{what} {value!r} is not offered in the settings")
@@ -263,7 +259,7 @@ class SettingsPanel(QCollapsible):
                 f"model size {settings.model_size!r} is not one of {', '.join(MODEL_SIZES)}"
             )
         self.loss.setCurrentIndex(self.loss.findData(settings.loss))
-        self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weights))
+        self.scheme.setCurrentIndex(self.scheme.findData(settings.class_weighting))
         self.lambda_dice.setValue(settings.lambda_dice)
         self.lambda_ce.setValue(settings.lambda_ce)
         self.lambda_edge.setValue(-1.0 if settings.lambda_edge is None else settings.lambda_edge)

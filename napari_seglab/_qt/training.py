@@ -10,6 +10,7 @@ widget updates the layers.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
@@ -19,12 +20,18 @@ import numpy as np
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from qtpy.QtCore import QObject, Signal
 
+from napari_seglab._qt.internals import worker_generator
 from napari_seglab.core.preview import Previewer
 
 if TYPE_CHECKING:
+    from napari.layers import Image, Labels
+
+    from napari_seglab._qt.scribble_sync import ScribbleSync
+    from napari_seglab.core.inference import Prediction
     from napari_seglab.core.model import SegModel
-    from napari_seglab.core.predict import Prediction
-    from napari_seglab.core.train import TrainConfig, TrainReport
+    from napari_seglab.core.training import TrainConfig, TrainReport
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,33 @@ def _run_training(
         gen.close()  # on this thread: the core's clean-up (device memory, threads)
 
 
+@dataclass
+class Run:
+    """The running training.
+
+    Attributes
+    ----------
+    image, scribbles : napari.layers.Image, napari.layers.Labels
+        The layers trained on (stopping when they are removed or renamed).
+    sync : ScribbleSync
+        Sends the strokes painted into ``scribbles`` to the training.
+    num_classes : int
+        Classes of the model being trained.
+    seconds, steps : float or None, int or None
+        The budget.
+    device : str
+        The device setting (also used for the prediction after a Stop).
+    """
+
+    image: Image
+    scribbles: Labels
+    sync: ScribbleSync
+    num_classes: int
+    seconds: float | None
+    steps: int | None
+    device: str
+
+
 class WorkerError(Exception):
     """An exception raised in a worker, carried as a type that napari's workers report.
 
@@ -178,9 +212,10 @@ class _TrainWorker(GeneratorWorker):
             return super().work()
         finally:
             try:
-                self._gen.close()
+                worker_generator(self).close()
             except Exception:
-                pass
+                # the run ends either way; what went wrong is kept for whoever looks
+                logger.exception("closing the training generator failed")
             self.done.set()
 
 
@@ -245,7 +280,7 @@ class Trainer(QObject):
         overlay is the quick random forest's, shown before the network's first step and
         replaced once the network does better.
         """
-        from napari_seglab.core.train import train
+        from napari_seglab.core.training import train
 
         if self._worker is not None:
             raise RuntimeError("training is already running")
@@ -365,15 +400,17 @@ class Trainer(QObject):
 
 
 def predict_worker(model: SegModel, image: np.ndarray, **kwargs: Any) -> FunctionWorker:
-    """Return an unstarted worker running ``model.predict(image, **kwargs)`` -> Prediction.
+    """Return an unstarted worker running ``predict(model, image, **kwargs)`` -> Prediction.
 
     ``worker.done`` (a ``threading.Event``) is set when the prediction has ended.
     """
+    from napari_seglab.core.inference import predict
+
     done = threading.Event()
 
     def _predict() -> Prediction:
         try:
-            return model.predict(image, **kwargs)
+            return predict(model, image, **kwargs)
         finally:
             done.set()
 

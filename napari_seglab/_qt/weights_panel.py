@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 from napari_seglab._qt.classes import MAX_CLASSES, SegClass
 from napari_seglab._qt.layers import label_range_problem
 from napari_seglab._qt.scribble_sync import _history_marker
-from napari_seglab.core.train import DEFAULT_CLASS_WEIGHTS
+from napari_seglab.core.config import DEFAULT_CLASS_WEIGHTS
 from napari_seglab.core.weights import ClassCounts, class_weights
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.readout import RunReadout
 from napari_seglab._qt.session import Session
@@ -65,9 +66,8 @@ class SegLabWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
-        # napari hands plugin widgets a PublicOnlyProxy whose attributes are fresh proxies on
-        # every access; the widget compares layers by identity, so it keeps the real viewer.
-        self.viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
+        # napari hands plugin widgets a proxy; the widget compares layers by identity
+        self.viewer = real_viewer(napari_viewer)
         self.session = Session(self.viewer, parent=self)
         self._closed = False
         self._watched_window = None
@@ -77,7 +77,7 @@ class SegLabWidget(QWidget):
         self._build_ui()
         self._connect()
         self._apply_theme()
-        self.weights_panel.set_scheme(self.settings_panel.settings().class_weights)
+        self.weights_panel.set_scheme(self.settings_panel.settings().class_weighting)
         self._select_initial_pair()
         self._update_device_label()
         self._update_buttons()

@@ -1,4 +1,4 @@
-"""Input handling: image layouts, percentile normalisation, scribble checks and crop sampling.
+"""Input handling: image layouts, percentile normalisation, scribble checks and scores.
 
 Internally every image is viewed as ``(Z, C, Y, X)``: ``Z = 1`` for a 2D image, ``C`` channels
 (1 for grayscale). Nothing is copied until a crop or tile is taken, so huge images stay cheap.
@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from napari_seglab.core.edits import ScribbleEdit
 
 #: Default lower and upper percentiles of the intensity normalisation.
 DEFAULT_PERCENTILES = (1.0, 99.8)
@@ -80,56 +78,14 @@ def _ask_channel_axis(shape: tuple[int, ...], spatial_shape: tuple[int, ...], ax
 def _detect_channel_axis(
     shape: tuple[int, ...], spatial_shape: tuple[int, ...] | None, in_channels: int | None
 ) -> int | None:
-    ndim = len(shape)
     if spatial_shape is not None:
-        spatial_shape = tuple(int(s) for s in spatial_shape)
-        if shape == spatial_shape:
-            if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
-                raise ValueError(
-                    f"the scribbles have the shape of the image, {shape}, which looks like a "
-                    "colour (RGB) image: scribbles hold one integer label per pixel, shape "
-                    f"{shape[:2]} here; save them as a single-channel (grey or label) image"
-                )
-            return None
-        if ndim == len(spatial_shape) + 1:
-            for axis in (ndim - 1, 0, *range(1, ndim - 1)):
-                if shape[:axis] + shape[axis + 1 :] == spatial_shape:
-                    if ndim == 3 and axis != ndim - 1:
-                        _ask_channel_axis(shape, spatial_shape, axis)
-                    return axis
-        raise ValueError(
-            f"scribbles shape {spatial_shape} does not match image shape {shape} "
-            "(expected the image's spatial dimensions)"
-        )
+        return _axis_from_scribbles(shape, tuple(int(s) for s in spatial_shape))
     if in_channels is not None and in_channels > 1:
-        if ndim < 3:
-            raise ValueError(
-                f"the model expects {in_channels} channels but the image has shape {shape}"
-            )
-        if shape[-1] == in_channels:
-            return ndim - 1
-        if shape[0] == in_channels:
-            return 0
-        if ndim == 4 and shape[1] == in_channels:
-            return 1
-        raise ValueError(
-            f"the model expects {in_channels} channels but no axis of image shape {shape} "
-            "has that size; pass channel_axis"
-        )
+        return _axis_from_channels(shape, in_channels)
     if in_channels == 1:
-        if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
-            raise ValueError(
-                f"image shape {shape} looks like RGB(A) but the model expects 1 channel "
-                "(a grayscale image)"
-            )
-        if ndim in (2, 3):
-            return None
-        if ndim == 4:
-            for axis in (3, 0, 1):
-                if shape[axis] == 1:
-                    return axis
-        raise ValueError(f"image shape {shape} is not 2D (Y, X) or 3D (Z, Y, X)")
+        return _axis_of_grey(shape)
     # No hint: 2D grayscale, RGB(A) last, or a grayscale stack.
+    ndim = len(shape)
     if ndim == 2:
         return None
     if ndim == 3:
@@ -137,6 +93,65 @@ def _detect_channel_axis(
     if ndim == 4:
         return 3 if shape[-1] <= 4 else 0
     raise ValueError(f"image shape {shape} is not supported: expected 2 to 4 dimensions")
+
+
+def _axis_from_scribbles(shape: tuple[int, ...], spatial_shape: tuple[int, ...]) -> int | None:
+    """The channel axis of an image ``shape`` painted with scribbles of ``spatial_shape``."""
+    ndim = len(shape)
+    if shape == spatial_shape:
+        if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+            raise ValueError(
+                f"the scribbles have the shape of the image, {shape}, which looks like a "
+                "colour (RGB) image: scribbles hold one integer label per pixel, shape "
+                f"{shape[:2]} here; save them as a single-channel (grey or label) image"
+            )
+        return None
+    if ndim == len(spatial_shape) + 1:
+        for axis in (ndim - 1, 0, *range(1, ndim - 1)):
+            if shape[:axis] + shape[axis + 1 :] == spatial_shape:
+                if ndim == 3 and axis != ndim - 1:
+                    _ask_channel_axis(shape, spatial_shape, axis)
+                return axis
+    raise ValueError(
+        f"scribbles shape {spatial_shape} does not match image shape {shape} "
+        "(expected the image's spatial dimensions)"
+    )
+
+
+def _axis_from_channels(shape: tuple[int, ...], in_channels: int) -> int:
+    """The axis of ``shape`` that holds a model's ``in_channels`` (> 1) channels."""
+    ndim = len(shape)
+    if ndim < 3:
+        raise ValueError(
+            f"the model expects {in_channels} channels but the image has shape {shape}"
+        )
+    if shape[-1] == in_channels:
+        return ndim - 1
+    if shape[0] == in_channels:
+        return 0
+    if ndim == 4 and shape[1] == in_channels:
+        return 1
+    raise ValueError(
+        f"the model expects {in_channels} channels but no axis of image shape {shape} "
+        "has that size; pass channel_axis"
+    )
+
+
+def _axis_of_grey(shape: tuple[int, ...]) -> int | None:
+    """The (size 1) channel axis, if any, of an image for a one-channel model."""
+    ndim = len(shape)
+    if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+        raise ValueError(
+            f"image shape {shape} looks like RGB(A) but the model expects 1 channel "
+            "(a grayscale image)"
+        )
+    if ndim in (2, 3):
+        return None
+    if ndim == 4:
+        for axis in (3, 0, 1):
+            if shape[axis] == 1:
+                return axis
+    raise ValueError(f"image shape {shape} is not 2D (Y, X) or 3D (Z, Y, X)")
 
 
 def as_zcyx(
@@ -422,218 +437,26 @@ def present_classes(scribbles: np.ndarray) -> np.ndarray:
     return np.flatnonzero(counts[1:]) + 1
 
 
-class CropSampler:
-    """Draw training crops that always contain painted pixels.
-
-    Each crop is centred (with a random jitter) on a painted pixel; which class that pixel
-    belongs to is chosen uniformly among the painted classes, so rare classes are seen as often
-    as common ones. For stacks, crops come from the slices that hold labels only.
+def painted_accuracy(predicted: np.ndarray, scribbles: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per class 1..K, the share of its painted pixels that ``predicted`` labels as it.
 
     Parameters
     ----------
-    view : ImageView
-        The image, ``(Z, C, Y, X)``.
-    labels : np.ndarray
-        ``(Y, X)`` or ``(Z, Y, X)`` uint8 scribbles.
-    normalization : Normalization
-    crop_size : int
-        Edge of the square crops; clipped to the image (rounded up to ``multiple``).
-    multiple : int
-        Crop edges are multiples of this (the network's ``2**depth``).
-    rng : np.random.Generator
-    augment : bool
-        Random flips and 90 degree rotations (and reversal of the slice order with z context).
-    z_context : int
-        Neighbouring slices on each side stacked as channels (``C * (2 * z_context + 1)``).
-    intensity : float
-        Strength of the random intensity changes (contrast, brightness, gamma, noise); 0 = none.
+    predicted, scribbles : np.ndarray
+        Class ids of the same shape ``(*spatial)``; 0 in ``scribbles`` = unpainted.
+    num_classes : int
+
+    Returns
+    -------
+    np.ndarray
+        ``(K,)`` float64; NaN for a class with no painted pixel.
     """
-
-    def __init__(
-        self,
-        view: ImageView,
-        labels: np.ndarray,
-        normalization: Normalization,
-        crop_size: int,
-        multiple: int,
-        rng: np.random.Generator,
-        augment: bool = True,
-        intensity: float = 0.0,
-        z_context: int = 0,
-    ) -> None:
-        self.view = view
-        self.z_context = int(z_context)
-        self.intensity = float(intensity)
-        self.norm = normalization
-        self.rng = rng
-        self.augment = augment
-        _, _, h, w = view.data.shape
-
-        def fit(n: int) -> int:
-            return min(int(crop_size), -(-n // multiple) * multiple)
-
-        self.crop = (max(multiple, fit(h)), max(multiple, fit(w)))
-        self.set_labels(labels)
-
-    def set_labels(self, labels: np.ndarray) -> None:
-        """Replace the scribbles (same shape); recomputes the per-class pixel lists.
-
-        The sampler keeps a copy (:meth:`apply_edit` edits it, never the array given).
-        """
-        self.spatial_shape = tuple(int(n) for n in labels.shape)
-        labels3 = np.array(labels if labels.ndim == 3 else labels[None], copy=True, order="C")
-        self.labels = labels3
-        flat = labels3.reshape(-1)
-        painted = np.flatnonzero(flat)  # scribbles are sparse: sort only the painted pixels
-        values = flat[painted].astype(np.int64)  # k + 1 below must not wrap at a dtype's top
-        order = np.argsort(values, kind="stable")
-        painted, values = painted[order], values[order]
-        self.coords: dict[int, np.ndarray] = {}
-        for k in np.unique(values):
-            a, b = np.searchsorted(values, [k, k + 1])
-            self.coords[int(k)] = painted[a:b]
-        if not self.coords:
-            raise ValueError("scribbles hold no labels; paint at least one stroke")
-        self.classes = np.array(sorted(self.coords), dtype=np.int64)
-
-    def apply_edit(self, edit: ScribbleEdit, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Apply a scribble edit to the labels and the per-class pixel lists in place.
-
-        Costs time proportional to the edit and the painted pixels of the classes it touches,
-        not to the image. The labels, lists and classes are then exactly what
-        :meth:`set_labels` computes from the edited array.
-
-        Parameters
-        ----------
-        edit : ScribbleEdit
-            Indices per spatial axis ``(Y, X)`` or ``(Z, Y, X)`` and new class ids.
-        num_classes : int
-            K: new values must be in ``0..K``.
-
-        Returns
-        -------
-        old, new : np.ndarray
-            ``(M,)`` uint8 values before and after of the pixels that changed (for
-            :meth:`napari_seglab.core.weights.ClassCounts.update`).
-
-        Raises
-        ------
-        ValueError
-            For an invalid edit (see :meth:`ScribbleEdit.resolve`), or one that would erase
-            every painted pixel; nothing is changed then.
-        """
-        flat, new = edit.resolve(self.spatial_shape, num_classes)
-        labels = self.labels.reshape(-1)  # a view: the labels are contiguous
-        old = labels[flat]
-        changed = old != new
-        flat, old, new = flat[changed], old[changed], new[changed]
-        if flat.size == 0:
-            return old, new
-        coords = dict(self.coords)
-        for k in np.union1d(old[old > 0], new[new > 0]).tolist():
-            current = coords.get(k, np.zeros(0, np.int64))
-            gone = flat[old == k]  # sorted: flat is
-            if gone.size:
-                current = np.delete(current, np.searchsorted(current, gone))
-            added = flat[new == k]
-            if added.size:
-                current = np.insert(current, np.searchsorted(current, added), added)
-            if current.size:
-                coords[k] = current
-            else:
-                coords.pop(k, None)
-        if not coords:
-            raise ValueError(
-                "the edit erases every painted pixel; training needs painted pixels "
-                "(1 = background, 2 = foreground)"
-            )
-        labels[flat] = new
-        self.coords = coords
-        self.classes = np.array(sorted(coords), dtype=np.int64)
-        return old, new
-
-    def _window(self, center: int, size: int, n: int) -> tuple[int, int, int, int]:
-        """Start/stop in the image and the padding before/after for a window of ``size``."""
-        start = center - size // 2
-        if n >= size:
-            start = min(max(start, 0), n - size)
-            return start, start + size, 0, 0
-        return 0, n, (size - n) // 2, size - n - (size - n) // 2
-
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """One crop: image ``(C, h, w)`` float32 normalised, labels ``(h, w)`` int64."""
-        rng = self.rng
-        k = int(rng.choice(self.classes))
-        idx = int(self.coords[k][rng.integers(len(self.coords[k]))])
-        _, _, H, W = self.view.data.shape
-        z, rem = divmod(idx, H * W)
-        y, x = divmod(rem, W)
-        ch, cw = self.crop
-        y += int(rng.integers(-(ch // 4), ch // 4 + 1))
-        x += int(rng.integers(-(cw // 4), cw // 4 + 1))
-        return self._crop(z, y, x)
-
-    def uniform_batch(self, size: int) -> np.ndarray:
-        """Crops ``(B, C, h, w)`` at uniformly random places of the whole image (no labels
-        needed, no augmentation), e.g. to measure batch-norm statistics."""
-        rng = self.rng
-        Z, _, H, W = self.view.data.shape
-        out = []
-        for _ in range(size):
-            z = int(rng.integers(Z))
-            y, x = int(rng.integers(H)), int(rng.integers(W))
-            img, _ = self._crop(z, y, x, augment=False)
-            out.append(img)
-        return np.stack(out)
-
-    def _crop(
-        self, z: int, y: int, x: int, augment: bool | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ch, cw = self.crop
-        _, _, H, W = self.view.data.shape
-        y0, y1, py0, py1 = self._window(y, ch, H)
-        x0, x1, px0, px1 = self._window(x, cw, W)
-        img = np.concatenate(
-            [
-                self.norm.apply(self.view.data[zi, :, y0:y1, x0:x1])
-                for zi in context_slices(z, self.z_context, self.view.data.shape[0])
-            ]
-        )
-        lab = self.labels[z, y0:y1, x0:x1].astype(np.int64)
-        if py0 or py1 or px0 or px1:
-            img = np.pad(img, ((0, 0), (py0, py1), (px0, px1)), mode="symmetric")
-            lab = np.pad(lab, ((py0, py1), (px0, px1)), mode="constant")
-        if self.augment if augment is None else augment:
-            img, lab = self._augment(img, lab)
-        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
-
-    def _augment(self, img: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rng = self.rng
-        if rng.random() < 0.5:
-            img, lab = img[:, :, ::-1], lab[:, ::-1]
-        if rng.random() < 0.5:
-            img, lab = img[:, ::-1], lab[::-1]
-        if img.shape[1] == img.shape[2] and rng.random() < 0.5:
-            img, lab = img.transpose(0, 2, 1), lab.T
-        if self.z_context and rng.random() < 0.5:
-            c = self.view.channels
-            img = img.reshape(-1, c, *img.shape[1:])[::-1].reshape(img.shape)
-        a = self.intensity
-        if a > 0:
-            # Intensity: contrast, brightness, gamma and noise, per sample.
-            if rng.random() < 0.8:
-                img = img * np.exp(rng.uniform(-0.3, 0.3) * a) + rng.uniform(-0.15, 0.15) * a
-            if rng.random() < 0.3:
-                gamma = np.exp(rng.uniform(-0.4, 0.4) * a)
-                img = np.sign(img) * np.abs(img) ** gamma
-            if rng.random() < 0.3:
-                sigma = rng.uniform(0.0, 0.05 * a)
-                img = img + rng.normal(0.0, sigma, img.shape).astype(np.float32)
-        return img.astype(np.float32, copy=False), lab
-
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A batch: images ``(B, C, h, w)`` float32, labels ``(B, 1, h, w)`` int64."""
-        pairs = [self.sample() for _ in range(size)]
-        x = np.stack([p[0] for p in pairs])
-        y = np.stack([p[1] for p in pairs])[:, None]
-        return x, y
+    if predicted.shape != scribbles.shape:
+        raise ValueError(f"prediction shape {predicted.shape} != scribbles {scribbles.shape}")
+    painted = scribbles > 0
+    truth = scribbles[painted].astype(np.int64)
+    k1 = int(num_classes) + 1
+    seen = np.bincount(truth, minlength=k1)[1:k1]
+    right = np.bincount(truth[predicted[painted] == truth], minlength=k1)[1:k1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, right / np.maximum(seen, 1), np.nan)

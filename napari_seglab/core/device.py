@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -34,10 +32,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ValueError
         For an unknown name or a device that is not available on this machine.
     """
-    if isinstance(device, torch.device):
-        name = str(device)
-    else:
-        name = str(device).strip().lower()
+    name = str(device) if isinstance(device, torch.device) else str(device).strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -81,22 +76,6 @@ def describe_device(device: str | torch.device, num_threads: int | None = None) 
         return "Apple MPS"
     n = torch.get_num_threads() if num_threads is None else num_threads
     return f"CPU, {n} thread{'s' if n != 1 else ''}"
-
-
-@contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[int]:
-    """Set torch's intra-op thread count for the duration of the block, then restore it.
-
-    ``None`` keeps the current setting. Yields the thread count in effect.
-    """
-    previous = torch.get_num_threads()
-    if num_threads is not None and num_threads != previous:
-        torch.set_num_threads(max(1, int(num_threads)))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
 
 
 def release_memory(device: torch.device) -> None:

@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_seglab.core.data import ImageView, Normalization, as_zcyx, check_scribbles
-from napari_seglab.core.predict import Prediction
+from napari_seglab.core.data import (
+    ImageView,
+    Normalization,
+    as_zcyx,
+    check_scribbles,
+    painted_accuracy,
+)
+from napari_seglab.core.inference import Prediction
 
 #: Feature scales (sigma in pixels), the ilastik-like set the benchmarks' forest uses.
 SIGMA_MIN, SIGMA_MAX, NUM_SIGMA = 0.3, 10.0, 7
@@ -162,7 +168,6 @@ def _classifier(n_estimators: int, seed: int, n_jobs: int):
 def _heldout_accuracy(
     features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int, n_jobs: int
 ) -> np.ndarray:
-    from napari_seglab.core.train import painted_accuracy
 
     fold = stroke_folds(labels, folds, seed)
     painted = labels > 0
@@ -195,7 +200,7 @@ def fit_forest(
     Parameters
     ----------
     image : np.ndarray
-        As for :func:`napari_seglab.core.train`: ``(Y, X)``, ``(Z, Y, X)``, either with a
+        As for :func:`napari_seglab.core.training.train`: ``(Y, X)``, ``(Z, Y, X)``, either with a
         channel axis.
     scribbles : np.ndarray
         Integer ``(*spatial)``, 0 = unlabeled, 1 = background, 2 = foreground, 3.. = more.

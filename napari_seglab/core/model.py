@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -13,10 +13,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from napari_seglab.core.data import MAX_CLASSES, Normalization
-from napari_seglab.core.predict import Prediction  # re-exported: SegModel.predict returns it
 
-NORMS = ("batch", "group", "instance", "none")
-BINARY_MODES = ("softmax", "sigmoid")
+Norm = Literal["batch", "group", "instance", "none"]
+BinaryMode = Literal["softmax", "sigmoid"]
+NORMS: tuple[str, ...] = get_args(Norm)
+BINARY_MODES: tuple[str, ...] = get_args(BinaryMode)
 UPSAMPLING = ("transpose", "bilinear")
 
 
@@ -29,15 +30,15 @@ class ModelConfig:
     depth : int
         Number of down-sampling steps (input sizes are padded to a multiple of ``2**depth``).
     width : int
-        Feature channels of the first level; doubled at each level down. 32 by default: on
-        synthetic nuclei with ~1% painted, width 32 reached IoU 0.80 +- 0.05 in 5 s of CPU
-        training where width 16 gave 0.74 +- 0.12 (more, faster steps but less stable).
+        Feature channels of the first level; doubled at each level down. 32 by default: width
+        16 makes more, faster steps but learns less stably from few painted pixels
+        (``benchmarks/results/synthetic_width.md``).
     norm : str
         ``"group"`` (default: learns fastest from few painted pixels in our benchmarks),
         ``"batch"`` (tiled prediction then equals whole-image prediction exactly), ``"instance"``
         or ``"none"``. Group and instance norm use the statistics of whatever they are given, so
         these models predict in tiles the size of their training crops
-        (:func:`napari_seglab.core.predict.default_tile`).
+        (:func:`napari_seglab.core.inference.default_tile`).
     binary_mode : str
         For two classes: ``"softmax"`` (2 outputs) or ``"sigmoid"`` (1 output = foreground).
         More classes always use softmax.
@@ -62,8 +63,8 @@ class ModelConfig:
 
     depth: int = 3
     width: int = 32
-    norm: str = "group"
-    binary_mode: str = "softmax"
+    norm: Norm = "group"
+    binary_mode: BinaryMode = "softmax"
     upsampling: str = "transpose"
     z_context: int | None = None
     bias: bool = True
@@ -324,48 +325,40 @@ class SegModel:
             return torch.cat([1 - p, p], dim=1)
         return torch.softmax(logits, dim=1)
 
-    def predict(
-        self,
-        image: np.ndarray,
-        *,
-        tile: int | None = None,
-        overlap: int | None = None,
-        device: str | torch.device | None = None,
-        channel_axis: int | None = None,
-        region: tuple[slice, ...] | None = None,
-        probabilities: bool = True,
-        batch_size: int | None = None,
-        progress: Callable[[int], Any] | None = None,
-    ) -> Prediction:
-        """Predict every pixel of ``image`` (tiled, with smooth blending); see
-        :func:`napari_seglab.core.predict.predict`."""
-        from napari_seglab.core.predict import predict
+    # Deprecated in 0.2, to be removed in 0.3: the free functions of ``napari_seglab.core``
+    # replace these methods, so that the model (the network and its settings) knows nothing of
+    # prediction or files. The imports inside them are the only ones from this module upwards
+    # (listed as such in the import-linter layers contract).
+    def predict(self, image: np.ndarray, **kwargs: Any) -> Any:
+        """Deprecated: use ``napari_seglab.core.predict(model, image, ...)``."""
+        from napari_seglab.core.inference import predict
 
-        return predict(
-            self,
-            image,
-            tile=tile,
-            overlap=overlap,
-            device=device,
-            channel_axis=channel_axis,
-            region=region,
-            probabilities=probabilities,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        _deprecated("model.predict(image, ...)", "predict(model, image, ...)")
+        return predict(self, image, **kwargs)
 
     def save(self, path: str | Path) -> None:
-        """Save to a safetensors file with a JSON header (written atomically)."""
+        """Deprecated: use ``napari_seglab.core.save_model(model, path)``."""
         from napari_seglab.core.modelio import save_model
 
+        _deprecated("model.save(path)", "save_model(model, path)")
         save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> SegModel:
-        """Load a model saved by :meth:`save`; raises ``ModelFileError`` for other files."""
+        """Deprecated: use ``napari_seglab.core.load_model(path)``."""
         from napari_seglab.core.modelio import load_model
 
+        _deprecated("SegModel.load(path)", "load_model(path)")
         return load_model(path)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated and will be removed in napari-seglab 0.3; use "
+        f"napari_seglab.core.{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def output_channels(num_classes: int, config: ModelConfig) -> int:

@@ -7,13 +7,8 @@ training settings and the package version.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import secrets
-import shutil
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from napari_seglab.core.data import Normalization
+from napari_seglab.core.io import write_atomic
 from napari_seglab.core.model import (
     ModelConfig,
     SegModel,
@@ -78,53 +74,11 @@ def save_model(model: SegModel, path: str | Path) -> Path:
     def write(tmp: str) -> None:
         try:
             save_file(tensors, tmp, metadata={HEADER_KEY: header})
-        except Exception as exc:  # safetensors' own error type, also for a full disk
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error type, also a full disk)
             raise OSError(str(exc)) from None
 
     write_atomic(path, write)
     return path
-
-
-def write_atomic(path: str | Path, write: Callable[[str], Any]) -> None:
-    """Call ``write(tmp)`` on a new hidden file beside ``path``, then rename it to ``path``.
-
-    ``path`` is either left as it was or replaced whole. The temporary file's name is chosen
-    before it is created, so that it is removed whatever interrupts the write (an error,
-    Ctrl-C, SIGTERM turned into an exception) even between its creation and the first byte.
-    It gets the permissions of a new file (0666 less the umask).
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    # the target's suffix last, for writers that read it (tifffile)
-    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
-    try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        mode = tmp.stat().st_mode & 0o777  # 0666 less the umask
-        write(str(tmp))
-        os.chmod(tmp, mode)  # writers that recreate the file (safetensors) leave it 0600
-        os.replace(tmp, path)
-    except OSError as exc:
-        full = exc.errno == errno.ENOSPC or _disk_full(directory)
-        tmp.unlink(missing_ok=True)
-        if full:  # writers word it their own way ("9216 requested and 956 written")
-            raise OSError(
-                errno.ENOSPC, f"no space left on the disk holding {directory.resolve()}", str(path)
-            ) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-#: Below this many free bytes, a failed write is put down to a full disk.
-DISK_FULL_BYTES = 1 << 20
-
-
-def _disk_full(directory: Path) -> bool:
-    try:
-        return shutil.disk_usage(directory).free < DISK_FULL_BYTES
-    except OSError:
-        return False
 
 
 def _sniff(path: Path) -> None:
@@ -168,7 +122,7 @@ def read_header(path: str | Path) -> dict[str, Any]:
             metadata = f.metadata() or {}
     except ModelFileError:
         raise
-    except Exception as exc:  # safetensors raises its own error types
+    except Exception as exc:  # noqa: BLE001 (safetensors raises its own error types)
         raise ModelFileError(f"{path} is not a readable napari-seglab model ({exc})") from None
     if HEADER_KEY not in metadata:
         raise ModelFileError(
@@ -226,13 +180,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
     expected = {k: tuple(v.shape) for k, v in skeleton.net.state_dict().items()}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
             if found != expected:
                 raise ValueError(_shape_difference(expected, found))
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
         model = SegModel.create(num_classes, in_channels, normalization, config)
         model.net.load_state_dict(state, strict=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (safetensors' and torch's errors alike)
         raise ModelFileError(f"{path}: the weights do not match the model header ({exc})") from None
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:

@@ -1,9 +1,10 @@
 """What the overlay shows while a model trains: previews, and the quick forest before them.
 
-A :class:`Previewer` is handed to :func:`napari_seglab.core.train` (``previewer=``). Between two
-steps the training asks it whether a preview is due; if so the network predicts, with its
-averaged weights, the :attr:`Previewer.region` a viewer shows (or the whole image), band by band
-so that a stop request (:attr:`Previewer.stopped`) is honoured within one band.
+A :class:`Previewer` is handed to :func:`napari_seglab.core.training.train`
+(``previewer=``). Between two steps the training asks it whether a preview is due; if so the
+network predicts, with its averaged weights, the :attr:`Previewer.region` a viewer shows (or
+the whole image), band by band so that a stop request (:attr:`Previewer.stopped`) is honoured
+within one band.
 
 Before the network's first step, :meth:`Previewer.quick_forest` fits the random forest of
 :mod:`napari_seglab.core.forest` (about a second for a 512x512 image on one CPU core) and
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_seglab.core.predict import Prediction
+from napari_seglab.core.data import painted_accuracy
+from napari_seglab.core.inference import Prediction, predict
 
 if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
@@ -30,9 +32,8 @@ if TYPE_CHECKING:
 HANDOVER_STEPS = 50
 #: The worse class's share of painted pixels a network preview must reproduce to replace it.
 HANDOVER_PAINTED = 0.95
-#: Trees of the quick forest: half of ilastik's 100, for half the fit and prediction time
-#: (an RGB 512x512 image: about 2 s instead of 2.5-4 s on two cores); over 14 scribble draws
-#: of the suite its IoU was 0.99x the 100-tree forest's on average (0.84x to 1.06x).
+#: Trees of the quick forest: half of ilastik's 100, for half the fit and prediction time at
+#: about the same accuracy (docs/real-images.md, "The first seconds").
 QUICK_TREES = 50
 
 
@@ -103,8 +104,9 @@ class Previewer:
     ) -> tuple[Prediction, tuple[slice, ...] | None] | None:
         """Predict band by band; the prediction and its region, None if stopped meanwhile.
 
-        ``image`` is the training image (any layout :func:`napari_seglab.core.predict` takes);
-        ``region`` is :attr:`region` by default, else one slice per spatial axis or None (all).
+        ``image`` is the training image (any layout that
+        :func:`napari_seglab.core.inference.predict` takes); ``region`` is :attr:`region` by
+        default, else one slice per spatial axis or None (all).
         """
         t0 = time.perf_counter()
         if isinstance(region, str):
@@ -120,7 +122,8 @@ class Previewer:
                 return None
             sub = (*box[:-2], slice(a, min(a + band, rows.stop)), cols)
             parts.append(
-                model.predict(
+                predict(
+                    model,
                     image,
                     channel_axis=channel_axis,
                     region=None if sub == full else sub,
@@ -145,7 +148,6 @@ class Previewer:
             return True
         if step < HANDOVER_STEPS:
             return False
-        from napari_seglab.core.train import painted_accuracy
 
         labels = np.asarray(prediction.labels)
         k = int(max(labels.max(initial=0), scribbles.max(initial=0), 2))

@@ -13,13 +13,15 @@ the pixels one brush stroke changed, which costs time proportional to the stroke
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["DEFAULT_FLOOR", "SCHEMES", "ClassCounts", "class_weights"]
+__all__ = ["DEFAULT_FLOOR", "SCHEMES", "ClassCounts", "Scheme", "class_weights"]
 
-SCHEMES: tuple[str, ...] = ("inverse_frequency", "median_frequency", "effective_number", "none")
+Scheme = Literal["inverse_frequency", "median_frequency", "effective_number", "none"]
+SCHEMES: tuple[str, ...] = get_args(Scheme)
 """Names accepted by :func:`class_weights`."""
 
 DEFAULT_FLOOR = 0.05
@@ -149,21 +151,6 @@ class ClassCounts:
         """
         self._counts += _bincount(np.asarray(labels), self._num_classes, "labels")
 
-    def remove(self, labels: ArrayLike) -> None:
-        """Subtract an array previously added (e.g. an image taken out of the set).
-
-        Parameters
-        ----------
-        labels : array_like
-            Integer class ids in [0, K], as passed to :meth:`add`.
-
-        Raises
-        ------
-        ValueError
-            If a count would become negative (the array was not added before).
-        """
-        self._apply(-_bincount(np.asarray(labels), self._num_classes, "labels"))
-
     def update(self, old_values: ArrayLike, new_values: ArrayLike) -> None:
         """Incremental update from the pixels one stroke changed.
 
@@ -205,26 +192,6 @@ class ClassCounts:
                 "the old values do not match the counted pixels"
             )
         self._counts = updated
-
-    def resize(self, num_classes: int) -> None:
-        """Change the number of classes, keeping the counts of the classes that remain.
-
-        Parameters
-        ----------
-        num_classes : int
-            New number of classes K'.
-        """
-        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        counts = np.zeros(int(num_classes), dtype=np.int64)
-        k = min(int(num_classes), self._num_classes)
-        counts[:k] = self._counts[:k]
-        self._num_classes = int(num_classes)
-        self._counts = counts
-
-    def reset(self) -> None:
-        """Set every count to zero."""
-        self._counts[:] = 0
 
     def copy(self) -> ClassCounts:
         """An independent copy."""
@@ -307,9 +274,6 @@ def class_weights(
         size = c[present] / c.sum()
     size = np.maximum(size, floor * size.max())
     w = 1.0 / size
-    if scheme == "median_frequency":
-        w = w * np.median(size)
-    else:
-        w = w / w.mean()
+    w = w * np.median(size) if scheme == "median_frequency" else w / w.mean()
     weights[present] = w
     return weights

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_seglab.core.data import CropSampler, Normalization, as_zcyx
+from napari_seglab.core.data import Normalization, as_zcyx
 from napari_seglab.core.edits import ScribbleEdit
-from napari_seglab.core.train import TrainConfig, train
+from napari_seglab.core.sampling import CropSampler
+from napari_seglab.core.training import TrainConfig, train
 from napari_seglab.core.weights import ClassCounts
 
 FAST = {"device": "cpu", "num_threads": 1, "crop_size": 32, "batch_size": 2}
@@ -145,7 +146,8 @@ def test_edits_outside_the_scribbles_raise(edit, shape, message):
         edit.resolve(shape, 2)
 
 
-def _blobs(shape=(48, 48)):
+def _square_and_strokes(shape=(48, 48)):
+    """A bright square and two strokes of known size (40 background, 12 foreground pixels)."""
     rng = np.random.default_rng(0)
     image = rng.normal(100, 20, shape).astype(np.float32)
     image[10:20, 10:20] += 80
@@ -156,7 +158,7 @@ def _blobs(shape=(48, 48)):
 
 
 def test_training_applies_sent_edits_incrementally():
-    image, scribbles = _blobs()
+    image, scribbles = _square_and_strokes()
     given = scribbles.copy()
     gen = train(image, given, TrainConfig(steps=6, **FAST))
     first = next(gen)
@@ -179,7 +181,7 @@ def test_training_applies_sent_edits_incrementally():
 
 
 def test_training_refuses_an_edit_that_erases_everything():
-    image, scribbles = _blobs()
+    image, scribbles = _square_and_strokes()
     gen = train(image, scribbles, TrainConfig(steps=5, **FAST))
     next(gen)
     with pytest.raises(ValueError, match="erases every painted pixel"):

@@ -428,10 +428,9 @@ BAD_INPUT = [
 )
 def test_bad_input_raises_value_error(name, what, x, y, mask, match):
     loss = getattr(L, name)(to_onehot_y=True)
-    with pytest.raises(ValueError, match=match):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loss(x, y, mask=mask)
+    with pytest.raises(ValueError, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss(x, y, mask=mask)
 
 
 def test_labels_are_checked_only_where_counted():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from napari_seglab.core import ModelFileError, SegModel, load_model
+from napari_seglab.core import ModelFileError, SegModel, load_model, predict, save_model
 from napari_seglab.core.data import Normalization
 from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.modelio import FORMAT_VERSION, HEADER_KEY, model_header, read_header
@@ -33,8 +33,8 @@ def model():
 
 def test_round_trip(tmp_path, model):
     path = tmp_path / "m.safetensors"
-    model.save(path)
-    loaded = SegModel.load(path)
+    save_model(model, path)
+    loaded = load_model(path)
     assert loaded.num_classes == 3 and loaded.in_channels == 2
     assert loaded.normalization == model.normalization
     assert loaded.config == model.config
@@ -46,11 +46,24 @@ def test_round_trip(tmp_path, model):
     ):
         assert torch.equal(a, b), k
     image = np.random.default_rng(0).integers(0, 1000, (2, 40, 30)).astype(np.uint16)
-    pa = model.predict(image, channel_axis=0)
-    pb = load_model(path).predict(image, channel_axis=0)
+    pa = predict(model, image, channel_axis=0)
+    pb = predict(load_model(path), image, channel_axis=0)
     assert np.array_equal(pa.probabilities, pb.probabilities)
     assert read_header(path)["format_version"] == FORMAT_VERSION
     assert not [p for p in os.listdir(tmp_path) if p != "m.safetensors"]  # no temp files left
+
+
+def test_the_old_methods_still_work_and_say_what_replaces_them(tmp_path, model):
+    path = tmp_path / "old.seglab"
+    image = np.random.default_rng(1).integers(0, 1000, (2, 24, 20)).astype(np.uint16)
+    with pytest.warns(DeprecationWarning, match=r"save_model\(model, path\)"):
+        model.save(path)
+    with pytest.warns(DeprecationWarning, match=r"load_model\(path\)"):
+        loaded = SegModel.load(path)
+    with pytest.warns(DeprecationWarning, match=r"predict\(model, image"):
+        old = loaded.predict(image, channel_axis=0)
+    new = predict(load_model(path), image, channel_axis=0)
+    np.testing.assert_array_equal(old.probabilities, new.probabilities)
 
 
 class Evil:
@@ -77,7 +90,7 @@ def test_foreign_and_damaged_files(tmp_path, model):
         load_model(foreign)
 
     good = tmp_path / "good.safetensors"
-    model.save(good)
+    save_model(model, good)
     data = good.read_bytes()
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(data[: len(data) // 2])

@@ -9,14 +9,15 @@ import pytest
 import torch
 
 from napari_seglab.core.data import Normalization
-from napari_seglab.core.model import ModelConfig, SegModel
-from napari_seglab.core.predict import (
+from napari_seglab.core.inference import (
     Prediction,
     blend_window,
     default_overlap,
     default_tile,
+    predict,
     tile_starts,
 )
+from napari_seglab.core.model import ModelConfig, SegModel
 
 
 def trained_like(num_classes=2, in_channels=1, config=None, seed=0):
@@ -58,13 +59,13 @@ def test_tiled_equals_whole_image(shape):
     with torch.no_grad():
         model.net.head.weight.mul_(20.0)  # confident outputs, like a trained model's
     image = rng.normal(size=shape).astype(np.float32)
-    whole = model.predict(image, tile=1024)
+    whole = predict(model, image, tile=1024)
     assert isinstance(whole, Prediction)
     assert whole.labels.shape == shape and whole.labels.dtype == np.uint8
     assert whole.probabilities.shape == (3, *shape) and whole.probabilities.dtype == np.float32
     assert np.allclose(whole.probabilities.sum(0), 1.0, atol=1e-5)
     for tile, overlap in [(64, 24), (80, 40)]:
-        tiled = model.predict(image, tile=tile, overlap=overlap)
+        tiled = predict(model, image, tile=tile, overlap=overlap)
         diff = np.abs(tiled.probabilities - whole.probabilities)
         assert diff.mean() < 5e-4
         assert diff.max() < 0.02
@@ -80,12 +81,12 @@ def test_tiled_group_norm_close_to_whole_image():
     rng = np.random.default_rng(4)
     model = trained_like(2, config=ModelConfig(norm="group"))
     image = rng.normal(size=(160, 200)).astype(np.float32)
-    whole = model.predict(image, tile=1024)
-    tiled = model.predict(image, tile=96, overlap=32)
+    whole = predict(model, image, tile=1024)
+    tiled = predict(model, image, tile=96, overlap=32)
     assert np.abs(tiled.probabilities - whole.probabilities).mean() < 0.05
     assert (tiled.labels == whole.labels).mean() > 0.95
     # an image no larger than the tile is predicted in one piece: identical
-    same = model.predict(image, tile=256, overlap=32)
+    same = predict(model, image, tile=256, overlap=32)
     assert np.allclose(same.probabilities, whole.probabilities, atol=1e-5)
 
 
@@ -93,24 +94,24 @@ def test_region_matches_full_prediction():
     rng = np.random.default_rng(1)
     model = trained_like(2)
     image = rng.normal(size=(150, 180)).astype(np.float32)
-    full = model.predict(image, tile=64, overlap=24)
-    part = model.predict(image, tile=64, overlap=24, region=(slice(40, 100), slice(90, None)))
+    full = predict(model, image, tile=64, overlap=24)
+    part = predict(model, image, tile=64, overlap=24, region=(slice(40, 100), slice(90, None)))
     assert part.labels.shape == (60, 90)
     assert np.abs(part.probabilities - full.probabilities[:, 40:100, 90:]).max() < 0.05
     with pytest.raises(ValueError, match="region"):
-        model.predict(image, region=(slice(0, 10),))
+        predict(model, image, region=(slice(0, 10),))
 
 
 def test_stack_is_predicted_slice_wise():
     rng = np.random.default_rng(2)
     model = trained_like(2, config=ModelConfig(width=4))
     stack = rng.normal(size=(3, 40, 50)).astype(np.float32)
-    pred = model.predict(stack)
+    pred = predict(model, stack)
     assert pred.labels.shape == (3, 40, 50)
     assert pred.probabilities.shape == (2, 3, 40, 50)
-    one = model.predict(stack[1])
+    one = predict(model, stack[1])
     assert np.allclose(one.probabilities, pred.probabilities[:, 1], atol=1e-5)
-    part = model.predict(stack, region=(slice(1, 2), slice(None), slice(10, 20)))
+    part = predict(model, stack, region=(slice(1, 2), slice(None), slice(10, 20)))
     assert part.labels.shape == (1, 40, 10)
 
 
@@ -118,17 +119,17 @@ def test_rgb_layouts_and_no_probabilities():
     rng = np.random.default_rng(3)
     model = trained_like(2, in_channels=3, config=ModelConfig(width=4))
     rgb = (rng.random((30, 40, 3)) * 255).astype(np.uint8)
-    a = model.predict(rgb, probabilities=False)
+    a = predict(model, rgb, probabilities=False)
     assert a.probabilities is None and a.labels.shape == (30, 40)
-    b = model.predict(np.moveaxis(rgb, -1, 0))
+    b = predict(model, np.moveaxis(rgb, -1, 0))
     assert np.array_equal(a.labels, b.labels)
     with pytest.raises(ValueError, match="channel"):
-        model.predict(rgb[..., 0])
+        predict(model, rgb[..., 0])
 
 
 def test_sigmoid_model_gives_two_channels():
     model = trained_like(2, config=ModelConfig(width=4, binary_mode="sigmoid"))
-    pred = model.predict(np.random.default_rng(0).normal(size=(20, 30)))
+    pred = predict(model, np.random.default_rng(0).normal(size=(20, 30)))
     assert pred.probabilities.shape == (2, 20, 30)
     assert np.array_equal(pred.labels, np.argmax(pred.probabilities, 0) + 1)
 
@@ -138,9 +139,9 @@ def test_bad_prediction_input():
     image = np.zeros((20, 20), np.float32)
     image[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        model.predict(image)
+        predict(model, image)
     with pytest.raises(ValueError, match="overlap"):
-        model.predict(np.zeros((20, 20)), tile=32, overlap=32)
+        predict(model, np.zeros((20, 20)), tile=32, overlap=32)
 
 
 def test_z_context_uses_neighbouring_slices():
@@ -148,10 +149,10 @@ def test_z_context_uses_neighbouring_slices():
     assert model.net.in_channels == 3
     rng = np.random.default_rng(5)
     stack = rng.normal(size=(4, 24, 28)).astype(np.float32)
-    pred = model.predict(stack)
+    pred = predict(model, stack)
     changed = stack.copy()
     changed[0] += 5.0
-    again = model.predict(changed)
+    again = predict(model, changed)
     # slice 1 sees slice 0, slice 3 does not
     assert not np.allclose(pred.probabilities[:, 1], again.probabilities[:, 1])
     assert np.allclose(pred.probabilities[:, 3], again.probabilities[:, 3])
@@ -161,8 +162,8 @@ def test_z_context_uses_neighbouring_slices():
 def test_cuda_prediction_matches_cpu():
     model = trained_like(2, config=ModelConfig(width=8))
     image = np.random.default_rng(6).normal(size=(300, 280)).astype(np.float32)
-    cpu = model.predict(image, tile=128, overlap=32)
-    gpu = model.predict(image, tile=128, overlap=32, device="cuda")
+    cpu = predict(model, image, tile=128, overlap=32)
+    gpu = predict(model, image, tile=128, overlap=32, device="cuda")
     assert model.device.type == "cpu"  # moved back after predicting
     assert np.abs(cpu.probabilities - gpu.probabilities).mean() < 0.01  # bf16/fp16 autocast
 
@@ -205,13 +206,13 @@ def test_group_norm_model_trained_on_small_crops_predicts_with_default_tiles(cro
 @pytest.mark.parametrize("norm", ["group", "batch"])
 def test_batched_tiles_give_the_tile_by_tile_result(norm):
     """The CPU default batches small tiles; per-tile normalisation keeps the result."""
-    from napari_seglab.core.predict import default_batch_size
+    from napari_seglab.core.inference import default_batch_size
 
     assert default_batch_size(torch.device("cpu"), 64) == 16
     assert default_batch_size(torch.device("cpu"), 512) == 1
     model = trained_like(config=ModelConfig(norm=norm, width=8, depth=2))
     image = np.random.default_rng(3).random((150, 170)).astype(np.float32)
-    one = model.predict(image, tile=32, overlap=16, batch_size=1)
-    default = model.predict(image, tile=32, overlap=16)
+    one = predict(model, image, tile=32, overlap=16, batch_size=1)
+    default = predict(model, image, tile=32, overlap=16)
     np.testing.assert_allclose(default.probabilities, one.probabilities, atol=1e-5)
     np.testing.assert_array_equal(default.labels, one.labels)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_train import FAST, blobs
+from synthetic import blobs
+from test_train import FAST
 
 from napari_seglab.core import forest as forest_mod
 from napari_seglab.core import preview as preview_mod
+from napari_seglab.core.inference import predict
 from napari_seglab.core.preview import Previewer
-from napari_seglab.core.train import TrainConfig, train
+from napari_seglab.core.training import TrainConfig, train
 
 
 def _shown(reports):
@@ -89,7 +91,7 @@ def test_finish_ends_the_run_with_the_final_prediction_of_the_averaged_model(reg
     assert last.region == region
     box = (slice(None),) * 2 if region is None else region
     assert last.prediction.labels.shape == image[box].shape
-    whole = model.predict(image).labels[box]
+    whole = predict(model, image).labels[box]
     if region is None:
         np.testing.assert_array_equal(last.prediction.labels, whole)
     else:  # predicted with the region's own tiles: the same up to a few border pixels

@@ -9,26 +9,19 @@ ask that the painted pixels are reproduced.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 from skimage import data, draw
 
-from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import (
-    LOSSES,
-    StrokeMonitor,
-    TrainConfig,
-    edge_gate,
-    lr_factor,
-    painted_accuracy,
-    train,
-)
-
 # The module (the package re-exports the function ``train`` under the same name).
-train_module = sys.modules["napari_seglab.core.train"]
+from napari_seglab.core import guard as guard_module
+from napari_seglab.core.config import lr_factor
+from napari_seglab.core.data import painted_accuracy
+from napari_seglab.core.guard import StrokeMonitor, edge_gate
+from napari_seglab.core.losses.registry import LOSSES
+from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.training import TrainConfig, train
 
 FAST = {"device": "cpu", "num_threads": 1}
 
@@ -110,7 +103,7 @@ def test_guard_switches_off_an_overwhelming_edge_term_and_says_so(monkeypatch):
     """An edge-aware term far too strong for the image, let through from the first step (no
     ramp, the gate held open), pulls everything to one class; the guard switches it off, the
     strokes are learnt, and the report says so in words."""
-    monkeypatch.setattr(train_module, "EDGE_GATE", (-2.0, -1.0))  # always fully open
+    monkeypatch.setattr(guard_module, "EDGE_GATE", (-2.0, -1.0))  # always fully open
     image, scribbles = cell_case()
     crop = np.s_[200:600, 150:550]
     config = TrainConfig(steps=120, lambda_edge=200.0, edge_ramp=0, **FAST)

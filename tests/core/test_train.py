@@ -2,42 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import get_args
+
 import numpy as np
 import pytest
 import torch
+from synthetic import blobs
 
-from napari_seglab.core.model import ModelConfig
-from napari_seglab.core.train import (
+from napari_seglab.core import losses as seg_losses
+from napari_seglab.core import training as core_training
+from napari_seglab.core.config import DEFAULT_Z_CONTEXT
+from napari_seglab.core.guard import (
     DEFAULT_LAMBDA_EDGE,
-    DEFAULT_Z_CONTEXT,
     EDGE_NOISE_FACTOR,
     EDGE_SIGMA_MIN,
-    LOSSES,
-    TrainConfig,
-    TrainReport,
     noise_level,
-    train,
 )
+from napari_seglab.core.inference import predict
+from napari_seglab.core.losses.registry import LOSSES, LossName
+from napari_seglab.core.losses.registry import make_loss as registry_make_loss
+from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.training import TrainConfig, TrainReport, make_loss, train
+from napari_seglab.core.weights import class_weights
 
 FAST = {"device": "cpu", "num_threads": 1, "crop_size": 64, "batch_size": 4}
-
-
-def blobs(shape=(96, 96), n=10, seed=0, channels=None):
-    """Bright disks on noise; returns image, ground truth and ~3% scribbles."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    gt = np.zeros(shape, bool)
-    for _ in range(n):
-        cy, cx = rng.integers(8, shape[0] - 8), rng.integers(8, shape[1] - 8)
-        gt |= (yy - cy) ** 2 + (xx - cx) ** 2 <= rng.integers(4, 8) ** 2
-    image = (gt * 60.0 + rng.normal(100.0, 20.0, shape)).astype(np.uint16)
-    if channels:
-        image = np.stack([image, image // 2 + 5, rng.integers(0, 50, shape)], -1)[..., :channels]
-    scribbles = np.zeros(shape, np.uint8)
-    sel = rng.random(shape) < 0.03
-    scribbles[sel & gt] = 2
-    scribbles[sel & ~gt] = 1
-    return image, gt, scribbles
 
 
 def iou(pred, gt):
@@ -52,7 +41,7 @@ def run(gen):
 def test_learns_blobs():
     image, gt, scribbles = blobs()
     cfg = TrainConfig(
-        steps=100, model=ModelConfig(width=16), class_weights="inverse_frequency", **FAST
+        steps=100, model=ModelConfig(width=16), class_weighting="inverse_frequency", **FAST
     )
     reports = run(train(image, scribbles, cfg))
     last = reports[-1]
@@ -75,7 +64,7 @@ def test_learns_blobs():
 
 def test_no_class_weights_by_default():
     """The loss study found inverse-frequency weights over-segment: weighting is opt-in."""
-    assert TrainConfig().class_weights == "none"
+    assert TrainConfig().class_weighting == "none"
     image, _gt, scribbles = blobs()
     report = next(train(image, scribbles, TrainConfig(steps=1, **FAST)))
     np.testing.assert_array_equal(report.class_weights, [1.0, 1.0])
@@ -93,7 +82,7 @@ def test_return_value_is_model():
 
 def test_send_new_scribbles_mid_run():
     image, gt, scribbles = blobs((64, 64))
-    cfg = TrainConfig(steps=10, class_weights="inverse_frequency", **FAST)
+    cfg = TrainConfig(steps=10, class_weighting="inverse_frequency", **FAST)
     gen = train(image, scribbles, cfg)
     first = next(gen)
     assert first.step == 1
@@ -221,10 +210,16 @@ def test_every_loss_runs(loss, binary_mode):
 )
 def test_class_weight_schemes(scheme):
     image, _, scribbles = blobs((32, 32))
-    cfg = TrainConfig(steps=1, class_weights=scheme, final_prediction=False, **FAST)
+    cfg = TrainConfig(steps=1, class_weighting=scheme, final_prediction=False, **FAST)
     r = next(train(image, scribbles, cfg))
+    counts = np.bincount(scribbles.ravel(), minlength=3)[1:]
+    assert r.counts.tolist() == counts.tolist()
+    np.testing.assert_allclose(r.class_weights, class_weights(counts, scheme=scheme), rtol=1e-6)
     if scheme == "none":
         assert r.class_weights.tolist() == [1.0, 1.0]
+    else:  # the class painted less weighs more
+        rare = int(np.argmin(counts))
+        assert r.class_weights[rare] > r.class_weights[1 - rare]
 
 
 BAD_INPUTS = [
@@ -252,7 +247,7 @@ def test_bad_inputs_raise_immediately(name, make, match):
         {"seconds": float("nan")},
         {"steps": 0},
         {"loss": "l2"},
-        {"class_weights": "magic"},
+        {"class_weighting": "magic"},
         {"device": "tpu"},
         {"num_threads": 0},
         {"preview_every": -1.0},
@@ -289,7 +284,7 @@ def test_stacks_get_slice_context():
     model = run(train(stack, s, TrainConfig(steps=2, **FAST)))[-1].model
     assert model.config.z_context == DEFAULT_Z_CONTEXT == 4
     assert model.net.in_channels == 9  # the slice and four neighbours on each side
-    assert model.predict(stack[2]).labels.shape == (40, 40)  # a 2D image repeats its slice
+    assert predict(model, stack[2]).labels.shape == (40, 40)  # a 2D image repeats its slice
     flat = run(train(stack, s, TrainConfig(steps=1, model=ModelConfig(z_context=0), **FAST)))
     assert flat[-1].model.net.in_channels == 1
     image, _, scribbles = blobs((40, 40))
@@ -301,11 +296,77 @@ def test_stacks_get_slice_context():
 @pytest.mark.parametrize("sigmoid", [False, True])
 def test_dice_focal_focal_part_matches_the_model_activation(sigmoid):
     """A softmax model gets a softmax focal part, a sigmoid model a sigmoid one."""
-    from importlib import import_module
-
-    make_loss = import_module("napari_seglab.core.train").make_loss
     loss = make_loss(TrainConfig(loss="dice_focal"), None, sigmoid)
     assert loss.focal.use_softmax is (not sigmoid)
+
+
+def test_the_registry_names_every_loss_once_and_builds_each():
+    """The loss names the type checker knows are the registry's, in its order; each entry
+    builds a module for softmax and sigmoid models that gives a finite loss."""
+    assert tuple(LOSSES) == get_args(LossName)
+    logits = torch.randn(2, 2, 8, 8)
+    target = torch.randint(0, 2, (2, 1, 8, 8))
+    mask = torch.rand(2, 1, 8, 8) > 0.5
+    for name in LOSSES:
+        for sigmoid in (False, True):
+            x = logits[:, :1] if sigmoid else logits
+            loss = registry_make_loss(name, torch.tensor([1.0, 2.0]), sigmoid)
+            assert torch.isfinite(loss(x, target, mask=mask)), (name, sigmoid)
+    with pytest.raises(ValueError, match="unknown loss 'jaccard'"):
+        registry_make_loss("jaccard")
+
+
+def test_the_old_name_of_the_weighting_scheme_still_works_and_warns():
+    with pytest.warns(DeprecationWarning, match="class_weighting"):
+        config = TrainConfig(steps=3, class_weights="median_frequency")
+    assert config == TrainConfig(steps=3, class_weighting="median_frequency")
+    assert dataclasses.replace(config, steps=4).class_weighting == "median_frequency"
+
+
+def test_the_old_tversky_choice_says_what_replaces_it():
+    with pytest.raises(ValueError, match=r"loss='dice'.*loss_fn"):
+        TrainConfig(loss="tversky")
+
+
+def test_a_loss_of_ones_own_is_trained_with_and_named():
+    """``train(loss_fn=)`` replaces the registered loss: the factory gets the class weights and
+    the activation each time they change, and the model file names the loss."""
+    calls = []
+
+    def weighted_ce(weight, sigmoid):
+        calls.append((None if weight is None else weight.tolist(), sigmoid))
+        return seg_losses.DiceCELoss(softmax=True, to_onehot_y=True, weight=weight, lambda_dice=0)
+
+    image, _gt, scribbles = blobs((48, 48))
+    config = TrainConfig(steps=3, class_weighting="inverse_frequency", **FAST)
+    last = run(train(image, scribbles, config, loss_fn=weighted_ce))[-1]
+    assert calls and calls[0][1] is False
+    w = calls[0][0]
+    assert w[0] < w[1]  # background painted more: a lower weight, as the scheme says
+    assert set(last.parts) == {"dice", "ce", "edge"}
+    assert last.model.train_settings["loss"].startswith("custom: ")
+    assert "weighted_ce" in last.model.train_settings["loss"]
+
+
+def test_the_weight_average_is_torchs_ema_with_a_warm_up():
+    """The average that previews and the final model use: torch's ``AveragedModel`` with the
+    decay ``min(decay, (1 + n) / (10 + n))`` after n averages (0.18, 0.25, .. up to 0.9)."""
+    from torch.optim.swa_utils import AveragedModel
+
+    net = torch.nn.Linear(3, 2)
+    average = AveragedModel(net, multi_avg_fn=core_training.ema_with_warmup(0.9))
+    average.update_parameters(net)  # the first call copies
+    expected = [p.detach().clone() for p in net.parameters()]
+    for n in range(1, 30):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        average.update_parameters(net)
+        d = min(0.9, (1 + n) / (10 + n))
+        live = [p.detach() for p in net.parameters()]
+        expected = [d * e + (1 - d) * p for e, p in zip(expected, live, strict=True)]
+    for a, e in zip(average.module.parameters(), expected, strict=True):
+        torch.testing.assert_close(a.detach(), e)
 
 
 def test_edge_regulariser_is_on_by_default_and_reported():

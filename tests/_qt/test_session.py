@@ -71,9 +71,9 @@ def test_undo_on_a_large_volume_is_recounted_off_the_gui_thread(viewer, qtbot, m
 def final_prediction(monkeypatch):
     """The core's final prediction of a run (its first band), held at its start until
     ``release`` is set (the runs below make no previews)."""
-    from napari_seglab.core.model import SegModel
+    from napari_seglab.core import preview
 
-    real_predict = SegModel.predict
+    real_predict = preview.predict
     entered, release = threading.Event(), threading.Event()
 
     def held_predict(*args, **kwargs):
@@ -81,7 +81,7 @@ def final_prediction(monkeypatch):
         release.wait(30)
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(SegModel, "predict", held_predict)
+    monkeypatch.setattr(preview, "predict", held_predict)
     yield entered, release
     release.set()
 
@@ -129,9 +129,9 @@ def _stopped_into_final_prediction(viewer, qtbot, monkeypatch):
     """A 1024x1024 run stopped by the user, held in the first band of the core's final
     prediction (four bands of 256 rows); returns the dock, the worker, the release event and
     the bands started."""
-    from napari_seglab.core.model import SegModel
+    from napari_seglab.core import preview
 
-    real_predict = SegModel.predict
+    real_predict = preview.predict
     entered, release, bands = threading.Event(), threading.Event(), []
 
     def held_predict(*args, **kwargs):
@@ -151,7 +151,7 @@ def _stopped_into_final_prediction(viewer, qtbot, monkeypatch):
     with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
         assert w.start_training()
     worker = w.trainer.worker
-    monkeypatch.setattr(SegModel, "predict", held_predict)
+    monkeypatch.setattr(preview, "predict", held_predict)
     w.train_button.click()  # Stop
     assert w.status_label.text().startswith("Stopping")
     try:

@@ -4,7 +4,6 @@ on its own, layers that are not aligned, and a final status for every action."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +16,8 @@ from napari_seglab._qt import align  # noqa: E402
 from napari_seglab._qt.readout import NoteTracker, recall_text  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+from napari_seglab.core import guard as core_guard  # noqa: E402
+from napari_seglab.core import training as core_training  # noqa: E402
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_each_note_of_the_trainer_is_shown_once(viewer, qtbot, shown, monkeypatc
     w = _with_strokes(viewer, qtbot, add_image=False)
     strong = dataclasses.replace(FAST, budget=50, lambda_edge=200.0)
     # the gate that lets the term act only as far as the strokes are learnt, held open
-    monkeypatch.setattr(sys.modules["napari_seglab.core.train"], "EDGE_GATE", (-2.0, -1.0))
+    monkeypatch.setattr(core_guard, "EDGE_GATE", (-2.0, -1.0))
     monkeypatch.setattr(w.settings_panel, "settings", lambda: strong)
     _train(w, qtbot, timeout=120_000)
     notes = w.trainer.last_report.notes
@@ -197,7 +198,7 @@ def test_a_failed_prediction_does_not_leave_predicting(viewer, qtbot, shown, mon
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(w.trainer.model, "predict", broken)
+    monkeypatch.setattr(w.trainer.model.net, "forward", broken)  # as torch's out of memory
     assert w.apply_to_layer(w.image_layer) is not None
     assert w.status_label.text() == "Predicting 'img'…"
     qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30_000)
@@ -256,7 +257,7 @@ def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
 
 def _fail_training_with(monkeypatch, exc: Exception) -> None:
     """The core's training raises ``exc`` after its first step."""
-    core_train = sys.modules["napari_seglab.core.train"]
+    core_train = core_training
     real_train = core_train.train
 
     def failing_train(*args, **kwargs):

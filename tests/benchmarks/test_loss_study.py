@@ -14,6 +14,8 @@ sys.path.insert(0, str(BENCH))
 
 import loss_study as ls  # noqa: E402
 
+from napari_seglab.core.training import TrainConfig, train  # noqa: E402
+
 IOU_CASES = [
     # pred, truth, expected
     ([1, 1, 0, 0], [1, 1, 0, 0], 1.0),
@@ -65,13 +67,25 @@ def test_synthetic_task_hits_the_foreground_fraction(fraction):
     np.testing.assert_array_equal(image, again)
 
 
-def test_custom_loss_is_used_and_restored():
-    original = ls._train_module.make_loss
+def test_the_studied_tversky_reaches_the_engine_as_its_loss(monkeypatch):
+    """The study's Tversky loss is handed to the engine (``train(loss_fn=)``) and is the one
+    the network is trained with."""
     variant = ls.VARIANT_BY_KEY["tversky"]
-    with ls._loss_override(variant.factory):
-        loss = ls._train_module.make_loss(None, None, False)
-        assert (loss.alpha, loss.beta, loss.include_background) == (0.3, 0.7, False)
-    assert ls._train_module.make_loss is original
+    loss = variant.factory(None, False)
+    assert (loss.alpha, loss.beta, loss.include_background) == (0.3, 0.7, False)
+    built = []
+
+    def spy(weight, sigmoid):
+        built.append(variant.factory(weight, sigmoid))
+        return built[-1]
+
+    image, truth = ls.synthetic_task((48, 48), 0.3, seed=0)
+    scribbles = np.where(truth, 2, 1).astype(np.uint8)
+    scribbles[::2] = 0
+    config = TrainConfig(steps=2, device="cpu", crop_size=32, final_prediction=False)
+    last = list(train(image, scribbles, config, loss_fn=spy))[-1]
+    assert built and isinstance(built[0], type(loss))
+    assert last.model.train_settings["loss"].endswith("<locals>.spy")
 
 
 def test_tiny_study_writes_tables_and_plot(tmp_path):

@@ -10,25 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic
 import tifffile
 from skimage import io
 
 from napari_seglab.cli import main
+from napari_seglab.core import io as seg_io
+from napari_seglab.core.inference import predict
 from napari_seglab.core.modelio import load_model
 
 
 def blobs(shape=(64, 72), seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    gt = np.zeros(shape, bool)
-    for _ in range(6):
-        cy, cx = rng.integers(6, shape[0] - 6), rng.integers(6, shape[1] - 6)
-        gt |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 25
-    image = (gt * 80 + rng.normal(100, 15, shape)).clip(0, 255).astype(np.uint8)
-    scribbles = np.zeros(shape, np.uint8)
-    sel = rng.random(shape) < 0.05
-    scribbles[sel & gt] = 2
-    scribbles[sel & ~gt] = 1
+    """The shared disks image with 5% painted: ``(image, scribbles)``."""
+    image, _gt, scribbles = synthetic.blobs(shape, n=6, seed=seed, painted=0.05)
     return image, scribbles
 
 
@@ -88,7 +82,7 @@ def test_train_predict_2d(files, capsys):
     )
     assert code == 0, err
     assert model2.is_file()
-    # the edge-aware regulariser is on unless --edge-weight 0
+    # the edge-aware regulariser is on unless --lambda-edge 0 (--edge-weight: the same)
     assert load_model(model).train_settings["lambda_edge_used"] == 2.0
     model3 = files / "m3.safetensors"
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-weight", "0"]
@@ -265,7 +259,7 @@ def test_train_bad_inputs(files, capsys):
         d / "scr.tif",
         "-o",
         d / "m.seglab",
-        "--edge-weight",
+        "--lambda-edge",
         "-1",
     ]
     cases["required"] = ["train", d / "img.tif", d / "scr.tif"]
@@ -367,14 +361,14 @@ def test_help_and_gui_parser_still_work(capsys):
 
 
 def test_train_help_names_the_defaults(capsys):
-    from napari_seglab.core.train import TrainConfig
+    from napari_seglab.core.training import TrainConfig
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     config = TrainConfig()
     assert f"(default: {config.loss}" in text
-    assert f"(default: {config.class_weights})" in text
+    assert f"(default: {config.class_weighting})" in text
 
 
 # ------------------------------------------------------------------------------------------
@@ -462,7 +456,7 @@ def test_batch_predict_goes_on_after_a_bad_image(files, capsys):
     assert "rgb.tif" in errors[0] and "does not exist" in errors[1] and "folder" in errors[2]
     assert errors[3] == "seglab: error: 3 of 5 images not predicted"
     assert sorted(os.listdir(d / "out")) == ["img.tif", "two.tif"]
-    expected = load_model(model).predict(tifffile.imread(d / "two.tif")).labels
+    expected = predict(load_model(model), tifffile.imread(d / "two.tif")).labels
     np.testing.assert_array_equal(tifffile.imread(d / "out" / "two.tif"), expected)
 
 
@@ -490,35 +484,6 @@ def test_sigterm_while_writing_leaves_no_temporary_file(files, capsys):
     assert "Traceback" not in proc.stderr
     assert not (d / "p.tif").exists()
     assert not [p for p in os.listdir(d) if p.startswith(".")]
-
-
-def test_an_interrupted_write_leaves_nothing_even_right_after_creating_the_file(
-    tmp_path, monkeypatch
-):
-    from napari_seglab.core.modelio import write_atomic
-
-    target = tmp_path / "out.tif"
-    target.write_bytes(b"old")
-    real_close = os.close
-
-    def close_then_terminated(fd):  # the signal arrives just after the file was created
-        real_close(fd)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "close", close_then_terminated)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomic(target, lambda tmp: Path(tmp).write_bytes(b"new"))
-    monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["out.tif"] and target.read_bytes() == b"old"
-    write_atomic(target, lambda tmp: Path(tmp).write_bytes(b"new"))
-    assert sorted(os.listdir(tmp_path)) == ["out.tif"] and target.read_bytes() == b"new"
-    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_options_are_checked_before_anything_runs(files, capsys):
@@ -653,7 +618,6 @@ def test_a_no_data_margin_is_one_error(files, capsys):
 def test_a_full_disk_during_predict_is_named(files, capsys, monkeypatch):
     """A writer's own words for a full disk ("9216 requested and 956 written") become a line
     naming the full disk; nothing half-written is left."""
-    from napari_seglab.core import modelio
 
     d = files
     model = d / "m.seglab"
@@ -667,7 +631,7 @@ def test_a_full_disk_during_predict_is_named(files, capsys, monkeypatch):
         free = 0
 
     monkeypatch.setattr(tifffile, "imwrite", full_disk)
-    monkeypatch.setattr(modelio.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(seg_io.shutil, "disk_usage", lambda path: Usage)
     code, err = run(["predict", model, d / "img.tif", "-o", d / "pred.tif"], capsys)
     line = one_line_error(code, err)
     assert "no space left on the disk holding" in line and str(d) in line
@@ -710,17 +674,17 @@ def test_batch_output_must_be_a_folder_and_is_not_left_empty(files, capsys):
 def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkeypatch):
     """A large image is announced before the long part, and the bar's count (megapixels,
     shown after a second) adds up to every pixel."""
-    from napari_seglab import cli
+    from napari_seglab.cli import predict_command
 
     d = files
     model = d / "m.seglab"
     assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
-    monkeypatch.setattr(cli, "LARGE_MEGAPIXELS", 0.004)
+    monkeypatch.setattr(predict_command, "LARGE_MEGAPIXELS", 0.004)
     code, err = run(["predict", model, d / "img.tif", "-o", d / "pred.tif"], capsys)
     assert code == 0, err
-    assert "img.tif: (64, 72) uint8, 0 Mpixel to predict" in err
+    assert "img.tif: (64, 72) uint16, 0 Mpixel to predict" in err
     done = []
-    load_model(model).predict(tifffile.imread(d / "img.tif"), progress=done.append, tile=32)
+    predict(load_model(model), tifffile.imread(d / "img.tif"), progress=done.append, tile=32)
     assert sum(done) == 64 * 72 and len(done) > 1
 
 

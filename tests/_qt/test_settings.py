@@ -13,8 +13,10 @@ napari = pytest.importorskip("napari")
 from napari_seglab._qt import settings as qt_settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 from napari_seglab.core.device import default_num_threads  # noqa: E402
+from napari_seglab.core.losses.registry import LOSSES  # noqa: E402
 from napari_seglab.core.model import ModelConfig  # noqa: E402
-from napari_seglab.core.train import TrainConfig  # noqa: E402
+from napari_seglab.core.training import TrainConfig  # noqa: E402
+from napari_seglab.core.weights import SCHEMES  # noqa: E402
 
 #: TrainConfig fields the widget chooses itself: an interactive run has a time budget and a
 #: live overlay where the core trains until stopped and previews nothing.
@@ -42,8 +44,8 @@ def _assert_shows(w: SegLabWidget, core: TrainConfig, arch: ModelConfig) -> None
         assert getattr(config, f.name) == expected, f.name
     # what the user sees
     assert panel.loss.currentData() == core.loss
-    assert panel.scheme.currentData() == core.class_weights
-    scheme = core.class_weights.replace("_", " ")
+    assert panel.scheme.currentData() == core.class_weighting
+    scheme = core.class_weighting.replace("_", " ")
     assert w.weights_panel.scheme_label.text().endswith(f"weights: {scheme}")
     assert panel.lambda_dice.value() == core.lambda_dice
     assert panel.lambda_ce.value() == core.lambda_ce
@@ -74,7 +76,7 @@ def test_initial_settings_follow_changed_core_defaults(make_napari_viewer, monke
     @dataclasses.dataclass(frozen=True)
     class OtherDefaults(TrainConfig):
         loss: str = "focal"
-        class_weights: str = "median_frequency"
+        class_weighting: str = "median_frequency"
         lambda_dice: float = 0.5
         lambda_ce: float = 2.0
         lambda_edge: float | None = 0.5
@@ -85,3 +87,12 @@ def test_initial_settings_follow_changed_core_defaults(make_napari_viewer, monke
     monkeypatch.setattr(qt_settings, "ModelConfig", OtherArchitecture)
     w = _docked(make_napari_viewer())
     _assert_shows(w, OtherDefaults(), OtherArchitecture())
+
+
+def test_the_panel_offers_exactly_the_cores_choices():
+    """The loss and class-weight lists of the panel are the core's, each once: a loss added to
+    the core's registry shows up here, a name the core does not know cannot be chosen."""
+    assert [value for value, _label in qt_settings.LOSSES] == list(LOSSES)
+    assert sorted(value for value, _label in qt_settings.WEIGHT_SCHEMES) == sorted(SCHEMES)
+    labels = [label for _value, label in (*qt_settings.LOSSES, *qt_settings.WEIGHT_SCHEMES)]
+    assert len(set(labels)) == len(labels)

@@ -95,11 +95,8 @@ def default_tile(device: torch.device, model: SegModel | None = None) -> int:
     at most ``CROP_TILE_FACTOR`` times its training crop (64 for the default). Those layers
     normalise with statistics of whatever window they are given, so a network trained on
     small crops and run on larger windows sees other statistics wherever the image is not
-    uniform. On scikit-image's coins photo (its top band brightly lit) whole-image or 256 px
-    tiles predicted strokes in the band as coins; 128 px tiles (twice the crop) still left 21%
-    of the painted background wrong after 165 steps of a network with biases, where tiles of
-    the crop's size left none (IoU 0.85 -> 0.97; on synthetic nuclei 0.88 -> 0.87, on thin
-    filaments 0.64 -> 0.65; ``benchmarks/real_suite.py``, ``docs/real-images.md``).
+    uniform: on scikit-image's coins photo (its top band brightly lit) larger tiles predicted
+    painted background in the band as coins (docs/real-images.md, "What changed, and why").
     """
     tile = 1024 if device.type == "cuda" else 512
     if model is not None and model.config.norm in ("group", "instance"):

@@ -16,11 +16,11 @@ from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
-from napari_seglab.core.train import (  # noqa: E402
-    DEFAULT_CLASS_WEIGHTS,
-    DEFAULT_LAMBDA_EDGE,
-    TrainConfig,
-)
+from napari_seglab.core import training as core_training  # noqa: E402
+from napari_seglab.core.config import DEFAULT_CLASS_WEIGHTS  # noqa: E402
+from napari_seglab.core.guard import DEFAULT_LAMBDA_EDGE  # noqa: E402
+from napari_seglab.core.inference import predict  # noqa: E402
+from napari_seglab.core.training import TrainConfig  # noqa: E402
 from napari_seglab.core.weights import class_weights  # noqa: E402
 
 # Tiny runs: the machine is shared.
@@ -273,7 +273,7 @@ def test_stop_stops_within_a_second(widget, qtbot):
     assert widget.trainer.last_report.stopped
     assert widget.trainer.last_report.prediction is not None
     pred = widget.viewer.layers["img prediction"]
-    np.testing.assert_array_equal(pred.data, model.predict(widget.image_layer.data).labels)
+    np.testing.assert_array_equal(pred.data, predict(model, widget.image_layer.data).labels)
     assert widget.status_label.text().startswith("Stopped")
 
 
@@ -355,7 +355,7 @@ def test_save_load_round_trip(widget, qtbot, tmp_path):
     _train(widget, qtbot)
     model = widget.trainer.model
     image = widget.image_layer.data
-    expected = model.predict(image).labels
+    expected = predict(model, image).labels
     path = widget.save_model(tmp_path / "model.seglab")
     assert path is not None and path.exists()
     widget.reset_model()
@@ -363,7 +363,7 @@ def test_save_load_round_trip(widget, qtbot, tmp_path):
     loaded = widget.load_model(path)
     assert loaded is widget.trainer.model
     assert loaded.num_classes == model.num_classes
-    np.testing.assert_array_equal(loaded.predict(image).labels, expected)
+    np.testing.assert_array_equal(predict(loaded, image).labels, expected)
     assert widget.classes[1].name == "coin"
     assert widget.apply_button.isEnabled()
 
@@ -433,9 +433,8 @@ def test_apply_to_another_layer(widget, viewer, qtbot):
 
 
 def test_error_in_worker_is_notified_and_widget_stays_usable(widget, qtbot, monkeypatch):
-    import importlib
 
-    core_train = importlib.import_module("napari_seglab.core.train")
+    core_train = core_training
 
     errors = []
     monkeypatch.setattr("napari_seglab._qt.widget.show_error", errors.append)
@@ -542,7 +541,7 @@ def test_previews_of_a_region_update_only_that_region(widget, viewer, qtbot):
     assert got_region == region
     assert prediction.labels.shape == (20, 30)
     lyr.update_prediction_layers(pred, prob, prediction, got_region)
-    full = model.predict(image)
+    full = predict(model, image)
     # Exact with batch norm; group norm (the default) normalises with the statistics of the
     # window it is given, and a region is predicted with 32 px of context, not the whole image.
     exact = model.config.norm == "batch"

@@ -1,0 +1,238 @@
+"""The ``seglab`` command line.
+
+``seglab`` with no arguments opens napari on the built-in sample image with the SegLab
+widget docked. ``seglab train`` and ``seglab predict`` work without a display::
+
+    seglab train image.tif scribbles.tif -o model.seglab --seconds 30
+    seglab predict model.seglab image.tif -o labels.tif
+    seglab predict model.seglab a.tif b.tif -o out_folder/ --probabilities
+
+Bad input gives a one-line ``seglab: error: ...`` and exit status 2; nothing half-written is
+left behind (outputs are written to a temporary file and renamed, also on SIGTERM, exit status
+143). No output may be an input (image, scribbles, the model to predict with), a device, a
+pipe or a symbolic link. Of several images, each bad one is reported and the others are
+predicted; the exit status is 2 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from napari_seglab.cli.common import (
+    CPUS,
+    CLIError,
+    _int_between,
+    _non_negative_float,
+    _Parser,
+    _positive_float,
+    _positive_int,
+)
+from napari_seglab.cli.predict_command import _predict
+from napari_seglab.cli.train_command import _train
+
+
+def _no_display() -> bool:
+    """On Linux, no X11 or Wayland display and no Qt platform chosen: Qt would abort."""
+    env = os.environ
+    return sys.platform.startswith("linux") and not (
+        env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM")
+    )
+
+
+def _open_app(args: argparse.Namespace) -> int:
+    if _no_display():
+        raise CLIError(
+            "the app needs a display (DISPLAY or WAYLAND_DISPLAY is not set); on a headless "
+            "machine run it under 'xvfb-run -a seglab', or use 'seglab train' and "
+            "'seglab predict', which need none"
+        )
+    import napari
+
+    from napari_seglab._sample_data import coins_image
+
+    viewer = napari.Viewer(title="napari-seglab")
+    if args.image:
+        viewer.open(args.image)
+    else:
+        viewer.add_image(coins_image(), name="coins", colormap="gray")
+    viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    if args.screenshot:
+        # Used by the README: render the whole window once and save it.
+        from qtpy.QtWidgets import QApplication
+
+        from napari_seglab._qt.internals import close_notification_popups
+
+        viewer.window.resize(1400, 900)
+        for _ in range(20):
+            QApplication.processEvents()
+        viewer.reset_view()
+        close_notification_popups()
+        QApplication.processEvents()
+        viewer.screenshot(args.screenshot, canvas_only=False)
+        viewer.close()
+        return 0
+    napari.run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``seglab`` command."""
+    from napari_seglab import __version__
+    from napari_seglab.core.config import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS
+    from napari_seglab.core.device import DEVICES
+    from napari_seglab.core.guard import DEFAULT_LAMBDA_EDGE
+    from napari_seglab.core.losses.registry import LOSSES
+    from napari_seglab.core.model import ModelConfig
+    from napari_seglab.core.weights import SCHEMES
+
+    parser = _Parser(
+        prog="seglab",
+        description="Interactive semantic segmentation from sparse scribbles. "
+        "With no command, opens napari with the SegLab widget on a sample image.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.set_defaults(func=_open_app, image=None, screenshot=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open napari with the SegLab widget docked")
+    gui.add_argument("image", nargs="?", help="image to open (default: the sample image)")
+    gui.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    gui.set_defaults(func=_open_app)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a model from an image and its scribbles",
+        description="Train a model from an image and scribbles (0 unlabeled, 1 background, "
+        "2 foreground, 3.. more classes) and save it.",
+    )
+    tr.add_argument("image", help="image file (TIFF, PNG, JPEG, ...)")
+    tr.add_argument("scribbles", help="scribbles file with the image's spatial shape")
+    tr.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    budget = tr.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--seconds", type=_positive_float, metavar="S", help="time budget (default 30 s)"
+    )
+    budget.add_argument("--steps", type=_positive_int, metavar="N", help="step budget")
+    tr.add_argument("--device", default="auto", choices=DEVICES)
+    tr.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=0, metavar="N")
+    tr.add_argument(
+        "--loss",
+        default=DEFAULT_LOSS,
+        choices=LOSSES,
+        help=f"loss on the painted pixels (default: {DEFAULT_LOSS}; docs/which-loss.md)",
+    )
+    tr.add_argument(
+        "--class-weighting",
+        "--class-weights",
+        dest="class_weighting",
+        default=DEFAULT_CLASS_WEIGHTS,
+        choices=SCHEMES,
+        help="per-class loss weights from the painted pixel counts "
+        f"(default: {DEFAULT_CLASS_WEIGHTS})",
+    )
+    tr.add_argument("--init", metavar="MODEL", help="continue training this model")
+    tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
+    tr.add_argument(
+        "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
+    )
+    arch = ModelConfig()
+    tr.add_argument(
+        "--width",
+        type=_int_between(1, 256),
+        default=None,
+        help=f"U-Net width (default {arch.width}; a new model only)",
+    )
+    tr.add_argument(
+        "--depth",
+        type=_int_between(1, 6),
+        default=None,
+        help=f"U-Net depth (default {arch.depth}; a new model only)",
+    )
+    tr.add_argument(
+        "--lambda-edge",
+        "--edge-weight",
+        dest="lambda_edge",
+        type=_non_negative_float,
+        default=None,
+        metavar="W",
+        help="weight of the edge-aware term (TrainConfig.lambda_edge) that places boundaries on "
+        "intensity edges "
+        f"where nothing is painted (default {DEFAULT_LAMBDA_EDGE:g} for 2D images, 0 for stacks; "
+        "0 = off)",
+    )
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predict class ids for images with a trained model",
+        description="Predict uint8 class ids (1..K) for each image; OUT is a file for one image "
+        "and a folder for several.",
+    )
+    pr.add_argument("model", help="model file written by 'seglab train'")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("-o", "--output", required=True, metavar="OUT")
+    pr.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write float32 class probabilities (K, ...) to <name>_probabilities.tif",
+    )
+    pr.add_argument("--device", default="auto", choices=DEVICES)
+    pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
+    pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
+    pr.add_argument(
+        "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
+    )
+    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.set_defaults(func=_predict)
+    return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM (what ``timeout``, ``kill`` and job schedulers send), raised where the program
+    is, so that partly written files are removed on the way out."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``seglab`` command; returns the exit status (143 after SIGTERM)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    except Terminated:
+        print("seglab: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+        # ModelFileError and bad-input errors of the core are ValueErrors.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"seglab: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seglab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""What every ``seglab`` command shares: one-line errors, argument types, reading images and
+checking that no output is an input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class CLIError(Exception):
+    """An error caused by the user's input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``seglab: error: ...``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+def _float_where(text: str, ok: Callable[[float], bool], requirement: str) -> float:
+    """``float(text)`` if finite and ``ok``, else an argparse error "must be <requirement>"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (ok(value) and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float_where(text, lambda v: v > 0, "a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    return _float_where(text, lambda v: v >= 0, "a number >= 0")
+
+
+#: The most torch threads an option may ask for: this machine's CPUs.
+CPUS = os.cpu_count() or 1
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        value = _parse_int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    return parse
+
+
+def read_image_check(path: Path, what: str = "image") -> None:
+    """Raise :class:`CLIError` unless ``path`` is an existing file."""
+    from napari_seglab.core.io import check_file
+
+    try:
+        check_file(path, what)
+    except (OSError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def read_image(path: str | Path, what: str = "image") -> Any:
+    """:func:`napari_seglab.core.io.read_image`, its errors as :class:`CLIError` and its notes
+    (a TIFF's other images left unread) on stderr."""
+    import warnings
+
+    from napari_seglab.core.io import read_image as core_read_image
+
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            image = core_read_image(path, what)
+        except (OSError, ValueError) as exc:
+            raise CLIError(str(exc)) from None
+    for note in notes:
+        print(f"note: {note.message}", file=sys.stderr)
+    return image
+
+
+#: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (hard links and symlinks included)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _read_only(path: Path) -> bool:
+    """No write permission for this user, or none for anyone (a file marked read-only is
+    respected even by root, who may write anywhere)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
+def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
+    """Refuse outputs that would destroy something: an input (``{path: what}``), a file that is
+    not a regular one (a device, a pipe, a folder), a symbolic link, or two outputs with one
+    name. Raises :class:`CLIError` naming the output and the reason; writes nothing."""
+    seen: dict[str, Path] = {}
+    for out in outputs:
+        if out.is_symlink():
+            raise CLIError(
+                f"output {out} is a symbolic link; give the file it points to or another name"
+            )
+        if out.exists() and not out.is_file():
+            raise CLIError(
+                f"output {out} exists and is not a regular file; seglab writes only regular files"
+            )
+        if out.exists() and _read_only(out):
+            raise CLIError(f"output {out} is read-only; seglab does not replace it")
+        folder = out.parent if str(out.parent) else Path(".")
+        if folder.is_dir() and _read_only(folder):
+            raise CLIError(f"output folder {folder} is not writable")
+        for path, what in inputs.items():
+            if _same_file(out, path):
+                raise CLIError(
+                    f"output {out} is the {what} {path}; seglab never writes over its inputs: "
+                    "choose another output name"
+                )
+        key = os.path.normcase(os.path.abspath(out))
+        if key in seen:
+            raise CLIError(f"two outputs would be written to {out}; rename an input")
+        seen[key] = out

@@ -1,0 +1,158 @@
+"""``seglab predict``: labels (and probabilities) of images from a model file."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from napari_seglab.cli.common import (
+    TIFF_SUFFIXES,
+    CLIError,
+    check_outputs,
+    read_image,
+    read_image_check,
+)
+
+
+def _prob_path(label_path: Path) -> Path:
+    name = label_path.name
+    for suffix in (".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return label_path.with_name(f"{name}_probabilities.tif")
+
+
+def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
+    """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
+    else ``out/<image name>.tif``. Raises CLIError for a name that cannot be meant."""
+    if len(images) == 1 and not (out.is_dir() or folder):
+        if out.parent != Path("") and not out.parent.exists():
+            raise CLIError(f"output folder {out.parent} does not exist")
+        if out.suffix.lower() not in TIFF_SUFFIXES:
+            raise CLIError(f"output {out}: seglab writes TIFF; name it .tif or .tiff")
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output {out} is a file; give a folder for several images")
+    if not out.exists() and out.suffix.lower() in TIFF_SUFFIXES:
+        raise CLIError(
+            f"output {out}: with {len(images)} images -o names a folder to create, and "
+            f"{out.name} looks like a file name; give a folder"
+        )
+    stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
+    if len(set(stems)) != len(stems):
+        raise CLIError("several input images have the same name; outputs would collide")
+    return [out / f"{s}.tif" for s in stems]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from napari_seglab.core.modelio import load_model
+
+    images = [Path(p) for p in args.images]
+    if len(images) == 1:  # of several, a missing one is reported with the others predicted
+        read_image_check(images[0])
+    out = Path(args.output)
+    targets = _label_paths(images, out, str(args.output).endswith(os.sep))
+    outputs = [*targets, *([_prob_path(t) for t in targets] if args.probabilities else [])]
+    inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
+    check_outputs(outputs, inputs)
+    model = load_model(args.model)
+    created = None  # the output folder, when made here (removed again if left empty)
+    if (len(targets) > 1 or targets[0] != out) and not out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        created = out
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    failed = []
+    for src, dst in zip(images, targets, strict=True):
+        # one bad image of a batch does not stop the others: each is reported, and the exit
+        # status says that something failed
+        try:
+            _predict_one(model, src, dst, args)
+        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+            if len(images) == 1:
+                if isinstance(exc, CLIError):  # it names the file already
+                    raise
+                raise CLIError(f"{src}: {exc}") from None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"seglab: error: {src}: {message}", file=sys.stderr)
+            failed.append(src)
+            continue
+        if not args.quiet:
+            print(f"{src} -> {dst}", file=sys.stderr)
+    if failed:
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()
+        print(
+            f"seglab: error: {len(failed)} of {len(images)} images not predicted", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
+    import tifffile
+    from tqdm import tqdm
+
+    from napari_seglab.core.data import as_zcyx
+    from napari_seglab.core.inference import predict
+    from napari_seglab.core.io import write_atomic
+
+    image = read_image(src, "image")
+    # the layout as the prediction reads it (its errors, such as a channel axis out of range,
+    # are the prediction's own), for the size
+    view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
+    megapixels = math.prod(view.spatial_shape) / 1e6
+    if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
+        print(
+            f"{src}: {image.shape} {image.dtype}, {megapixels:,.0f} Mpixel to predict; "
+            "the bar's estimate follows the first rows",
+            file=sys.stderr,
+        )
+    with tqdm(
+        total=megapixels,
+        unit="Mpx",
+        disable=args.quiet,
+        file=sys.stderr,
+        desc=src.name,
+        leave=False,
+        delay=1.0,  # no bar for a quick image, nor before an error found at once
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} Mpx "
+        "[{elapsed}<{remaining}]",
+    ) as bar:
+        prediction = predict(
+            model,
+            image,
+            device=args.device,
+            channel_axis=args.channel_axis,
+            tile=args.tile,
+            probabilities=args.probabilities,
+            progress=lambda n: bar.update(n / 1e6),
+        )
+    labels = prediction.labels
+
+    def write_labels(tmp: str) -> None:
+        tifffile.imwrite(tmp, labels, compression="zlib")
+
+    if not args.probabilities:
+        write_atomic(dst, write_labels)
+        return
+    probs = prediction.probabilities
+
+    def write_both(tmp: str) -> None:
+        # the labels are renamed into place just before the probabilities: an interruption
+        # leaves both, the labels alone, or neither, never the probabilities alone
+        tifffile.imwrite(tmp, probs)
+        write_atomic(dst, write_labels)
+
+    write_atomic(_prob_path(dst), write_both)
+
+
+#: From this size on, ``seglab predict`` says up front what it is about to predict.
+LARGE_MEGAPIXELS = 16

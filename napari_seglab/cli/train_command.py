@@ -1,0 +1,157 @@
+"""``seglab train``: a model from an image and its scribbles."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from napari_seglab.cli.common import (
+    CLIError,
+    check_outputs,
+    read_image,
+)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_seglab.core.model import ModelConfig
+    from napari_seglab.core.modelio import SUFFIXES, load_model, save_model
+    from napari_seglab.core.training import TrainConfig, train
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise CLIError(f"output {out} is a folder; give a model file name")
+    if out.parent != Path("") and not out.parent.exists():
+        raise CLIError(f"output folder {out.parent} does not exist")
+    if out.suffix.lower() not in SUFFIXES:  # never an image's name
+        raise CLIError(f"output {out}: name the model file .seglab (or .safetensors)")
+    # the --init model may be the output (training continues in place, written atomically)
+    check_outputs([out], {Path(args.image): "image", Path(args.scribbles): "scribbles"})
+    seconds, steps = args.seconds, args.steps
+    if seconds is None and steps is None:
+        seconds = 30.0
+    if args.init and (args.width is not None or args.depth is not None):
+        raise CLIError(
+            "--width and --depth make a new model; with --init the model keeps its own "
+            "architecture (leave them out)"
+        )
+    init = load_model(args.init) if args.init else None
+    image = read_image(args.image, "image")
+    scribbles = read_image(args.scribbles, "scribbles")
+    from napari_seglab.core.data import check_scribbles
+
+    check_scribbles(scribbles)  # values first: a 0/255 mask is one error, not 254 warnings
+    for warning in _unpainted_classes(scribbles):
+        print(f"warning: {warning}", file=sys.stderr)
+    config = TrainConfig(
+        loss=args.loss,
+        class_weighting=args.class_weighting,
+        seconds=seconds,
+        steps=steps,
+        device=args.device,
+        seed=args.seed,
+        channel_axis=args.channel_axis,
+        num_threads=args.threads,
+        final_prediction=False,
+        lambda_edge=args.lambda_edge,
+        model=ModelConfig(
+            depth=args.depth or ModelConfig.depth, width=args.width or ModelConfig.width
+        ),
+    )
+    gen = train(image, scribbles, config, model=init)
+    total = steps if seconds is None else None
+    last = None
+    with tqdm(total=total, unit="step", disable=args.quiet, file=sys.stderr) as bar:
+        try:
+            for report in gen:
+                last = report
+                bar.update(1)
+                bar.set_postfix(loss=f"{report.loss:.4f}", s=f"{report.elapsed:.1f}", refresh=False)
+        finally:
+            gen.close()
+    assert last is not None
+    model = last.model
+    try:
+        save_model(model, out)
+    except OSError as exc:
+        # the training is not thrown away: try the temporary folder (another disk, often)
+        rescue = Path(tempfile.gettempdir()) / f"seglab-unsaved-{os.getpid()}-{out.name}"
+        try:
+            save_model(model, rescue)
+        except OSError:
+            raise CLIError(f"could not save the model to {out}: {exc}") from None
+        raise CLIError(
+            f"could not save the model to {out} ({exc}); it was saved to {rescue} instead"
+        ) from None
+    # Notes and warnings are printed even with --quiet (which only hides the progress bar
+    # and the summary line): a script must learn that a class was lost.
+    for note in last.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for warning in _lost_classes(last.stroke_recall, model.class_names):
+        print(f"warning: {warning}", file=sys.stderr)
+    if not args.quiet:
+        recall = (
+            ""
+            if last.stroke_recall is None
+            else _recall_text(last.stroke_recall, model.class_names)
+        )
+        print(
+            f"trained {last.step} steps in {last.elapsed:.1f} s on {last.device}; "
+            f"loss {last.loss:.4f}{recall}; saved {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _unpainted_classes(scribbles) -> list[str]:
+    """A warning for each class id below the largest painted one that has no stroke (e.g. 1
+    and 3 painted, no 2): the model gets a class it can never learn."""
+    import numpy as np
+
+    s = np.asarray(scribbles)
+    if not np.issubdtype(s.dtype, np.integer) or s.size == 0 or s.min() < 0:
+        return []  # training refuses these with its own message
+    present = np.flatnonzero(np.bincount(s.ravel().astype(np.int64)))
+    top = int(present.max()) if len(present) else 0
+    missing = sorted(set(range(1, top + 1)) - set(present.tolist()))
+    return [
+        f"class {k} has no strokes but class {top} has: the model gets {top} classes and "
+        f"never learns class {k} (1 = background, 2 = foreground)"
+        for k in missing
+    ]
+
+
+def _lost_classes(recall, names: list[str]) -> list[str]:
+    """A warning for each class whose painted pixels the trained network mostly does not
+    reproduce (running recall below ``GUARD_RECALL`` at the end of training)."""
+
+    from napari_seglab.core.guard import GUARD_RECALL
+
+    if recall is None:
+        return []
+    out = []
+    for k, r in enumerate(recall):
+        if math.isfinite(r) and r < GUARD_RECALL:
+            name = names[k] if k < len(names) else f"class {k + 1}"
+            out.append(
+                f"only {r:.0%} of the painted {name} pixels are reproduced (on the training "
+                "crops); train longer (--steps / --seconds) or paint more of it"
+            )
+    return out
+
+
+def _recall_text(recall, names: list[str]) -> str:
+    """``"; painted pixels reproduced (training crops): background 99%, foreground 97%"`` from
+    the per-class running recall of a training report."""
+
+    parts = [
+        f"{names[k] if k < len(names) else f'class {k + 1}'} {r:.0%}"
+        for k, r in enumerate(recall)
+        if math.isfinite(r)
+    ]
+    return "; painted pixels reproduced (training crops): " + ", ".join(parts) if parts else ""

@@ -1,0 +1,590 @@
+"""Training from sparse scribbles, as a generator that yields a report every step.
+
+Typical use::
+
+    gen = train(image, scribbles, TrainConfig(seconds=20))
+    for report in gen:          # or report = gen.send(new_scribbles) to update the scribbles
+        print(report.step, report.loss)
+    model = report.model
+
+``new_scribbles`` is a :class:`~napari_seglab.core.edits.ScribbleEdit` (the pixels a stroke
+changed: applied at a cost proportional to the stroke), a list of them, or a full array (e.g.
+after an undo; the scribbles are then counted again).
+
+The generator's return value (``StopIteration.value``) is the trained :class:`SegModel`.
+
+One step: a batch of crops centred on painted pixels (:mod:`napari_seglab.core.sampling`),
+the loss on the painted pixels only (:mod:`napari_seglab.core.losses`) plus the edge-aware term
+on all of them, an Adam step, and an update of the exponential moving average of the weights
+(``torch.optim.swa_utils.AveragedModel``) that previews and the final model use. The guard of
+:mod:`napari_seglab.core.guard` watches the strokes' recall and acts when a class is lost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+
+from napari_seglab.core import losses, weights
+from napari_seglab.core.config import (
+    DEFAULT_Z_CONTEXT,
+    TrainConfig,
+    TrainReport,
+    budget_fraction,
+    lr_factor,
+)
+from napari_seglab.core.data import (
+    ImageView,
+    Normalization,
+    as_zcyx,
+    check_finite,
+    check_scribbles,
+    painted_accuracy,
+    present_classes,
+)
+from napari_seglab.core.device import (
+    default_num_threads,
+    describe_device,
+    release_memory,
+    resolve_device,
+)
+from napari_seglab.core.edits import ScribbleEdit
+from napari_seglab.core.guard import (
+    EDGE_NOISE_FACTOR,
+    EDGE_SIGMA_MIN,
+    GUARD_COOLDOWN,
+    GUARD_MAX_BOOST,
+    GUARD_RECALL,
+    GUARD_WARMUP,
+    StrokeMonitor,
+    edge_gate,
+    lambda_edge_for,
+    noise_level,
+)
+from napari_seglab.core.inference import Prediction, predict
+from napari_seglab.core.losses.registry import LossFactory
+from napari_seglab.core.losses.registry import make_loss as registry_loss
+from napari_seglab.core.model import SegModel
+from napari_seglab.core.preview import Previewer
+from napari_seglab.core.sampling import CropSampler
+
+#: What ``send()`` accepts: one edit, a list of edits and full arrays, or a full array.
+ScribbleUpdate = ScribbleEdit | Sequence[ScribbleEdit | np.ndarray] | np.ndarray
+
+
+def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -> torch.nn.Module:
+    """The loss module for ``config.loss`` (:data:`~napari_seglab.core.losses.registry.LOSSES`)
+    with the mix ``config.lambda_dice`` / ``config.lambda_ce``; ``weight`` holds the ``(K,)``
+    class weights (see :mod:`napari_seglab.core.losses.registry`)."""
+    return registry_loss(
+        config.loss, weight, sigmoid, lambda_dice=config.lambda_dice, lambda_ce=config.lambda_ce
+    )
+
+
+def _loss_parts(
+    loss_fn: torch.nn.Module, name: str, total: float, edge: torch.Tensor | None = None
+) -> dict[str, float]:
+    """The parts of a combined loss (its ``last_parts``, else ``{name: total}``), plus the
+    edge-aware regulariser's value under ``"edge"`` when it is on."""
+    parts = getattr(loss_fn, "last_parts", None)
+    if isinstance(parts, dict) and parts:
+        out = {str(k): float(v) for k, v in parts.items()}
+    else:
+        out = {name: total}
+    if edge is not None:
+        out["edge"] = float(edge.detach())
+    return out
+
+
+def ema_with_warmup(decay: float) -> Callable[[list, list, torch.Tensor], None]:
+    """``multi_avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`: torch's exponential
+    moving average (``get_ema_multi_avg_fn``) with the decay warming up as
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` averages, so that the first steps, far from
+    where training goes, are not held on to."""
+
+    def update(averaged: list, current: list, num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, num_averaged)
+
+    return update
+
+
+@torch.no_grad()
+def _copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    for s, t in zip(source.parameters(), target.parameters(), strict=True):
+        t.copy_(s)
+
+
+def _prepare(
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig,
+    model: SegModel | None,
+) -> tuple[ImageView, np.ndarray, SegModel]:
+    scribbles = np.asarray(scribbles)
+    image = np.asarray(image)
+    view = as_zcyx(image, channel_axis=config.channel_axis, spatial_shape=scribbles.shape)
+    check_finite(view.data)
+    labels = check_scribbles(scribbles, view.spatial_shape)
+    classes = present_classes(labels)
+    if len(classes) == 0:
+        raise ValueError(
+            "scribbles hold no labels; paint background (1) and foreground (2) strokes"
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"scribbles hold only class {int(classes[0])}; paint at least two classes "
+            "(1 = background, 2 = foreground)"
+        )
+    k_max = int(classes.max())
+    if model is not None:
+        if model.in_channels != view.channels:
+            raise ValueError(
+                f"the model expects {model.in_channels} channel(s) but the image has "
+                f"{view.channels} (shape {image.shape})"
+            )
+        if k_max > model.num_classes:
+            raise ValueError(
+                f"scribbles hold label {k_max} but the model has {model.num_classes} classes"
+            )
+    else:
+        norm = Normalization.fit(view, config.percentiles)
+        model_config = config.model
+        if model_config.z_context is None:
+            model_config = replace(model_config, z_context=DEFAULT_Z_CONTEXT if view.is_3d else 0)
+        model = SegModel.create(max(2, k_max), view.channels, norm, model_config, seed=config.seed)
+    return view, labels, model
+
+
+def train(
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig | None = None,
+    model: SegModel | None = None,
+    previewer: Previewer | None = None,
+    *,
+    loss_fn: LossFactory | None = None,
+) -> Generator[TrainReport, ScribbleUpdate | None, SegModel]:
+    """Train a model from sparse scribbles; a generator yielding a :class:`TrainReport` per step.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        ``(Y, X)``, ``(Y, X, C)`` / ``(C, Y, X)`` (channel axis from ``config.channel_axis`` or
+        detected from the scribbles' shape), ``(Z, Y, X)`` or ``(Z, Y, X, C)``; any int/float dtype.
+    scribbles : np.ndarray
+        The image's spatial shape; 0 = unlabeled, 1 = background, 2 = foreground, 3.. more
+        classes. At least two classes must be painted. For stacks, any slices may be painted.
+    config : TrainConfig, optional
+    model : SegModel, optional
+        Warm start: continue training this model (in place) instead of a new one.
+    previewer : Previewer, optional
+        Decides when the averaged-weight network predicts what a viewer shows, and which
+        region (:class:`~napari_seglab.core.preview.Previewer`); default: the whole image every
+        ``config.preview_every`` seconds (none when 0). Its ``finish`` event ends the run at
+        the next step with a final prediction of its region (a Stop that keeps the work); its
+        ``stopped`` event abandons previews and that prediction.
+    loss_fn : callable, optional
+        Replaces the loss of ``config.loss``: called as ``loss_fn(weight, sigmoid)`` with the
+        ``(K,)`` class-weight tensor (None-free) and whether the model has one sigmoid output,
+        each time the weights change; returns a module called as ``loss(logits, target,
+        mask=mask)`` (the contract of :data:`~napari_seglab.core.losses.registry.LOSSES`).
+        The model's ``train_settings["loss"]`` then names it.
+
+    Returns
+    -------
+    Generator
+        Yields reports; ``send(new_scribbles)`` updates the scribbles and returns the next
+        report: a :class:`~napari_seglab.core.edits.ScribbleEdit` or a list of them (indices and
+        new class ids of the changed pixels; the counts and crop sampler are updated from those
+        pixels only), or a full array of the same shape that replaces them (a list may mix
+        both, applied in order). The scribbles given are copied, never written to.
+        ``close()`` stops. Returns the model.
+
+    Raises
+    ------
+    ValueError
+        Immediately, for bad inputs or settings (mismatched shapes, no or one class, labels above
+        the warm-start model's classes, NaN/inf pixels, an unavailable device).
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    view, labels, model = _prepare(image, scribbles, config, model)
+    if previewer is None and config.preview_every > 0:
+        previewer = Previewer(view.spatial_shape, config.preview_every)
+    if loss_fn is None:
+
+        def factory(weight: torch.Tensor | None, sigmoid: bool) -> torch.nn.Module:
+            return make_loss(config, weight, sigmoid)
+
+        return _run(view, labels, model, config, device, previewer, factory, config.loss)
+    name = getattr(loss_fn, "__qualname__", None) or type(loss_fn).__name__
+    return _run(view, labels, model, config, device, previewer, loss_fn, f"custom: {name}")
+
+
+class _Run:
+    """One call of :func:`train` between steps: the network, its optimiser and average, the
+    crops, the class counts and weights, the guard's state."""
+
+    def __init__(
+        self,
+        view: ImageView,
+        labels: np.ndarray,
+        model: SegModel,
+        config: TrainConfig,
+        device: torch.device,
+        loss_factory: LossFactory,
+    ) -> None:
+        self.view, self.model, self.config, self.device = view, model, config, device
+        self.K = model.num_classes
+        self.net = net = model.net
+        self.loss_factory = loss_factory
+        self.threads = torch.get_num_threads()
+        if device.type == "cpu":
+            self.threads = int(config.num_threads or default_num_threads())
+            torch.set_num_threads(self.threads)
+        self.description = describe_device(device, self.threads)
+        rng = np.random.default_rng(config.seed)
+        if config.seed is not None:
+            torch.manual_seed(config.seed)
+        net.to(device)
+        net.train()
+        self.optimizer = torch.optim.Adam(
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.average: AveragedModel | None = None
+        if config.ema > 0:
+            self.average = AveragedModel(net, multi_avg_fn=ema_with_warmup(config.ema))
+            self.average.update_parameters(net)  # starts from the current weights
+        self.use_amp = bool(config.amp and device.type == "cuda")
+        self.amp_dtype = torch.float16
+        if self.use_amp and torch.cuda.is_bf16_supported():
+            self.amp_dtype = torch.bfloat16
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.sampler = CropSampler(
+            view,
+            labels,
+            model.normalization,
+            config.crop_size,
+            model.config.multiple,
+            rng,
+            augment=config.augment,
+            intensity=config.intensity_augment,
+            z_context=int(model.config.z_context or 0),
+        )
+        self.counter = weights.ClassCounts(self.K)
+        self.counter.add(labels)
+        self.monitor = StrokeMonitor(self.K) if config.guard else None
+        self.boost = np.ones(self.K, np.float32)  # the guard's extra loss weight per class
+        self.notes: list[str] = []
+        self.edge_scale = 1.0  # the guard's factor on the edge-aware term
+        self.last_action = 0
+        self.lambda_edge = lambda_edge_for(config, view.is_3d)
+        self.edge_sigma = config.edge_sigma
+        if self.edge_sigma is None and self.lambda_edge > 0:
+            noise = noise_level(self.sampler.uniform_batch(8))
+            self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
+        self.has_batchnorm = any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
+        )
+        self.set_loss()
+
+    def set_loss(self) -> None:
+        """Class weights from the counts (and the guard's boosts), and the loss built on them."""
+        config = self.config
+        self.counts = np.asarray(self.counter.counts, dtype=np.int64).copy()
+        w = weights.class_weights(
+            self.counts, scheme=config.class_weighting, beta=config.class_weight_beta
+        )
+        self.class_weights = np.asarray(w, dtype=np.float32) * self.boost
+        weight = torch.as_tensor(self.class_weights, device=self.device)
+        self.loss_fn = self.loss_factory(weight, self.model.sigmoid)
+
+    def step(self, step: int) -> tuple[float, torch.Tensor | None]:
+        """One optimisation step (``step`` done before it); the loss and the edge term."""
+        config, net, model = self.config, self.net, self.model
+        x, y = self.sampler.batch(config.batch_size)
+        xt = torch.from_numpy(x).to(self.device, non_blocking=True)
+        yt = torch.from_numpy(y).to(self.device, non_blocking=True)
+        mask = yt > 0
+        target = (yt - 1).clamp_(min=0)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            logits = net(xt)
+        loss = self.loss_fn(logits.float(), target, mask=mask)
+        edge = None
+        edge_now = self.lambda_edge * self.edge_scale
+        if config.edge_ramp > 0:
+            edge_now *= min(1.0, (step + 1) / config.edge_ramp)
+        if self.monitor is not None and edge_now > 0:
+            edge_now *= edge_gate(self.monitor.recall()[self.counts > 0])
+        if self.lambda_edge * self.edge_scale > 0:
+            # Measured (and reported) whenever the term is on, also while the ramp or the
+            # gate holds its weight at 0, so that the reports' parts stay the same.
+            probs = model.probabilities(logits)
+            edge = losses.edge_aware_potts(probs, xt, sigma=self.edge_sigma)
+            if edge_now > 0:
+                loss = loss + edge_now * edge
+        if self.monitor is not None:
+            self.monitor.update(logits.detach(), yt, model.sigmoid)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(net)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"training diverged: loss is {loss_value} at step {step + 1}")
+        return loss_value, edge
+
+    def guard(self, step: int) -> None:
+        """After ``step`` steps: switch the edge term off, then boost a class whose painted
+        pixels the network does not give back (``TrainConfig.guard``)."""
+        if self.monitor is None or step < GUARD_WARMUP or step - self.last_action < GUARD_COOLDOWN:
+            return
+        recall = self.monitor.recall()
+        present = np.flatnonzero(self.counts > 0)
+        if not len(present):
+            return
+        worst = int(present[np.nanargmin(recall[present])])
+        if recall[worst] >= GUARD_RECALL:
+            return
+        names = self.model.class_names
+        name = (names[worst] if worst < len(names) else "") or f"class {worst + 1}"
+        what = f"{recall[worst]:.0%} of the painted {name}"
+        if self.lambda_edge * self.edge_scale > 0:
+            # A regulariser that keeps the strokes from being learnt has no place in this
+            # run: halving it only delays the recovery.
+            self.edge_scale = 0.0
+            self.notes.append(
+                f"step {step}: edge-aware term switched off (only {what} pixels reproduced)"
+            )
+            self.last_action = step
+        elif self.boost[worst] < GUARD_MAX_BOOST:
+            self.boost[worst] *= 2
+            self.set_loss()
+            self.notes.append(
+                f"step {step}: loss weight of {name} raised {self.boost[worst]:g}x (only {what} "
+                "pixels reproduced)"
+            )
+            self.last_action = step
+
+    def decay_lr(self, step: int, elapsed: float) -> None:
+        if self.config.lr_decay:
+            fraction = budget_fraction(self.config, step, elapsed)
+            if fraction is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.config.lr * lr_factor(fraction)
+
+    def recalibrate(self, net: torch.nn.Module) -> None:
+        """Re-measure batch-norm statistics for ``net``'s weights (torch's ``update_bn``): the
+        running ones lag behind the weights and do not belong to averaged weights at all."""
+        if not self.has_batchnorm:
+            return
+        batches = [
+            torch.from_numpy(self.sampler.uniform_batch(self.config.batch_size)).to(self.device)
+            for _ in range(4)
+        ]
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            update_bn(batches, net)
+
+    def finish(self) -> None:
+        """The model ends with the averaged weights (also when stopped early)."""
+        if self.average is not None:
+            _copy_parameters(self.average.module, self.net)
+            self.average = None
+
+    def averaged_model(self) -> SegModel:
+        """The model with the averaged weights (batch norm recalibrated), for a prediction."""
+        if self.average is None:
+            return self.model
+        self.recalibrate(self.average.module)
+        return replace(self.model, net=self.average.module)
+
+    def apply(self, new_scribbles: Any) -> None:
+        """Scribbles sent to the generator; edits cost time in proportion to the stroke, a full
+        array in proportion to the image."""
+        K, spatial = self.K, self.view.spatial_shape
+        for item in _scribbles_items(new_scribbles, len(spatial)):
+            if isinstance(item, ScribbleEdit):
+                self.counter.update(*self.sampler.apply_edit(item, K))
+                continue
+            new = check_scribbles(item, spatial)
+            k_new = present_classes(new)
+            if len(k_new) == 0:
+                raise ValueError("the new scribbles hold no labels")
+            if int(k_new.max()) > K:
+                raise ValueError(
+                    f"the new scribbles hold label {int(k_new.max())} but the model has {K} "
+                    "classes; start a new training to add a class"
+                )
+            self.counter = weights.ClassCounts(K)
+            self.counter.add(new)
+            self.sampler.set_labels(new)
+        self.set_loss()
+
+    def close(self, previous_threads: int) -> None:
+        self.finish()  # stopped early (close() or an error): keep the averaged weights
+        self.net.eval()
+        if self.device.type != "cpu":
+            self.net.to("cpu")
+        del self.optimizer
+        release_memory(self.device)
+        if torch.get_num_threads() != previous_threads:
+            torch.set_num_threads(previous_threads)
+
+
+def _run(
+    view: ImageView,
+    labels: np.ndarray,
+    model: SegModel,
+    config: TrainConfig,
+    device: torch.device,
+    previewer: Previewer | None,
+    loss_factory: LossFactory,
+    loss_name: str,
+) -> Generator[TrainReport, ScribbleUpdate | None, SegModel]:
+    previous_threads = torch.get_num_threads()
+    run: _Run | None = None
+    try:
+        run = _Run(view, labels, model, config, device, loss_factory)
+        model.train_settings = {
+            **config.to_dict(),
+            "device": run.description,
+            "image_shape": list(view.spatial_shape),
+            "channels": view.channels,
+            "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
+            "lambda_edge_used": run.lambda_edge,
+        }
+        if loss_name != config.loss:
+            model.train_settings["loss"] = loss_name
+        step = 0
+        # The clock starts after the set-up (the first optimiser of a process imports
+        # torch._dynamo, seconds on a small CPU), so a budget buys training steps.
+        t0 = time.perf_counter()
+        if previewer is not None:
+            previewer.start()
+        while True:
+            loss_value, edge = run.step(step)
+            step += 1
+            run.guard(step)
+            elapsed = time.perf_counter() - t0
+            finishing = previewer is not None and previewer.finish.is_set()
+            done = (
+                finishing
+                or (config.steps is not None and step >= config.steps)
+                or (config.seconds is not None and elapsed >= config.seconds)
+            )
+            final = done and config.final_prediction
+            want_preview = previewer is not None and not final and previewer.due(step)
+            if done:
+                run.finish()
+                run.recalibrate(run.net)
+            run.decay_lr(step, elapsed)
+            prediction, region = None, None
+            if final or want_preview:
+                prediction, region = _predict(run, previewer, final, finishing, step)
+            model.train_settings["steps_done"] = step
+            model.train_settings["seconds_done"] = round(elapsed, 3)
+            if run.notes:
+                model.train_settings["lambda_edge_used"] = run.lambda_edge * run.edge_scale
+                model.train_settings["guard_notes"] = list(run.notes)
+            report = TrainReport(
+                step=step,
+                loss=loss_value,
+                parts=_loss_parts(run.loss_fn, loss_name, loss_value, edge),
+                class_weights=run.class_weights.copy(),
+                counts=run.counts.copy(),
+                elapsed=elapsed,
+                device=run.description,
+                prediction=prediction,
+                region=region,
+                model=model,
+                done=done,
+                stopped=finishing,
+                stroke_recall=None if run.monitor is None else run.monitor.recall(),
+                notes=tuple(run.notes),
+                painted_accuracy=None
+                if prediction is None
+                else painted_accuracy(
+                    np.asarray(prediction.labels),
+                    _in_region(run.sampler.labels, view, region),
+                    run.K,
+                ),
+            )
+            new_scribbles = yield report
+            if done:
+                break
+            if new_scribbles is not None:
+                run.apply(new_scribbles)
+    finally:
+        if run is not None:
+            run.close(previous_threads)
+        elif torch.get_num_threads() != previous_threads:
+            torch.set_num_threads(previous_threads)
+    return model
+
+
+def _painted(
+    run: _Run, prediction: Prediction | None, region: tuple[slice, ...] | None
+) -> np.ndarray | None:
+    """``TrainReport.painted_accuracy`` of a report's prediction (of ``region``)."""
+    if prediction is None:
+        return None
+    painted = _in_region(run.sampler.labels, run.view, region)
+    return painted_accuracy(np.asarray(prediction.labels), painted, run.K)
+
+
+def _predict(
+    run: _Run, previewer: Previewer | None, final: bool, finishing: bool, step: int
+) -> tuple[Prediction | None, tuple[slice, ...] | None]:
+    """The prediction a report carries, with the averaged weights: the whole image at the end
+    (the region in view when the user stopped early), or a preview the previewer asked for."""
+    shown = run.averaged_model()
+    image = _original_layout(run.view)
+    tile = run.config.tile
+    if final and previewer is None:
+        return predict(shown, image, tile=tile, channel_axis=-1), None
+    if final:  # band by band: a stop request is honoured within a band
+        got = previewer.predict(shown, image, -1, tile, region="view" if finishing else None)
+        previewer.forest_shown = False
+        return got if got is not None else (None, None)
+    got = previewer.predict(shown, image, channel_axis=-1, tile=tile)
+    if got is None:
+        return None, None
+    prediction, region = got
+    if not previewer.accept(prediction, _in_region(run.sampler.labels, run.view, region), step):
+        return None, None
+    return prediction, region
+
+
+def _scribbles_items(new: Any, ndim: int) -> list[Any]:
+    """What was sent to the generator, as a list of edits and full arrays, in order."""
+    if isinstance(new, ScribbleEdit):
+        return [new]
+    if isinstance(new, (list, tuple)) and all(
+        isinstance(x, ScribbleEdit) or (isinstance(x, np.ndarray) and x.ndim == ndim) for x in new
+    ):
+        return list(new)
+    return [new]
+
+
+def _in_region(labels: np.ndarray, view: ImageView, region: tuple[slice, ...] | None) -> np.ndarray:
+    """The sampler's labels as ``(*spatial)``, cut to ``region`` (None: all)."""
+    spatial = labels.reshape(view.spatial_shape)
+    return spatial if region is None else spatial[region]
+
+
+def _original_layout(view: ImageView) -> np.ndarray:
+    """The image in a layout :func:`predict` understands: ``(Z, Y, X, C)`` or ``(Y, X, C)``."""
+    data = np.moveaxis(view.data, 1, -1)
+    return data if view.is_3d else data[0]
