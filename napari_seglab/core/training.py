@@ -116,6 +116,17 @@ def ema_with_warmup(decay: float) -> Callable[[list, list, torch.Tensor], None]:
     return update
 
 
+def _release(net: torch.nn.Module, device: torch.device, previous_threads: int) -> None:
+    """The end of every run: the network in eval mode on the CPU, the device's cached memory
+    returned, torch's thread count as it was."""
+    net.eval()
+    if device.type != "cpu":
+        net.to("cpu")
+    release_memory(device)
+    if torch.get_num_threads() != previous_threads:
+        torch.set_num_threads(previous_threads)
+
+
 @torch.no_grad()
 def _copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
     for s, t in zip(source.parameters(), target.parameters(), strict=True):
@@ -434,13 +445,8 @@ class _Run:
 
     def close(self, previous_threads: int) -> None:
         self.finish()  # stopped early (close() or an error): keep the averaged weights
-        self.net.eval()
-        if self.device.type != "cpu":
-            self.net.to("cpu")
         del self.optimizer
-        release_memory(self.device)
-        if torch.get_num_threads() != previous_threads:
-            torch.set_num_threads(previous_threads)
+        _release(self.net, self.device, previous_threads)
 
 
 def _run(
@@ -529,8 +535,8 @@ def _run(
     finally:
         if run is not None:
             run.close(previous_threads)
-        elif torch.get_num_threads() != previous_threads:
-            torch.set_num_threads(previous_threads)
+        else:  # the set-up failed: the network leaves the device all the same
+            _release(model.net, device, previous_threads)
     return model
 
 

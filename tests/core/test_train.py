@@ -13,6 +13,7 @@ from synthetic import blobs
 from napari_seglab.core import losses as seg_losses
 from napari_seglab.core import training as core_training
 from napari_seglab.core.config import DEFAULT_Z_CONTEXT
+from napari_seglab.core.data import Normalization, as_zcyx
 from napari_seglab.core.guard import (
     DEFAULT_LAMBDA_EDGE,
     EDGE_NOISE_FACTOR,
@@ -121,6 +122,23 @@ def test_close_stops_cleanly_and_restores_threads():
         next(gen)
     assert torch.get_num_threads() == before
     assert not report.model.net.training
+
+
+def test_a_failed_set_up_leaves_the_network_and_threads_as_after_a_run(monkeypatch):
+    """An error while a run is set up (here the crop sampler's) still puts the network in eval
+    mode (on the CPU) and gives torch its thread count back."""
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the crops")
+
+    monkeypatch.setattr(core_training, "CropSampler", broken)
+    image, _gt, scribbles = blobs((32, 32))
+    model = core_training.SegModel.create(2, 1, Normalization.fit(as_zcyx(image)))
+    before = torch.get_num_threads()
+    with pytest.raises(MemoryError):
+        next(train(image, scribbles, TrainConfig(steps=2, num_threads=before + 1), model))
+    assert not model.net.training
+    assert torch.get_num_threads() == before
 
 
 def test_time_budget():
