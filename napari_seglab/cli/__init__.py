@@ -79,6 +79,34 @@ def _open_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loss_name(text: str) -> str:
+    """``--loss``: the name, or why an old one is gone."""
+    from napari_seglab.core.config import TVERSKY_GONE
+
+    if text == "tversky":
+        raise argparse.ArgumentTypeError(TVERSKY_GONE)
+    return text
+
+
+class _OldName(argparse.Action):
+    """An option's name before 0.2: still accepted, with a note on stderr, not in --help."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is now {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _old_name(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any) -> None:
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(
+        old, dest=dest, action=_OldName, new=new, help=argparse.SUPPRESS, default=None, **kwargs
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``seglab`` command."""
     from napari_seglab import __version__
@@ -122,18 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--loss",
         default=DEFAULT_LOSS,
+        type=_loss_name,
         choices=LOSSES,
         help=f"loss on the painted pixels (default: {DEFAULT_LOSS}; docs/which-loss.md)",
     )
     tr.add_argument(
         "--class-weighting",
-        "--class-weights",
-        dest="class_weighting",
         default=DEFAULT_CLASS_WEIGHTS,
         choices=SCHEMES,
         help="per-class loss weights from the painted pixel counts "
         f"(default: {DEFAULT_CLASS_WEIGHTS})",
     )
+    _old_name(tr, "--class-weights", "--class-weighting", choices=SCHEMES)
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument(
@@ -154,8 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--lambda-edge",
-        "--edge-weight",
-        dest="lambda_edge",
         type=_non_negative_float,
         default=None,
         metavar="W",
@@ -164,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"where nothing is painted (default {DEFAULT_LAMBDA_EDGE:g} for 2D images, 0 for stacks; "
         "0 = off)",
     )
+    _old_name(tr, "--edge-weight", "--lambda-edge", type=_non_negative_float)
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
 
 DEFAULT_LOSS = "dice_ce"
+#: What ``loss="tversky"`` (offered until 0.2) says now, in the API and the command line.
+TVERSKY_GONE = (
+    "loss 'tversky' is no longer offered: with alpha = beta = 0.5 it was the Dice loss "
+    "(loss='dice'); for other weights give train(..., loss_fn=lambda weight, sigmoid: "
+    "TverskyLoss(softmax=True, to_onehot_y=True, include_background=False, alpha=.., beta=..))"
+)
 #: No class weighting by default: the loss study (docs/which-loss.md) found that weighting by
 #: inverse frequency over-segments the rare class and lowers IoU, with dense labels and scribbles.
 DEFAULT_CLASS_WEIGHTS = "none"
@@ -153,11 +159,7 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         if self.loss == "tversky":
-            raise ValueError(
-                "loss 'tversky' is no longer offered: with alpha = beta = 0.5 it was the Dice "
-                "loss (loss='dice'); for other weights give "
-                "train(..., loss_fn=lambda w, sigmoid: TverskyLoss(...))"
-            )
+            raise ValueError(TVERSKY_GONE)
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.class_weighting not in weights.SCHEMES:
@@ -218,6 +220,8 @@ def _accept_old_names(init: Any) -> Any:
     @functools.wraps(init)
     def __init__(self: TrainConfig, *args: Any, class_weights: Any = None, **kwargs: Any) -> None:
         if class_weights is not None:
+            if "class_weighting" in kwargs:
+                raise TypeError("give class_weighting only (class_weights is its old name)")
             warnings.warn(
                 "TrainConfig(class_weights=...) is deprecated and will be removed in 0.3; use "
                 "TrainConfig(class_weighting=...)",

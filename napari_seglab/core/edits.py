@@ -2,7 +2,7 @@
 
 A stroke changes a few thousand pixels of what may be a volume of hundreds of millions; sending
 those pixels instead of the whole array keeps every update proportional to the stroke. The
-training generator (:func:`napari_seglab.core.train.train`) accepts a :class:`ScribbleEdit`, or
+training generator (:func:`napari_seglab.core.training.train`) accepts a :class:`ScribbleEdit`, or
 a list of them, through ``send()`` and applies them to its copy of the scribbles, its class
 counts and its crop sampler.
 

@@ -76,7 +76,8 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     except ImageFileError:
         raise
     except Exception as exc:  # noqa: BLE001 (any reader's error, said in one line)
-        raise ImageFileError(f"could not read {what} {path}: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageFileError(f"could not read {what} {path}: {reason}") from None
     return np.asarray(data)
 
 

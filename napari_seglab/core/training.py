@@ -69,8 +69,7 @@ from napari_seglab.core.guard import (
     noise_level,
 )
 from napari_seglab.core.inference import Prediction, predict
-from napari_seglab.core.losses.registry import LossFactory
-from napari_seglab.core.losses.registry import make_loss as registry_loss
+from napari_seglab.core.losses.registry import LossFactory, build_loss
 from napari_seglab.core.model import SegModel
 from napari_seglab.core.preview import Previewer
 from napari_seglab.core.sampling import CropSampler
@@ -83,7 +82,7 @@ def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -
     """The loss module for ``config.loss`` (:data:`~napari_seglab.core.losses.registry.LOSSES`)
     with the mix ``config.lambda_dice`` / ``config.lambda_ce``; ``weight`` holds the ``(K,)``
     class weights (see :mod:`napari_seglab.core.losses.registry`)."""
-    return registry_loss(
+    return build_loss(
         config.loss, weight, sigmoid, lambda_dice=config.lambda_dice, lambda_ce=config.lambda_ce
     )
 
@@ -236,6 +235,12 @@ def train(
             return make_loss(config, weight, sigmoid)
 
         return _run(view, labels, model, config, device, previewer, factory, config.loss)
+    if isinstance(loss_fn, torch.nn.Module) or not callable(loss_fn):
+        raise TypeError(
+            "loss_fn must be a factory (weight, sigmoid) -> loss module, called again whenever "
+            f"the class weights change; got {type(loss_fn).__name__}: wrap a module as "
+            "loss_fn=lambda weight, sigmoid: module"
+        )
     name = getattr(loss_fn, "__qualname__", None) or type(loss_fn).__name__
     return _run(view, labels, model, config, device, previewer, loss_fn, f"custom: {name}")
 
@@ -471,8 +476,8 @@ def _run(
             "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
             "lambda_edge_used": run.lambda_edge,
         }
-        if loss_name != config.loss:
-            model.train_settings["loss"] = loss_name
+        if loss_name != config.loss:  # a loss of one's own: its factory and what it built
+            model.train_settings["loss"] = f"{loss_name} -> {type(run.loss_fn).__name__}"
         step = 0
         # The clock starts after the set-up (the first optimiser of a process imports
         # torch._dynamo, seconds on a small CPU), so a budget buys training steps.

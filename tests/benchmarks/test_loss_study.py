@@ -85,7 +85,7 @@ def test_the_studied_tversky_reaches_the_engine_as_its_loss(monkeypatch):
     config = TrainConfig(steps=2, device="cpu", crop_size=32, final_prediction=False)
     last = list(train(image, scribbles, config, loss_fn=spy))[-1]
     assert built and isinstance(built[0], type(loss))
-    assert last.model.train_settings["loss"].endswith("<locals>.spy")
+    assert last.model.train_settings["loss"].endswith("<locals>.spy -> TverskyLoss")
 
 
 def test_tiny_study_writes_tables_and_plot(tmp_path):

@@ -82,13 +82,18 @@ def test_train_predict_2d(files, capsys):
     )
     assert code == 0, err
     assert model2.is_file()
-    # the edge-aware regulariser is on unless --lambda-edge 0 (--edge-weight: the same)
+    # the edge-aware regulariser is on unless --lambda-edge 0 (its old name --edge-weight
+    # still works, with a note)
     assert load_model(model).train_settings["lambda_edge_used"] == 2.0
     model3 = files / "m3.safetensors"
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-weight", "0"]
     code, err = run([*argv, *FAST], capsys)
     assert code == 0, err
+    assert "note: --edge-weight is now --lambda-edge" in err
     assert load_model(model3).train_settings["lambda_edge_used"] == 0.0
+    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--loss", "tversky"]
+    line = one_line_error(*run(argv, capsys))
+    assert "no longer offered" in line and "loss='dice'" in line
 
 
 def test_train_says_how_well_the_strokes_are_reproduced(files, capsys):

@@ -21,8 +21,7 @@ from napari_seglab.core.guard import (
     noise_level,
 )
 from napari_seglab.core.inference import predict
-from napari_seglab.core.losses.registry import LOSSES, LossName
-from napari_seglab.core.losses.registry import make_loss as registry_make_loss
+from napari_seglab.core.losses.registry import LOSSES, LossName, build_loss
 from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.training import TrainConfig, TrainReport, make_loss, train
 from napari_seglab.core.weights import class_weights
@@ -328,10 +327,10 @@ def test_the_registry_names_every_loss_once_and_builds_each():
     for name in LOSSES:
         for sigmoid in (False, True):
             x = logits[:, :1] if sigmoid else logits
-            loss = registry_make_loss(name, torch.tensor([1.0, 2.0]), sigmoid)
+            loss = build_loss(name, torch.tensor([1.0, 2.0]), sigmoid)
             assert torch.isfinite(loss(x, target, mask=mask)), (name, sigmoid)
     with pytest.raises(ValueError, match="unknown loss 'jaccard'"):
-        registry_make_loss("jaccard")
+        build_loss("jaccard")
 
 
 def test_the_old_name_of_the_weighting_scheme_still_works_and_warns():
@@ -339,6 +338,31 @@ def test_the_old_name_of_the_weighting_scheme_still_works_and_warns():
         config = TrainConfig(steps=3, class_weights="median_frequency")
     assert config == TrainConfig(steps=3, class_weighting="median_frequency")
     assert dataclasses.replace(config, steps=4).class_weighting == "median_frequency"
+
+
+def test_both_names_of_the_weighting_scheme_at_once_are_refused():
+    with pytest.raises(TypeError, match="class_weighting only"):
+        TrainConfig(class_weights="none", class_weighting="median_frequency")
+
+
+def test_the_modules_of_0_1_say_where_their_contents_went():
+    """``napari_seglab.core.train`` / ``.predict`` are the functions; importing the old
+    modules of those names says where their contents went, and the functions stay."""
+    with pytest.raises(ModuleNotFoundError, match=r"became napari_seglab.core.training"):
+        exec("from napari_seglab.core.train import TrainConfig")
+    with pytest.raises(ModuleNotFoundError, match=r"became napari_seglab.core.inference"):
+        exec("import napari_seglab.core.predict")
+    from napari_seglab.core import predict as predict_function
+    from napari_seglab.core import train as train_function
+
+    assert train_function is train and predict_function is predict
+
+
+def test_a_loss_module_for_loss_fn_is_refused_with_what_to_give():
+    image, _gt, scribbles = blobs((32, 32))
+    module = seg_losses.DiceLoss(softmax=True, to_onehot_y=True)
+    with pytest.raises(TypeError, match=r"a factory \(weight, sigmoid\).*lambda weight, sigmoid"):
+        train(image, scribbles, TrainConfig(steps=1, **FAST), loss_fn=module)
 
 
 def test_the_old_tversky_choice_says_what_replaces_it():
@@ -363,7 +387,7 @@ def test_a_loss_of_ones_own_is_trained_with_and_named():
     assert w[0] < w[1]  # background painted more: a lower weight, as the scheme says
     assert set(last.parts) == {"dice", "ce", "edge"}
     assert last.model.train_settings["loss"].startswith("custom: ")
-    assert "weighted_ce" in last.model.train_settings["loss"]
+    assert last.model.train_settings["loss"].endswith("weighted_ce -> DiceCELoss")
 
 
 def test_the_weight_average_is_torchs_ema_with_a_warm_up():

@@ -88,7 +88,7 @@ LOSSES: dict[str, LossFactory] = {
 }
 
 
-def make_loss(
+def build_loss(
     name: str,
     weight: torch.Tensor | None = None,
     sigmoid: bool = False,
