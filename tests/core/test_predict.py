@@ -181,9 +181,9 @@ def test_group_norm_models_predict_in_tiles_the_size_of_their_training_crops():
     assert default_tile(cpu, group) == 48
     image = np.random.default_rng(0).random((300, 260)).astype(np.float32)
     image[:40] += 3.0  # a bright band: the whole-image statistics differ from a tile's
-    default = group.predict(image).probabilities
-    assert np.array_equal(default, group.predict(image, tile=48).probabilities)
-    assert not np.allclose(default, group.predict(image, tile=512).probabilities, atol=1e-4)
+    default = predict(group, image).probabilities
+    assert np.array_equal(default, predict(group, image, tile=48).probabilities)
+    assert not np.allclose(default, predict(group, image, tile=512).probabilities, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_group_norm_model_trained_on_small_crops_predicts_with_default_tiles(cro
     group = trained_like(config=ModelConfig(norm="group", width=8))
     group.train_settings["crop_size"] = crop
     image = np.random.default_rng(0).random((70, 90)).astype(np.float32)
-    pred = group.predict(image)
+    pred = predict(group, image)
     assert pred.labels.shape == image.shape
 
 
