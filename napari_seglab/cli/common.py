@@ -101,10 +101,6 @@ def read_image(path: str | Path, what: str = "image") -> Any:
     return image
 
 
-#: What ``seglab predict`` writes: TIFF only (a .png name would hold TIFF bytes).
-TIFF_SUFFIXES = (".tif", ".tiff")
-
-
 def _same_file(a: Path, b: Path) -> bool:
     """Whether two paths name the same file (hard links and symlinks included)."""
     try:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from napari_seglab.cli.common import (
-    TIFF_SUFFIXES,
     CLIError,
     check_outputs,
     read_image,
@@ -30,6 +29,8 @@ def _prob_path(label_path: Path) -> Path:
 def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
     else ``out/<image name>.tif``. Raises CLIError for a name that cannot be meant."""
+    from napari_seglab.core.io import TIFF_SUFFIXES  # also what seglab predict writes
+
     if len(images) == 1 and not (out.is_dir() or folder):
         if out.parent != Path("") and not out.parent.exists():
             raise CLIError(f"output folder {out.parent} does not exist")
