@@ -6,6 +6,7 @@ widget docked. ``seglab train`` and ``seglab predict`` work without a display::
     seglab train image.tif scribbles.tif -o model.seglab --seconds 30
     seglab predict model.seglab image.tif -o labels.tif
     seglab predict model.seglab a.tif b.tif -o out_folder/ --probabilities
+    seglab predict model.seglab big.zarr -o labels.zarr --workers 2
 
 Bad input gives a one-line ``seglab: error: ...`` and exit status 2; nothing half-written is
 left behind (outputs are written to a temporary file and renamed, also on SIGTERM, exit status
@@ -212,7 +213,33 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
     pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
     pr.add_argument(
-        "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
+        "--threads",
+        type=_int_between(1, CPUS),
+        metavar="N",
+        help=f"CPU threads (1-{CPUS}): torch's, or Dask's when predicting block by block",
+    )
+    big = pr.add_argument_group(
+        "block by block (Dask)",
+        "used for Zarr/OME-Zarr inputs or a .zarr output, or when any of these is given; the "
+        "output is written block by block, so memory stays bounded whatever the image size",
+    )
+    big.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="start a local dask.distributed cluster of N worker processes",
+    )
+    big.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use a running dask.distributed scheduler (tcp://host:8786); inputs and outputs "
+        "must be on a file system the workers share",
+    )
+    big.add_argument(
+        "--block",
+        type=_positive_int,
+        metavar="PX",
+        help="edge of the blocks in pixels (default 1024 or 4 tiles)",
     )
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=_predict)

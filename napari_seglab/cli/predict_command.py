@@ -30,12 +30,20 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
     else ``out/<image name>.tif``. Raises CLIError for a name that cannot be meant."""
     from napari_seglab.core.io import TIFF_SUFFIXES  # also what seglab predict writes
+    from napari_seglab.core.lazyio import is_zarr
 
-    if len(images) == 1 and not (out.is_dir() or folder):
+    if len(images) == 1 and (is_zarr(out) or not (out.is_dir() or folder)):
         if out.parent != Path("") and not out.parent.exists():
             raise CLIError(f"output folder {out.parent} does not exist")
+        if out.suffix.lower() == ".zarr":
+            if out.exists():
+                raise CLIError(
+                    f"output {out} exists; seglab does not overwrite a Zarr store: remove it "
+                    "or choose another name"
+                )
+            return [out]
         if out.suffix.lower() not in TIFF_SUFFIXES:
-            raise CLIError(f"output {out}: seglab writes TIFF; name it .tif or .tiff")
+            raise CLIError(f"output {out}: seglab writes TIFF or Zarr; name it .tif or .zarr")
         return [out]
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} is a file; give a folder for several images")
@@ -47,25 +55,57 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
     if len(set(stems)) != len(stems):
         raise CLIError("several input images have the same name; outputs would collide")
-    return [out / f"{s}.tif" for s in stems]
+    # a Zarr image's labels go to Zarr, the others' to TIFF
+    targets = [
+        out / f"{s}{'.zarr' if is_zarr(p) else '.tif'}" for s, p in zip(stems, images, strict=True)
+    ]
+    for t in targets:
+        if t.suffix == ".zarr" and t.exists():
+            raise CLIError(f"output {t} exists; seglab does not overwrite a Zarr store")
+    return targets
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from napari_seglab.core.modelio import load_model
+    from napari_seglab.cli import blockwise_command
+    from napari_seglab.core.lazyio import is_zarr
 
     images = [Path(p) for p in args.images]
     if len(images) == 1:  # of several, a missing one is reported with the others predicted
-        read_image_check(images[0])
+        if is_zarr(images[0]):
+            if not images[0].exists():
+                raise CLIError(f"image {images[0]} does not exist")
+        else:
+            read_image_check(images[0])
     out = Path(args.output)
     targets = _label_paths(images, out, str(args.output).endswith(os.sep))
-    outputs = [*targets, *([_prob_path(t) for t in targets] if args.probabilities else [])]
+    prob_paths = [blockwise_command._prob_path(t) for t in targets] if args.probabilities else []
     inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
-    check_outputs(outputs, inputs)
-    model = load_model(args.model)
+    check_outputs([*targets, *prob_paths], inputs)
     created = None  # the output folder, when made here (removed again if left empty)
     if (len(targets) > 1 or targets[0] != out) and not out.is_dir():
         out.mkdir(parents=True, exist_ok=True)
         created = out
+    if blockwise_command.wanted(images, out, args):
+        failed = blockwise_command.run(
+            Path(args.model), list(zip(images, targets, strict=True)), args
+        )
+    else:
+        failed = _predict_in_memory(images, targets, args)
+    if failed:
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()
+        print(
+            f"seglab: error: {len(failed)} of {len(images)} images not predicted", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def _predict_in_memory(images: list[Path], targets: list[Path], args: argparse.Namespace) -> list:
+    """Predict each image whole; returns the images that failed."""
+    from napari_seglab.core.modelio import load_model
+
+    model = load_model(args.model)
     if args.threads:
         import torch
 
@@ -87,14 +127,7 @@ def _predict(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             print(f"{src} -> {dst}", file=sys.stderr)
-    if failed:
-        if created is not None and not any(created.iterdir()):
-            created.rmdir()
-        print(
-            f"seglab: error: {len(failed)} of {len(images)} images not predicted", file=sys.stderr
-        )
-        return 2
-    return 0
+    return failed
 
 
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:

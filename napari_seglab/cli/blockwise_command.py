@@ -1,0 +1,237 @@
+"""``seglab predict`` block by block with Dask: Zarr in or out, ``--workers``, ``--scheduler``.
+
+Used when an input or the output is a Zarr store, or when ``--workers``, ``--scheduler`` or
+``--block`` is given. The image is read lazily (Zarr, OME-Zarr, TIFF), predicted by
+:func:`napari_seglab.core.blockwise.predict_dask` and written to Zarr block by block (or, for a
+``.tif`` output, gathered into memory and written whole). Dask's threaded scheduler runs the
+blocks unless ``--workers N`` (a local cluster of N processes) or ``--scheduler ADDRESS`` (a
+running ``dask.distributed`` scheduler) is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from napari_seglab.cli.common import CLIError
+
+#: From this size on, the time of one block is measured first and the total estimated.
+LARGE_MEGAPIXELS = 16
+
+
+def wanted(images: list[Path], out: Path, args: argparse.Namespace) -> bool:
+    """Whether ``seglab predict`` runs block by block."""
+    from napari_seglab.core.lazyio import is_zarr
+
+    return bool(
+        args.workers
+        or args.scheduler
+        or args.block
+        or is_zarr(out)
+        or any(is_zarr(p) for p in images)
+    )
+
+
+@contextlib.contextmanager
+def client_for(args: argparse.Namespace) -> Iterator[Any]:
+    """A ``dask.distributed`` client for ``--scheduler`` or ``--workers``, else None."""
+    if args.scheduler and args.workers:
+        raise CLIError("give --workers (a local cluster) or --scheduler (a running one), not both")
+    if not (args.scheduler or args.workers):
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise CLIError(
+            "--workers and --scheduler need dask.distributed: pip install distributed"
+        ) from None
+    if args.scheduler:
+        try:
+            client = Client(args.scheduler, timeout="20s")
+        except OSError as exc:
+            raise CLIError(f"could not reach the Dask scheduler {args.scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    # one thread per worker process: torch in each uses one core (the nanny sets
+    # OMP_NUM_THREADS=1), so N workers use N cores
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Path]:
+    """Predict each ``(image, output)`` block by block; returns the images that failed."""
+    from napari_seglab.core.blockwise import ModelBytes
+    from napari_seglab.core.modelio import load_model
+
+    model = load_model(model_path)  # its errors at once, before any cluster starts
+    payload = ModelBytes.from_file(model_path)
+    failed = []
+    with client_for(args) as client:
+        if client is not None and not args.quiet:
+            print(f"Dask: {_describe(client)}", file=sys.stderr)
+        for src, dst in pairs:
+            try:
+                _one(model, payload, src, dst, args, client)
+            except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+                if len(pairs) == 1:
+                    if isinstance(exc, CLIError):
+                        raise
+                    raise CLIError(f"{src}: {exc}") from None
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                print(f"seglab: error: {src}: {message}", file=sys.stderr)
+                failed.append(src)
+                continue
+            if not args.quiet:
+                print(f"{src} -> {dst}", file=sys.stderr)
+    return failed
+
+
+def _describe(client: Any) -> str:
+    threads = client.nthreads()  # {worker address: threads}
+    return (
+        f"{len(threads)} worker(s), {sum(threads.values())} thread(s), "
+        f"scheduler {client.scheduler.address}"
+    )
+
+
+def _one(model: Any, payload: Any, src: Path, dst: Path, args: argparse.Namespace, client) -> None:
+    from napari_seglab.core.blockwise import predict_dask
+    from napari_seglab.core.lazyio import is_zarr, open_lazy
+
+    image = open_lazy(src)
+    channel_axis = args.channel_axis if args.channel_axis is not None else image.channel_axis
+    prediction = predict_dask(
+        payload,
+        image.data,
+        tile=args.tile,
+        block=args.block,
+        channel_axis=channel_axis,
+        device=args.device,
+        probabilities=args.probabilities,
+    )
+    labels = prediction.labels
+    blocks = math.prod(len(c) for c in labels.chunks)
+    megapixels = math.prod(labels.shape) / 1e6
+    if not args.quiet:
+        print(
+            f"{src}: {image.source} {tuple(image.data.shape)} {image.data.dtype}, "
+            f"{megapixels:,.1f} Mpixel in {blocks} block(s) of "
+            f"{'x'.join(str(c[0]) for c in labels.chunks)}",
+            file=sys.stderr,
+        )
+        if client is None and megapixels >= LARGE_MEGAPIXELS and blocks > 2:
+            _estimate(labels, blocks, args)
+    outputs = {dst: labels}
+    if args.probabilities:
+        outputs[_prob_path(dst)] = prediction.probabilities
+    if is_zarr(dst):
+        from napari_seglab.core.lazyio import write_zarr
+
+        write_zarr(outputs, run=lambda d: _compute(d, client, args, src.name))
+        return
+    _write_tiffs(outputs, client, args, src.name)
+
+
+def _prob_path(label_path: Path) -> Path:
+    from napari_seglab.cli.predict_command import _prob_path as tiff_prob_path
+
+    if label_path.suffix.lower() == ".zarr":
+        return label_path.with_name(f"{label_path.stem}_probabilities.zarr")
+    return tiff_prob_path(label_path)
+
+
+def _estimate(labels: Any, blocks: int, args: argparse.Namespace) -> None:
+    """Time one block here and say how long the whole should take."""
+    import torch
+
+    index = tuple(len(c) // 2 for c in labels.chunks)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the run's threads will
+    try:
+        start = time.perf_counter()
+        labels.blocks[index].compute(scheduler="sync")
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous)
+    parallel = _threads(args)
+    total = seconds * blocks / parallel
+    print(
+        f"  one block took {seconds:.1f} s here: about {_duration(total)} in all "
+        f"on {parallel} thread(s)",
+        file=sys.stderr,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _threads(args: argparse.Namespace) -> int:
+    from napari_seglab.cli.common import CPUS
+
+    return int(args.threads or CPUS)
+
+
+def _compute(delayed: Any, client: Any, args: argparse.Namespace, name: str) -> Any:
+    """Compute with a progress bar over blocks: tqdm's for Dask's threads, distributed's own
+    on a cluster."""
+    if client is not None:
+        future = client.compute(delayed)
+        if not args.quiet and sys.stdout.isatty():  # its bar redraws itself: terminals only
+            from distributed import progress
+
+            progress(future)
+            print()
+        return future.result()
+    import torch
+    from tqdm.dask import TqdmCallback
+
+    threads = _threads(args)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # one block per thread, each on one core
+    try:
+        with TqdmCallback(
+            desc=name, disable=args.quiet, file=sys.stderr, leave=False, unit="task", delay=1.0
+        ):
+            return delayed.compute(scheduler="threads", num_workers=threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _write_tiffs(outputs: dict[Path, Any], client: Any, args: argparse.Namespace, name) -> None:
+    """Gather the arrays (they must fit in memory) and write them as TIFFs: the labels, then
+    the probabilities (an interruption leaves neither, the labels alone, or both)."""
+    import dask
+    import tifffile
+
+    from napari_seglab.core.io import write_atomic
+
+    arrays = _compute(dask.delayed(list)(list(outputs.values())), client, args, name)
+    items = list(zip(outputs, arrays, strict=True))
+    for path, array in items:
+        compression = "zlib" if array.dtype.kind == "u" else None
+
+        def write(tmp: str, array=array, compression=compression) -> None:
+            tifffile.imwrite(tmp, array, compression=compression)
+
+        write_atomic(path, write)

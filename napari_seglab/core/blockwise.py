@@ -1,0 +1,378 @@
+"""Block-wise prediction of images larger than memory, with Dask.
+
+:func:`predict_dask` turns a (lazy) image into a lazy ``dask.array`` of class ids. Each block of
+the output is computed by :func:`dask.array.map_overlap` from its part of the image plus a halo
+of one tile on every side, with the same grid of overlapping tiles and the same blending as
+:func:`napari_seglab.core.inference.predict` applied to the whole image. The result is
+therefore the same as the in-memory prediction, with no seams at block borders, whatever the
+block size and whichever scheduler runs it: Dask's threaded scheduler (the default of
+``compute``), or a ``dask.distributed`` cluster (pass its ``Client`` or nothing: a running
+client is used by ``compute`` automatically).
+
+The model travels to the workers as the bytes of its model file (:class:`ModelBytes`, a Dask
+task of its own, sent once to each worker) and each process loads it once.
+
+Memory: each running block holds its window of the image as float32 with its halo,
+``C x (B + 2T)^2`` for blocks of edge ``B`` and tiles of edge ``T``, and its ``K x B^2``
+accumulated probabilities, plus the network's activations of one batch of tiles: about 60 MB
+per running task for the default ``B = 1024`` and a 64-pixel tile, whatever the image's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_seglab.core.data import _check_dtype, _detect_channel_axis, context_slices
+from napari_seglab.core.inference import (
+    Prediction,
+    _autocast,
+    _tile,
+    blend_window,
+    default_batch_size,
+    default_overlap,
+    default_tile,
+    tile_starts,
+)
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from napari_seglab.core.model import SegModel
+
+#: Edge of the output blocks in pixels when :func:`predict_dask` is given none.
+DEFAULT_BLOCK = 1024
+
+_LOADED: dict[str, SegModel] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+class ModelBytes:
+    """The bytes of a model file, loaded into a model at most once per process.
+
+    Pickling sends the bytes (a few hundred kB for the default network), not a network: this
+    is how the model reaches the workers of a cluster.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        self.digest = hashlib.sha256(self.data).hexdigest()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ModelBytes:
+        """The bytes of a model file (checked when loaded)."""
+        return cls(Path(path).read_bytes())
+
+    @classmethod
+    def from_model(cls, model: SegModel) -> ModelBytes:
+        """The bytes :func:`napari_seglab.core.modelio.save_model` writes for ``model``."""
+        from napari_seglab.core.modelio import save_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_model(model, Path(tmp) / "model.seglab")
+            return cls.from_file(path)
+
+    def load(self) -> SegModel:
+        """The model, loaded on first use in this process and kept (on the CPU).
+
+        Raises
+        ------
+        napari_seglab.core.modelio.ModelFileError
+            The bytes are not a valid model file.
+        """
+        with _LOADED_LOCK:
+            model = _LOADED.get(self.digest)
+            if model is None:
+                from napari_seglab.core.modelio import load_model
+
+                fd, tmp = tempfile.mkstemp(suffix=".seglab")
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(self.data)
+                    model = load_model(tmp)
+                finally:
+                    os.unlink(tmp)
+                _LOADED.clear()  # one model at a time per process
+                _LOADED[self.digest] = model
+            return model
+
+    def __reduce__(self):
+        return (ModelBytes, (self.data,))
+
+    def __repr__(self) -> str:
+        return f"ModelBytes({len(self.data)} bytes, sha256 {self.digest[:12]})"
+
+
+def lazy_zcyx(image: Any, channel_axis: int | None, in_channels: int) -> tuple[da.Array, bool]:
+    """A lazy image as a ``(Z, C, Y, X)`` dask array, and whether it is a stack.
+
+    ``image`` is a dask array or anything :func:`dask.array.asarray` takes lazily (a zarr
+    array, a NumPy array). The channel axis is found as for the in-memory prediction
+    (:func:`napari_seglab.core.data.as_zcyx` with the model's channel count).
+
+    Raises
+    ------
+    ValueError
+        For an unsupported dtype or layout, or a channel count other than the model's.
+    """
+    import dask.array as da
+
+    arr = image if isinstance(image, da.Array) else da.asarray(image)
+    _check_dtype(arr)
+    shape = tuple(int(s) for s in arr.shape)
+    if channel_axis is None:
+        axis = _detect_channel_axis(shape, None, in_channels)
+    elif not -arr.ndim <= channel_axis < arr.ndim:
+        raise ValueError(f"channel_axis {channel_axis} is out of range for image shape {shape}")
+    else:
+        axis = channel_axis % arr.ndim
+    if axis is None:
+        arr = arr[..., None]
+        spatial = shape
+    else:
+        arr = da.moveaxis(arr, axis, -1)
+        spatial = shape[:axis] + shape[axis + 1 :]
+    if len(spatial) not in (2, 3) or min(spatial) < 1:
+        raise ValueError(
+            f"image shape {shape} (channel axis {axis}) is not a 2D image or a stack of them"
+        )
+    if arr.shape[-1] != in_channels:
+        raise ValueError(
+            f"the model expects {in_channels} channel(s) but the image has {arr.shape[-1]} "
+            f"(shape {shape}, channel axis {axis})"
+        )
+    if len(spatial) == 2:
+        arr = arr[None]
+    return da.moveaxis(arr, -1, 1), len(spatial) == 3
+
+
+def _chunks(n: int, block: int, minimum: int) -> tuple[int, ...]:
+    """Chunk sizes of ``block`` along an axis of ``n``, the last merged into the one before
+    when it would be smaller than ``minimum`` (a halo cannot be wider than a neighbour)."""
+    sizes = [block] * (n // block) + ([n % block] if n % block else [])
+    if len(sizes) > 1 and sizes[-1] < minimum:
+        last = sizes.pop()
+        sizes[-1] += last
+    return tuple(sizes) or (n,)
+
+
+def predict_dask(
+    model: SegModel | ModelBytes,
+    image: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    block: int | None = None,
+    channel_axis: int | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    probabilities: bool = False,
+) -> Prediction:
+    """Lazy class ids of an image of any size, block by block.
+
+    Parameters
+    ----------
+    model : SegModel or ModelBytes
+    image : dask.array.Array, zarr array or np.ndarray
+        ``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, ``(Z, Y, X)``, ...: the layouts of
+        :func:`napari_seglab.core.inference.predict`. It is read block by block.
+    tile, overlap, batch_size
+        As for :func:`~napari_seglab.core.inference.predict` (same defaults, for the CPU).
+    block : int, optional
+        Edge of the output blocks in pixels (default :data:`DEFAULT_BLOCK` or 4 tiles, the
+        larger; at least one tile). A block computes the tiles that reach into it, so tiles
+        across a border are computed twice: 4 tiles per block cost about 1.5x, 16 about 1.1x.
+        Stacks are predicted one slice per block.
+    channel_axis : int, optional
+    device : str
+        Where each block runs (``"cpu"``, ``"cuda"``, ``"auto"``), on the worker.
+
+    probabilities : bool
+        Also the lazy ``(K, *spatial)`` float32 probabilities (the labels are then their
+        argmax: both come from one computation when stored together, e.g. with
+        :func:`dask.array.store` or :func:`napari_seglab.core.lazyio.write_zarr`).
+
+    Returns
+    -------
+    Prediction
+        ``labels``: a dask array ``(Y, X)`` or ``(Z, Y, X)`` of uint8 class ids 1..K, chunked
+        in blocks; ``probabilities``: ``(K, *spatial)`` float32 or None. Nothing is computed
+        until it is (``.compute()``, ``.to_zarr()``, ``dask.compute`` on a cluster). Equal to
+        :func:`~napari_seglab.core.inference.predict` with the same tile and overlap.
+
+    Raises
+    ------
+    ValueError
+        For a layout or channel count the model cannot take, or tile and overlap out of range.
+    """
+    import dask
+    import dask.array as da
+    import torch
+
+    payload = model if isinstance(model, ModelBytes) else ModelBytes.from_model(model)
+    seg = payload.load()
+    zcyx, is_3d = lazy_zcyx(image, channel_axis, seg.in_channels)
+    Z, C, H, W = (int(s) for s in zcyx.shape)
+    m = seg.config.multiple
+    tile = int(tile or default_tile(torch.device("cpu"), seg))
+    if tile < 8:
+        raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
+    overlap = int(default_overlap(tile) if overlap is None else overlap)
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
+    tile = -(-tile // m) * m
+    # the halo: every tile touching a block lies inside the block and its halo
+    hy = min(tile, -(-H // m) * m, H)
+    hx = min(tile, -(-W // m) * m, W)
+    block = max(int(block or max(DEFAULT_BLOCK, 4 * tile)), tile)
+    zc = min(int(seg.config.z_context or 0), Z - 1)
+    # a halo is at most a neighbouring block wide: blocks of a stack hold z_context slices
+    chunks = (_chunks(Z, max(1, zc), zc), (C,), _chunks(H, block, hy), _chunks(W, block, hx))
+    zcyx = zcyx.rechunk(chunks)
+    grid = _Grid(H, W, tile, overlap, m, Z, zc, (zc, hy, hx))
+    K = seg.num_classes
+    out = da.map_overlap(
+        _predict_block,
+        zcyx,
+        depth={0: zc, 1: 0, 2: hy, 3: hx},
+        boundary="none",
+        trim=False,
+        allow_rechunk=False,
+        align_arrays=False,
+        chunks=(chunks[0], (K,), *chunks[2:]) if probabilities else (chunks[0], *chunks[2:]),
+        drop_axis=None if probabilities else 1,
+        dtype=np.float32 if probabilities else np.uint8,
+        meta=np.empty(
+            (0,) * (4 if probabilities else 3), np.float32 if probabilities else np.uint8
+        ),
+        payload=dask.delayed(payload, pure=True),  # one task: sent once to each worker
+        grid=grid,
+        device=device,
+        batch_size=batch_size,
+        probabilities=probabilities,
+        name="seglab-predict",
+    )
+    if not probabilities:
+        return Prediction(labels=out if is_3d else out[0], probabilities=None)
+    probs = da.moveaxis(out, 1, 0)  # (K, Z, Y, X)
+    labels = (da.argmax(probs, axis=0) + 1).astype(np.uint8)
+    if not is_3d:
+        probs, labels = probs[:, 0], labels[0]
+    return Prediction(labels=labels, probabilities=probs)
+
+
+class _Grid:
+    """The whole image's tile grid, which every block follows."""
+
+    def __init__(
+        self,
+        H: int,
+        W: int,
+        tile: int,
+        overlap: int,
+        m: int,
+        Z: int,
+        zc: int,
+        halo: tuple[int, int, int],
+    ) -> None:
+        self.H, self.W, self.Z, self.zc, self.halo = H, W, Z, zc, halo
+        hp, wp = -(-H // m) * m, -(-W // m) * m
+        self.th, self.tw = min(tile, hp), min(tile, wp)
+        self.overlap = overlap
+        self.ys = np.array(tile_starts(hp, self.th, overlap))
+        self.xs = np.array(tile_starts(wp, self.tw, overlap))
+        self.window = np.outer(blend_window(self.th, overlap), blend_window(self.tw, overlap))
+
+
+def _predict_block(
+    window: np.ndarray,
+    *,
+    payload: ModelBytes,
+    grid: _Grid,
+    device: str,
+    batch_size: int | None,
+    probabilities: bool,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """Class ids ``(z, y, x)`` of one block, or its probabilities ``(z, K, y, x)``, from its
+    ``(z', C, y', x')`` window with halo."""
+    import torch
+
+    from napari_seglab.core.device import resolve_device
+
+    loc = block_info[None]["array-location"]  # (z, K, y, x) for probabilities
+    (z0, z1), (y0, y1), (x0, x1) = loc[0], loc[-2], loc[-1]
+    # where the window starts: the halo is cut at the image's edges ("none" boundary)
+    (dz, dy, dx) = grid.halo
+    wz0, wy0, wx0 = max(0, z0 - dz), max(0, y0 - dy), max(0, x0 - dx)
+    expected = (
+        min(grid.Z, z1 + dz) - wz0,
+        min(grid.H, y1 + dy) - wy0,
+        min(grid.W, x1 + dx) - wx0,
+    )
+    if (window.shape[0], *window.shape[2:]) != expected:
+        raise RuntimeError(f"block window {window.shape} is not the block and its halo {expected}")
+    model = payload.load()
+    dev = resolve_device(device)
+    if model.device != dev:
+        model.net.to(dev)
+    bs = int(batch_size or default_batch_size(dev, grid.th))
+    ys = grid.ys[(grid.ys < y1) & (grid.ys + grid.th > y0)]
+    xs = grid.xs[(grid.xs < x1) & (grid.xs + grid.tw > x0)]
+    K = model.num_classes
+    shape = (z1 - z0, y1 - y0, x1 - x0)
+    out = (
+        np.empty((shape[0], K, *shape[1:]), np.float32)
+        if probabilities
+        else np.empty(shape, np.uint8)
+    )
+    with torch.inference_mode():
+        for i, z in enumerate(range(z0, z1)):
+            subs = [window[zi - wz0] for zi in context_slices(z, grid.zc, grid.Z)]
+            acc = np.zeros((K, y1 - y0, x1 - x0), np.float32)
+            wacc = np.zeros((y1 - y0, x1 - x0), np.float32)
+            for ty in ys:
+                for b in range(0, len(xs), bs):
+                    bx = xs[b : b + bs]
+                    tiles = np.stack(
+                        [
+                            np.concatenate(
+                                [
+                                    _tile(
+                                        s, model.normalization, ty - wy0, tx - wx0, grid.th, grid.tw
+                                    )
+                                    for s in subs
+                                ]
+                            )
+                            for tx in bx
+                        ]
+                    )
+                    x = torch.from_numpy(tiles).to(dev)
+                    with _autocast(dev):
+                        logits = model.net(x)
+                    p = model.probabilities(logits).float().cpu().numpy()
+                    for j, tx in enumerate(bx):
+                        _add(acc, wacc, p[j], grid.window, (ty - y0, tx - x0))
+            p = acc / wacc[None]
+            if probabilities:
+                out[i] = p
+            else:
+                out[i] = np.argmax(p, axis=0).astype(np.uint8) + 1
+    return out
+
+
+def _add(acc: np.ndarray, wacc: np.ndarray, p: np.ndarray, window: np.ndarray, at) -> None:
+    """Add a tile's weighted probabilities ``p`` at offset ``at`` (may be negative) of ``acc``."""
+    oy, ox = at
+    th, tw = window.shape
+    h, w = wacc.shape
+    sy, sx = max(0, -oy), max(0, -ox)
+    ey, ex = min(th, h - oy), min(tw, w - ox)
+    acc[:, oy + sy : oy + ey, ox + sx : ox + ex] += p[:, sy:ey, sx:ex] * window[sy:ey, sx:ex]
+    wacc[oy + sy : oy + ey, ox + sx : ox + ex] += window[sy:ey, sx:ex]
