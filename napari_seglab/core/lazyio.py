@@ -210,6 +210,7 @@ def write_zarr(
     FileExistsError
         A target exists; nothing is written.
     """
+    import dask
     import dask.array as da
     import zarr
 
@@ -220,12 +221,22 @@ def write_zarr(
     tmps = [p.parent / f".{p.name}.{secrets.token_hex(8)}.tmp" for p in paths]
     try:
         targets = []
+        sources = []
         for tmp, arr in zip(tmps, arrays.values(), strict=True):
             chunks = tuple(int(c[0]) for c in arr.chunks)
+            # each Zarr chunk written by one task (no lock): Dask's blocks all of the Zarr
+            # chunk's size but the last, which may be larger or smaller
+            if any(
+                any(c != c0 for c in cs[:-1]) for c0, cs in zip(chunks, arr.chunks, strict=True)
+            ):
+                arr = arr.rechunk(chunks)
+            sources.append(arr)
             targets.append(
                 zarr.create_array(str(tmp), shape=arr.shape, chunks=chunks, dtype=arr.dtype)
             )
-        delayed = da.store(list(arrays.values()), targets, lock=False, compute=False)
+        stored = da.store(sources, targets, lock=False, compute=False)
+        # one Delayed for all (store gives one per array in some Dask versions)
+        delayed = dask.delayed(list)(list(stored) if isinstance(stored, tuple | list) else [stored])
         if run is None:
             delayed.compute()
         else:

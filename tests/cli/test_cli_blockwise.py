@@ -1,0 +1,106 @@
+"""``seglab predict`` block by block: Zarr in and out, ``--workers``, ``--block``, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import synthetic
+import tifffile
+import zarr
+
+from napari_seglab.cli import main
+from napari_seglab.core.inference import predict
+from napari_seglab.core.modelio import load_model
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def one_line_error(code, err):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("seglab: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained by ``seglab train`` and a larger generated image of the same kind."""
+    folder = tmp_path_factory.mktemp("blockwise")
+    image, _gt, scribbles = synthetic.blobs((64, 72), n=6, seed=0, painted=0.05)
+    tifffile.imwrite(folder / "img.tif", image)
+    tifffile.imwrite(folder / "scr.tif", scribbles)
+    model = folder / "m.seglab"
+    argv = ["train", folder / "img.tif", folder / "scr.tif", "-o", model, "--steps", "3"]
+    assert main([str(a) for a in [*argv, "--threads", "1", "--width", "4", "-q"]]) == 0
+    big, _gt, _ = synthetic.blobs((300, 260), n=40, seed=3)
+    zarr.create_array(str(folder / "big.zarr"), data=big, chunks=(128, 128))
+    tifffile.imwrite(folder / "big.tif", big, tile=(64, 64))
+    expected = predict(load_model(model), big)
+    return folder, model, expected
+
+
+@pytest.mark.slow
+def test_zarr_to_zarr_on_a_local_cluster_of_two_workers(trained, capsys):
+    folder, model, expected = trained
+    out = folder / "pred.zarr"
+    code, err = run(["predict", model, folder / "big.zarr", "-o", out, "--workers", "2"], capsys)
+    assert code == 0, err
+    assert "2 worker(s)" in err and "Mpixel in" in err
+    labels = zarr.open(str(out))[:]
+    assert labels.dtype == np.uint8 and np.array_equal(labels, expected.labels)
+
+
+def test_zarr_to_tiff_with_probabilities_on_threads(trained, capsys):
+    folder, model, expected = trained
+    out = folder / "from_zarr.tif"
+    code, err = run(["predict", model, folder / "big.zarr", "-o", out, "--probabilities"], capsys)
+    assert code == 0, err
+    assert np.array_equal(tifffile.imread(out), expected.labels)
+    probs = tifffile.imread(folder / "from_zarr_probabilities.tif")
+    np.testing.assert_allclose(probs, expected.probabilities, atol=1e-6)
+
+
+def test_tiff_to_zarr_in_small_blocks(trained, capsys):
+    folder, model, expected = trained
+    out = folder / "from_tiff.zarr"
+    argv = ["predict", model, folder / "big.tif", "-o", out, "--block", "64", "--probabilities"]
+    code, err = run([*argv, "--threads", "2"], capsys)
+    assert code == 0, err
+    assert "tiff (300, 260) uint16" in err and "in 16 block(s) of 64x64" in err
+    assert np.array_equal(zarr.open(str(out))[:], expected.labels)
+    probs = zarr.open(str(folder / "from_tiff_probabilities.zarr"))
+    assert probs.shape == (2, 300, 260) and probs.dtype == np.float32
+
+
+def test_several_images_to_a_folder(trained, capsys):
+    folder, model, expected = trained
+    out = folder / "several"
+    argv = ["predict", model, folder / "big.zarr", folder / "img.tif", "-o", out, "--block", "128"]
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["big.zarr", "img.tif"]
+    assert np.array_equal(zarr.open(str(out / "big.zarr"))[:], expected.labels)
+
+
+def test_block_wise_errors_are_one_line_and_write_nothing(trained, capsys):
+    folder, model, _ = trained
+    line = one_line_error(
+        *run(["predict", model, folder / "big.zarr", "-o", folder / "big.zarr"], capsys)
+    )
+    assert "does not overwrite a Zarr store" in line
+    argv = ["predict", model, folder / "big.zarr", "-o", folder / "x.zarr"]
+    line = one_line_error(*run([*argv, "--workers", "2", "--scheduler", "tcp://h:1"], capsys))
+    assert "not both" in line
+    line = one_line_error(
+        *run(["predict", model, folder / "none.zarr", "-o", folder / "y.zarr"], capsys)
+    )
+    assert "does not exist" in line
+    rgb = folder / "rgb.zarr"
+    zarr.save_array(str(rgb), np.zeros((40, 50, 3), np.uint8))
+    line = one_line_error(*run(["predict", model, rgb, "-o", folder / "z.zarr"], capsys))
+    assert "channel" in line
+    assert not any(p.name.startswith((".x.", ".y.", ".z.")) for p in folder.iterdir())
+    assert not (folder / "z.zarr").exists()
