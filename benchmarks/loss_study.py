@@ -42,7 +42,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -788,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "width": args.width,
         "threads": args.threads,
         "tolerance": args.tolerance,
-        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
         "revision": revision,
         "total_min": total / 60,

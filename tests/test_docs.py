@@ -21,6 +21,15 @@ def _examples():
             yield pytest.param(match.group(1), id=f"{md.relative_to(ROOT)}:{i}")
 
 
+def test_only_examples_that_need_a_batch_system_are_left_out():
+    """Python examples are fenced ```python and run below; the one that needs a SLURM
+    cluster (dask-jobqueue) is fenced ```py instead, and no other is."""
+    left_out = re.compile(r"^```py\n(.*?)^```", re.S | re.M)
+    for md in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        for match in left_out.finditer(md.read_text()):
+            assert "dask_jobqueue" in match.group(1), f"{md.name}: a ```py example that could run"
+
+
 @pytest.mark.parametrize("code", list(_examples()))
 def test_doc_example_runs(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,6 +124,11 @@ def image_data(image: napari.layers.Image) -> np.ndarray:
     """
     data = image.data[0] if image.multiscale else image.data
     return np.asarray(data)
+
+
+def is_lazy(data: Any) -> bool:
+    """Whether ``data`` is an array read on demand (Dask, Zarr, ...) rather than in memory."""
+    return not isinstance(data, np.ndarray)
 
 
 def spatial_shape(image: napari.layers.Image) -> tuple[int, ...]:
@@ -253,8 +258,11 @@ def ensure_prediction_layers(
     image: napari.layers.Image,
     num_classes: int,
     classes: Sequence[SegClass],
-) -> tuple[napari.layers.Labels, napari.layers.Image]:
-    """Return ``"<image> prediction"`` and ``"<image> probability"``, creating them if needed.
+    *,
+    probability: bool = True,
+) -> tuple[napari.layers.Labels, napari.layers.Image | None]:
+    """Return ``"<image> prediction"`` and ``"<image> probability"``, creating them if needed
+    (the probability layer not at all when ``probability`` is False: None then).
 
     New layers start empty (class 0 is transparent) and are inserted directly above the image
     (so that they are seen whatever else lies above it; scribbles made for the image lie above
@@ -285,6 +293,9 @@ def ensure_prediction_layers(
         )
         apply_classes(pred, classes)
         created.append(pred)
+    if not probability:
+        _place(viewer, image, pred, [pred], created)
+        return pred, None
     prob = find_layer(viewer, probability_name(image), Image)
     if prob is not None and role(prob) != "probability":
         raise ValueError(
@@ -310,20 +321,27 @@ def ensure_prediction_layers(
             **prob_transform,
         )
         created.insert(0, prob)
-    for layer in (pred, prob):
+    _place(viewer, image, pred, [pred, prob], created)
+    return pred, prob
+
+
+def _place(viewer, image, pred, layers: list, created: list) -> None:
+    """Give existing overlay layers the image's placement and insert the new ones above the
+    image (a new probability layer under an existing prediction layer)."""
+    for layer in layers:
         if layer not in created:  # made for the image before its transform changed
             align.copy_placement(image, layer)
-    if created:
-        index = viewer.layers.index(image) + 1 if image in viewer.layers else len(viewer.layers)
-        if pred not in created:  # the probability goes under an existing prediction layer
-            index = min(index, viewer.layers.index(pred))
-        active = viewer.layers.selection.active
-        for layer in created:
-            viewer.layers.insert(index, layer)
-            index += 1
-        if active is not None:  # keep painting where the user was
-            viewer.layers.selection.active = active
-    return pred, prob
+    if not created:
+        return
+    index = viewer.layers.index(image) + 1 if image in viewer.layers else len(viewer.layers)
+    if pred not in created:  # the probability goes under an existing prediction layer
+        index = min(index, viewer.layers.index(pred))
+    active = viewer.layers.selection.active
+    for layer in created:
+        viewer.layers.insert(index, layer)
+        index += 1
+    if active is not None:  # keep painting where the user was
+        viewer.layers.selection.active = active
 
 
 def update_prediction_layers(
@@ -371,10 +389,16 @@ def show_prediction(
     *,
     region: tuple[slice, ...] | None = None,
 ) -> tuple[napari.layers.Labels, napari.layers.Image]:
-    """Create (once) and refresh ``"<image> prediction"`` and ``"<image> probability"``."""
-    num_classes = 2
-    if prediction.probabilities is not None:
-        num_classes = int(np.asarray(prediction.probabilities).shape[0])
+    """Create (once) and refresh ``"<image> prediction"`` and ``"<image> probability"``.
+
+    A prediction without probabilities (of a lazy image) refreshes the prediction layer alone
+    and returns None for the probability layer (an existing one is left as it was).
+    """
+    if prediction.probabilities is None:
+        pred = ensure_prediction_layers(viewer, image, 2, classes, probability=False)[0]
+        update_prediction_layers(pred, None, prediction, region)
+        return pred, None
+    num_classes = int(np.asarray(prediction.probabilities).shape[0])
     pred, prob = ensure_prediction_layers(viewer, image, num_classes, classes)
     update_prediction_layers(pred, prob, prediction, region)
     return pred, prob

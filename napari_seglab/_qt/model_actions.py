@@ -105,7 +105,10 @@ class ModelActions:
                 "Not predicted: wait for training or the running prediction to finish.", "warning"
             )
             return None
-        worker = predict_worker(model, lyr.image_data(image), device=device)
+        source = lyr.image_source(image)  # a lazy layer stays lazy: predicted block by block
+        worker = predict_worker(
+            model, source if lyr.is_lazy(source) else lyr.image_data(image), device=device
+        )
         # a flag the network checks before every forward pass: set on close, it ends the
         # prediction at its next tile instead of after the whole image
         stop = [False]
@@ -120,7 +123,8 @@ class ModelActions:
         worker.errored.connect(lambda exc: outcome.__setitem__("error", exc))
         worker.finished.connect(lambda: self._on_apply_finished(image, outcome))
         self.apply_worker = worker
-        self._say(f"Predicting '{image.name}'…")
+        how = " block by block" if lyr.is_lazy(source) else ""
+        self._say(f"Predicting '{image.name}'{how}…")
         self._emit_changed()
         worker.start()
         return worker

@@ -399,17 +399,23 @@ class Trainer(QObject):
         self.finished.emit(self.model)
 
 
-def predict_worker(model: SegModel, image: np.ndarray, **kwargs: Any) -> FunctionWorker:
+def predict_worker(model: SegModel, image: Any, **kwargs: Any) -> FunctionWorker:
     """Return an unstarted worker running ``predict(model, image, **kwargs)`` -> Prediction.
 
+    A lazy image (Dask, Zarr: :func:`napari_seglab._qt.layers.is_lazy`) is predicted block by
+    block (:func:`napari_seglab.core.blockwise.predict_dask` on Dask's threads) into the labels
+    alone, so it is never read whole; the prediction then has no probabilities.
     ``worker.done`` (a ``threading.Event``) is set when the prediction has ended.
     """
+    from napari_seglab._qt.layers import is_lazy
     from napari_seglab.core.inference import predict
 
     done = threading.Event()
 
     def _predict() -> Prediction:
         try:
+            if is_lazy(image):
+                return _predict_lazy(model, image, kwargs.get("device"))
             return predict(model, image, **kwargs)
         finally:
             done.set()
@@ -417,3 +423,26 @@ def predict_worker(model: SegModel, image: np.ndarray, **kwargs: Any) -> Functio
     worker = create_worker(_predict, _start_thread=False, _ignore_errors=True)
     worker.done = done
     return worker
+
+
+def _predict_lazy(model: SegModel, image: Any, device: str | None) -> Prediction:
+    """The labels of a lazy image, computed block by block into one uint8 array."""
+    import dask.array as da
+
+    from napari_seglab.core.blockwise import predict_dask
+    from napari_seglab.core.device import resolve_device
+    from napari_seglab.core.inference import Prediction
+
+    original = model.device
+    dev = original if device is None else resolve_device(device)
+    was_training = model.net.training
+    model.net.eval()
+    model.net.to(dev)
+    try:
+        lazy = predict_dask(model, image).labels
+        labels = np.empty(lazy.shape, np.uint8)
+        da.store(lazy, labels, lock=False, scheduler="threads")
+    finally:
+        model.net.to(original)
+        model.net.train(was_training)
+    return Prediction(labels=labels, probabilities=None)

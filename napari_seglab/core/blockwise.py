@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -105,8 +106,30 @@ class ModelBytes:
     def __reduce__(self):
         return (ModelBytes, (self.data,))
 
+    def __dask_tokenize__(self) -> str:
+        return self.digest
+
     def __repr__(self) -> str:
         return f"ModelBytes({len(self.data)} bytes, sha256 {self.digest[:12]})"
+
+
+class _InProcess:
+    """A model given as an object: this process's blocks use it as it is (where it is, with
+    any hooks on it); pickled for another process, it travels as :class:`ModelBytes`."""
+
+    def __init__(self, model: SegModel) -> None:
+        self.model = model
+        # a model object can change between two predictions: never the same key twice
+        self.token = secrets.token_hex(16)
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def load(self) -> SegModel:
+        return self.model
+
+    def __reduce__(self):
+        return (ModelBytes, (ModelBytes.from_model(self.model).data,))
 
 
 def lazy_zcyx(image: Any, channel_axis: int | None, in_channels: int) -> tuple[da.Array, bool]:
@@ -170,7 +193,7 @@ def predict_dask(
     overlap: int | None = None,
     block: int | None = None,
     channel_axis: int | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     batch_size: int | None = None,
     probabilities: bool = False,
 ) -> Prediction:
@@ -179,6 +202,9 @@ def predict_dask(
     Parameters
     ----------
     model : SegModel or ModelBytes
+        A model object is used as it is by the blocks that run in this process (Dask's
+        threads) and sent as bytes to other processes; :class:`ModelBytes` is loaded once per
+        process.
     image : dask.array.Array, zarr array or np.ndarray
         ``(Y, X)``, ``(Y, X, C)``, ``(C, Y, X)``, ``(Z, Y, X)``, ...: the layouts of
         :func:`napari_seglab.core.inference.predict`. It is read block by block.
@@ -188,10 +214,13 @@ def predict_dask(
         Edge of the output blocks in pixels (default :data:`DEFAULT_BLOCK` or 4 tiles, the
         larger; at least one tile). A block computes the tiles that reach into it, so tiles
         across a border are computed twice: 4 tiles per block cost about 1.5x, 16 about 1.1x.
-        Stacks are predicted one slice per block.
+        Blocks of a stack hold ``z_context`` slices of the model (one for a 2D model).
     channel_axis : int, optional
-    device : str
-        Where each block runs (``"cpu"``, ``"cuda"``, ``"auto"``), on the worker.
+    device : str, optional
+        Where the blocks run (``"cpu"``, ``"cuda"``, ``"auto"``) when the model is given as
+        :class:`ModelBytes`: each process moves its own copy there. A ``SegModel`` given
+        directly is used where it is in this process (move it first with ``model.net.to``);
+        sent to other processes (a cluster), it is copied to the CPU, or to ``device``.
 
     probabilities : bool
         Also the lazy ``(K, *spatial)`` float32 probabilities (the labels are then their
@@ -215,7 +244,7 @@ def predict_dask(
     import dask.array as da
     import torch
 
-    payload = model if isinstance(model, ModelBytes) else ModelBytes.from_model(model)
+    payload = model if isinstance(model, ModelBytes) else _InProcess(model)
     seg = payload.load()
     zcyx, is_3d = lazy_zcyx(image, channel_axis, seg.in_channels)
     Z, C, H, W = (int(s) for s in zcyx.shape)
@@ -256,7 +285,7 @@ def predict_dask(
         device=device,
         batch_size=batch_size,
         probabilities=probabilities,
-        name="seglab-predict",
+        token="seglab-predict",
     )
     if not probabilities:
         return Prediction(labels=out if is_3d else out[0], probabilities=None)
@@ -289,13 +318,16 @@ class _Grid:
         self.xs = np.array(tile_starts(wp, self.tw, overlap))
         self.window = np.outer(blend_window(self.th, overlap), blend_window(self.tw, overlap))
 
+    def __dask_tokenize__(self) -> tuple:
+        return ("seglab-grid", self.H, self.W, self.th, self.tw, self.overlap, self.Z, self.zc)
+
 
 def _predict_block(
     window: np.ndarray,
     *,
-    payload: ModelBytes,
+    payload: ModelBytes | _InProcess,
     grid: _Grid,
-    device: str,
+    device: str | None,
     batch_size: int | None,
     probabilities: bool,
     block_info: dict | None = None,
@@ -319,9 +351,12 @@ def _predict_block(
     if (window.shape[0], *window.shape[2:]) != expected:
         raise RuntimeError(f"block window {window.shape} is not the block and its halo {expected}")
     model = payload.load()
-    dev = resolve_device(device)
-    if model.device != dev:
-        model.net.to(dev)
+    if isinstance(payload, _InProcess) or device is None:
+        dev = model.device  # the caller's model stays where it is
+    else:
+        dev = resolve_device(device)
+        if model.device != dev:  # this process's own copy
+            model.net.to(dev)
     bs = int(batch_size or default_batch_size(dev, grid.th))
     ys = grid.ys[(grid.ys < y1) & (grid.ys + grid.th > y0)]
     xs = grid.xs[(grid.xs < x1) & (grid.xs + grid.tw > x0)]

@@ -321,3 +321,50 @@ def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot
     assert any("img prediction" in n and "not made by SegLab" in n for n in notes), notes
     assert not w.trainer.running
     _assert_untouched(theirs, before)
+
+
+def test_apply_to_a_lazy_layer_predicts_it_block_by_block(viewer, qtbot, tmp_path):
+    """A Zarr-backed stack (as napari opens one) and a Dask image: Apply predicts them in
+    blocks, never reading the whole image at once, with the labels of an in-memory prediction."""
+    import dask.array as da
+    import zarr
+
+    from napari_seglab.core.inference import predict
+
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    _train(w, qtbot)
+
+    stack = np.stack([synthetic_image(48, seed=s) for s in range(3)])
+    reads = []
+
+    def record(block, block_info=None):
+        reads.append(block.shape)
+        return block
+
+    stored = zarr.create_array(str(tmp_path / "stack.zarr"), data=stack, chunks=(1, 48, 48))
+    lazy = da.from_zarr(stored).map_blocks(record, dtype=stack.dtype)
+    layer = viewer.add_image(lazy, name="lazy")
+    w.apply_combo.set_layer(layer)
+    reads.clear()  # napari read the plane on screen
+    worker = w.apply_to_layer()
+    assert "block by block" in w.status_label.text()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "lazy prediction" in viewer.layers, timeout=5000)
+    expected = predict(w.trainer.model, stack).labels
+    assert np.array_equal(viewer.layers["lazy prediction"].data, expected)
+    assert "lazy probability" not in viewer.layers  # no float copy of a large image
+    assert w.status_label.text() == "Predicted 'lazy'."
+    assert reads and all(shape == (1, 48, 48) for shape in reads)  # plane by plane
+
+    plain = viewer.add_image(da.from_array(synthetic_image(64, seed=7), chunks=32), name="dask")
+    w.apply_combo.set_layer(plain)
+    worker = w.apply_to_layer()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "dask prediction" in viewer.layers, timeout=5000)
+    expected = predict(w.trainer.model, synthetic_image(64, seed=7)).labels
+    assert np.array_equal(viewer.layers["dask prediction"].data, expected)
