@@ -80,6 +80,13 @@ def _open_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address(text: str) -> str:
+    """``--scheduler``: a Dask scheduler's address, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give the scheduler's address, e.g. tcp://host:8786")
+    return text.strip()
+
+
 def _loss_name(text: str) -> str:
     """``--loss``: the name, or why an old one is gone."""
     from napari_seglab.core.config import TVERSKY_GONE
@@ -207,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--probabilities",
         action="store_true",
-        help="also write float32 class probabilities (K, ...) to <name>_probabilities.tif",
+        help="also write float32 class probabilities (K, ...) to <name>_probabilities.tif "
+        "(.zarr for a Zarr output)",
     )
     pr.add_argument("--device", default="auto", choices=DEVICES)
     pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
@@ -231,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     big.add_argument(
         "--scheduler",
+        type=_address,
         metavar="ADDRESS",
         help="use a running dask.distributed scheduler (tcp://host:8786); inputs and outputs "
         "must be on a file system the workers share",
@@ -239,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--block",
         type=_positive_int,
         metavar="PX",
-        help="edge of the blocks in pixels (default 1024 or 4 tiles)",
+        help="edge of the blocks in pixels (default 1024 or 4 tiles; at least one tile)",
     )
     pr.add_argument("-q", "--quiet", action="store_true")
     pr.set_defaults(func=_predict)

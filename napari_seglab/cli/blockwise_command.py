@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -55,9 +57,15 @@ def client_for(args: argparse.Namespace) -> Iterator[Any]:
     if args.scheduler:
         try:
             client = Client(args.scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise CLIError(f"could not reach the Dask scheduler {args.scheduler}: {exc}") from None
         with client:
+            if not client.nthreads() and not args.quiet:
+                print(
+                    f"the Dask scheduler {args.scheduler} has no workers yet: the blocks wait "
+                    "for some to join (Ctrl-C to stop)",
+                    file=sys.stderr,
+                )
             yield client
         return
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
@@ -79,7 +87,12 @@ def local_cluster(workers: int):
 
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{SLOW_WORKER_ENV}": None}):
         return LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,  # its workers' notes are not the user's business
+            preload=["napari_seglab.cli.worker_setup"],
         )
 
 
@@ -90,25 +103,38 @@ def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespa
 
     model = load_model(model_path)  # its errors at once, before any cluster starts
     payload = ModelBytes.from_file(model_path)
-    failed = []
-    with client_for(args) as client:
-        if client is not None and not args.quiet:
-            print(f"Dask: {_describe(client)}", file=sys.stderr)
-        for src, dst in pairs:
-            try:
-                _one(model, payload, src, dst, args, client)
-            except (CLIError, ValueError, OSError, FloatingPointError) as exc:
-                if len(pairs) == 1:
-                    if isinstance(exc, CLIError):
-                        raise
-                    raise CLIError(f"{src}: {exc}") from None
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                print(f"seglab: error: {src}: {message}", file=sys.stderr)
-                failed.append(src)
-                continue
-            if not args.quiet:
-                print(f"{src} -> {dst}", file=sys.stderr)
+    failed: list[Path] = []
+    unfinished: list[Path] = []  # hidden folders of Zarr writes
+    try:
+        with client_for(args) as client:
+            _run_all(model, payload, pairs, args, client, failed, unfinished)
+    finally:
+        # once the cluster is gone no block can write any more: remove what an interrupted
+        # write left (a worker may have written after the write removed its folder)
+        for tmp in unfinished:
+            shutil.rmtree(tmp, ignore_errors=True)
     return failed
+
+
+def _run_all(model, payload, pairs, args, client, failed: list, unfinished: list) -> None:
+    """Predict each pair; the images that failed are added to ``failed``, the hidden folders
+    of Zarr writes to ``unfinished``."""
+    if client is not None and not args.quiet:
+        print(f"Dask: {_describe(client)}", file=sys.stderr)
+    for src, dst in pairs:
+        try:
+            _one(model, payload, src, dst, args, client, unfinished)
+        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+            if len(pairs) == 1:
+                if isinstance(exc, CLIError):
+                    raise
+                raise CLIError(f"{src}: {exc}") from None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"seglab: error: {src}: {message}", file=sys.stderr)
+            failed.append(src)
+            continue
+        if not args.quiet:
+            print(f"{src} -> {dst}", file=sys.stderr)
 
 
 def _describe(client: Any) -> str:
@@ -119,11 +145,23 @@ def _describe(client: Any) -> str:
     )
 
 
-def _one(model: Any, payload: Any, src: Path, dst: Path, args: argparse.Namespace, client) -> None:
+def _one(
+    model: Any,
+    payload: Any,
+    src: Path,
+    dst: Path,
+    args: argparse.Namespace,
+    client: Any,
+    unfinished: list[Path],
+) -> None:
     from napari_seglab.core.blockwise import predict_dask
+    from napari_seglab.core.io import ImageFileError
     from napari_seglab.core.lazyio import is_zarr, open_lazy
 
-    image = open_lazy(src)
+    try:
+        image = open_lazy(src)
+    except ImageFileError as exc:  # it names the file
+        raise CLIError(str(exc)) from None
     channel_axis = args.channel_axis if args.channel_axis is not None else image.channel_axis
     prediction = predict_dask(
         payload,
@@ -152,7 +190,7 @@ def _one(model: Any, payload: Any, src: Path, dst: Path, args: argparse.Namespac
     if is_zarr(dst):
         from napari_seglab.core.lazyio import write_zarr
 
-        write_zarr(outputs, run=lambda d: _compute(d, client, args, src.name))
+        write_zarr(outputs, run=lambda d: _compute(d, client, args, src.name), tmp_paths=unfinished)
         return
     _write_tiffs(outputs, client, args, src.name)
 
@@ -206,12 +244,21 @@ def _compute(delayed: Any, client: Any, args: argparse.Namespace, name: str) -> 
     on a cluster."""
     if client is not None:
         future = client.compute(delayed)
-        if not args.quiet and sys.stdout.isatty():  # its bar redraws itself: terminals only
-            from distributed import progress
+        try:
+            if not args.quiet and sys.stdout.isatty():  # its bar redraws itself: terminals only
+                from distributed import progress
 
-            progress(future)
-            print()
-        return future.result()
+                progress(future)
+                print()
+            return future.result()
+        except BaseException:
+            # stop the blocks still running before the caller removes what they wrote
+            client.cancel(future)
+            with contextlib.suppress(Exception):
+                from distributed import wait
+
+                wait(future, timeout=10)
+            raise
     import torch
     from tqdm.dask import TqdmCallback
 

@@ -28,7 +28,8 @@ def _prob_path(label_path: Path) -> Path:
 
 def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
-    else ``out/<image name>.tif``. Raises CLIError for a name that cannot be meant."""
+    else ``out/<image name>.tif`` (``.zarr`` for a Zarr image). Raises CLIError for a name
+    that cannot be meant."""
     from napari_seglab.core.io import TIFF_SUFFIXES  # also what seglab predict writes
     from napari_seglab.core.lazyio import is_zarr
 
@@ -36,11 +37,6 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
         if out.parent != Path("") and not out.parent.exists():
             raise CLIError(f"output folder {out.parent} does not exist")
         if out.suffix.lower() == ".zarr":
-            if out.exists():
-                raise CLIError(
-                    f"output {out} exists; seglab does not overwrite a Zarr store: remove it "
-                    "or choose another name"
-                )
             return [out]
         if out.suffix.lower() not in TIFF_SUFFIXES:
             raise CLIError(f"output {out}: seglab writes TIFF or Zarr; name it .tif or .zarr")
@@ -56,13 +52,9 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     if len(set(stems)) != len(stems):
         raise CLIError("several input images have the same name; outputs would collide")
     # a Zarr image's labels go to Zarr, the others' to TIFF
-    targets = [
+    return [
         out / f"{s}{'.zarr' if is_zarr(p) else '.tif'}" for s, p in zip(stems, images, strict=True)
     ]
-    for t in targets:
-        if t.suffix == ".zarr" and t.exists():
-            raise CLIError(f"output {t} exists; seglab does not overwrite a Zarr store")
-    return targets
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -80,6 +72,13 @@ def _predict(args: argparse.Namespace) -> int:
     targets = _label_paths(images, out, str(args.output).endswith(os.sep))
     prob_paths = [blockwise_command._prob_path(t) for t in targets] if args.probabilities else []
     inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
+    for path in [*targets, *prob_paths]:
+        if path.suffix.lower() == ".zarr" and (path.exists() or path.is_symlink()):
+            what = "an input" if path in images else "an existing store or file"
+            raise CLIError(
+                f"output {path} exists; seglab writes a new Zarr store and never overwrites "
+                f"{what}: remove it or choose another name"
+            )
     check_outputs([*targets, *prob_paths], inputs)
     created = None  # the output folder, when made here (removed again if left empty)
     if (len(targets) > 1 or targets[0] != out) and not out.is_dir():

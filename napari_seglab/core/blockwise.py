@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_seglab.core.data import _check_dtype, _detect_channel_axis, context_slices
+from napari_seglab.core.data import (
+    _check_dtype,
+    _detect_channel_axis,
+    check_finite,
+    context_slices,
+)
 from napari_seglab.core.inference import (
     Prediction,
     _autocast,
@@ -161,10 +166,12 @@ def lazy_zcyx(image: Any, channel_axis: int | None, in_channels: int) -> tuple[d
     else:
         arr = da.moveaxis(arr, axis, -1)
         spatial = shape[:axis] + shape[axis + 1 :]
-    if len(spatial) not in (2, 3) or min(spatial) < 1:
+    if len(spatial) not in (2, 3):
         raise ValueError(
             f"image shape {shape} (channel axis {axis}) is not a 2D image or a stack of them"
         )
+    if min(spatial) < 1:
+        raise ValueError(f"image shape {shape} is empty")
     if arr.shape[-1] != in_channels:
         raise ValueError(
             f"the model expects {in_channels} channel(s) but the image has {arr.shape[-1]} "
@@ -232,13 +239,16 @@ def predict_dask(
     Prediction
         ``labels``: a dask array ``(Y, X)`` or ``(Z, Y, X)`` of uint8 class ids 1..K, chunked
         in blocks; ``probabilities``: ``(K, *spatial)`` float32 or None. Nothing is computed
-        until it is (``.compute()``, ``.to_zarr()``, ``dask.compute`` on a cluster). Equal to
-        :func:`~napari_seglab.core.inference.predict` with the same tile and overlap.
+        until it is (``.compute()``, ``.to_zarr()``, ``dask.compute`` on a cluster). The same
+        tiles, blended the same way, as :func:`~napari_seglab.core.inference.predict` with the
+        same tile and overlap: equal probabilities up to the last bits that the make-up of a
+        batch of tiles and torch's threads change (below 1e-6), so equal labels.
 
     Raises
     ------
     ValueError
-        For a layout or channel count the model cannot take, or tile and overlap out of range.
+        For a layout or channel count the model cannot take, or tile and overlap out of range;
+        when computed, for a block with NaN or infinite values.
     """
     import dask
     import dask.array as da
@@ -350,6 +360,9 @@ def _predict_block(
     )
     if (window.shape[0], *window.shape[2:]) != expected:
         raise RuntimeError(f"block window {window.shape} is not the block and its halo {expected}")
+    # as the in-memory prediction refuses the whole image (a block at a time here: the run
+    # stops at the first block that holds one, and nothing is written)
+    check_finite(window)
     model = payload.load()
     if isinstance(payload, _InProcess) or device is None:
         dev = model.device  # the caller's model stays where it is
@@ -388,7 +401,7 @@ def _predict_block(
                             for tx in bx
                         ]
                     )
-                    x = torch.from_numpy(tiles).to(dev)
+                    x = torch.from_numpy(np.ascontiguousarray(tiles)).to(dev)
                     with _autocast(dev):
                         logits = model.net(x)
                     p = model.probabilities(logits).float().cpu().numpy()

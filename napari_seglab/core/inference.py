@@ -298,7 +298,9 @@ def _predict_slice(
             tiles = np.stack(
                 [np.concatenate([_tile(sub, norm, ty, tx, th, tw) for sub in subs]) for tx in bx]
             )
-            x = torch.from_numpy(tiles).to(device)
+            # C-contiguous whatever the image's layout (an RGB image's channels-last strides
+            # would make a channels-last tensor, computed by other kernels)
+            x = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
             with _autocast(device):
                 logits = model.net(x)
             p = model.probabilities(logits).cpu().numpy()

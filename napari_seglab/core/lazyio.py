@@ -86,6 +86,8 @@ def open_lazy(path: str | Path, what: str = "image") -> LazyImage:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    # absolute: the workers of a cluster read it from their own working folders
+    path = path.resolve()
     if is_zarr(path):
         return _open_zarr(path, what)
     if path.suffix.lower() in TIFF_SUFFIXES:
@@ -109,10 +111,21 @@ def _open_zarr(path: Path, what: str) -> LazyImage:
     attrs = dict(node.attrs)
     multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
     if multiscales:
-        image = multiscales[0]
-        arr = node[image["datasets"][0]["path"]]
-        names = [a["name"] if isinstance(a, dict) else str(a) for a in image.get("axes", [])]
+        try:
+            image = multiscales[0]
+            arr = node[image["datasets"][0]["path"]]
+            names = [a["name"] if isinstance(a, dict) else str(a) for a in image.get("axes", [])]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ImageFileError(
+                f"{what} {path}: its OME-Zarr multiscales metadata does not lead to an array "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         data = da.from_zarr(arr)
+        if names and len(names) != data.ndim:
+            raise ImageFileError(
+                f"{what} {path}: its OME-Zarr axes name {len(names)} axes ({', '.join(names)}) "
+                f"but the array has {data.ndim} {tuple(data.shape)}"
+            )
         if "t" in names:
             t = names.index("t")
             if data.shape[t] != 1:
@@ -183,7 +196,9 @@ class TiffRegions:
 
 
 def write_zarr(
-    arrays: Mapping[str | Path, da.Array], run: Callable[[Any], Any] | None = None
+    arrays: Mapping[str | Path, da.Array],
+    run: Callable[[Any], Any] | None = None,
+    tmp_paths: list[Path] | None = None,
 ) -> list[Path]:
     """Write Dask arrays to new Zarr arrays, block by block, each whole or not at all.
 
@@ -199,6 +214,10 @@ def write_zarr(
     run : callable, optional
         ``run(delayed)`` computes the write (default: ``delayed.compute()``, Dask's current
         scheduler or client); give one to show progress or to compute on a given client.
+    tmp_paths : list, optional
+        The hidden folders are appended to it: after an interruption, a cluster's workers can
+        still finish a block after they were removed; remove them again once the cluster is
+        closed.
 
     Returns
     -------
@@ -214,11 +233,14 @@ def write_zarr(
     import dask.array as da
     import zarr
 
-    paths = [Path(p) for p in arrays]
+    # absolute: the workers of a cluster write from their own working folders
+    paths = [Path(p).resolve() for p in arrays]
     for path in paths:
         if path.exists():
             raise FileExistsError(f"{path} exists; seglab does not overwrite a Zarr store")
     tmps = [p.parent / f".{p.name}.{secrets.token_hex(8)}.tmp" for p in paths]
+    if tmp_paths is not None:
+        tmp_paths.extend(tmps)
     try:
         targets = []
         sources = []

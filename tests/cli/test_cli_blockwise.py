@@ -90,7 +90,7 @@ def test_block_wise_errors_are_one_line_and_write_nothing(trained, capsys):
     line = one_line_error(
         *run(["predict", model, folder / "big.zarr", "-o", folder / "big.zarr"], capsys)
     )
-    assert "does not overwrite a Zarr store" in line
+    assert "never overwrites an input" in line
     argv = ["predict", model, folder / "big.zarr", "-o", folder / "x.zarr"]
     line = one_line_error(*run([*argv, "--workers", "2", "--scheduler", "tcp://h:1"], capsys))
     assert "not both" in line
@@ -102,5 +102,55 @@ def test_block_wise_errors_are_one_line_and_write_nothing(trained, capsys):
     zarr.save_array(str(rgb), np.zeros((40, 50, 3), np.uint8))
     line = one_line_error(*run(["predict", model, rgb, "-o", folder / "z.zarr"], capsys))
     assert "channel" in line
-    assert not any(p.name.startswith((".x.", ".y.", ".z.")) for p in folder.iterdir())
-    assert not (folder / "z.zarr").exists()
+    # NaN pixels are refused block by block as the whole image is in memory: nothing written
+    nan = np.ones((300, 200), np.float32)
+    nan[250:260, 150:160] = np.nan
+    zarr.create_array(str(folder / "nan.zarr"), data=nan, chunks=(100, 100))
+    argv = ["predict", model, folder / "nan.zarr", "-o", folder / "n.zarr", "--block", "64", "-q"]
+    line = one_line_error(*run(argv, capsys))
+    assert "NaN or infinite" in line
+    line = one_line_error(
+        *run(["predict", model, rgb, "-o", folder / "z.zarr", "--scheduler", " "], capsys)
+    )
+    assert "scheduler's address" in line
+    assert not any(p.name.startswith((".x.", ".y.", ".z.", ".n.")) for p in folder.iterdir())
+    assert not (folder / "z.zarr").exists() and not (folder / "n.zarr").exists()
+
+
+def test_relative_paths_reach_workers_in_other_folders(trained, capsys, monkeypatch, tmp_path):
+    """A cluster's workers have their own working folders: inputs and outputs are resolved."""
+    import os
+
+    folder, model, expected = trained
+    monkeypatch.chdir(folder)
+    from napari_seglab.cli import blockwise_command
+
+    real_compute = blockwise_command._compute
+
+    def compute_elsewhere(*a, **kw):  # as a worker started in another folder would
+        os.chdir(tmp_path)
+        return real_compute(*a, **kw)
+
+    monkeypatch.setattr(blockwise_command, "_compute", compute_elsewhere)
+    code, err = run(["predict", model.name, "big.tif", "-o", "rel.zarr", "--block", "128"], capsys)
+    assert code == 0, err
+    assert np.array_equal(zarr.open(str(folder / "rel.zarr"))[:], expected.labels)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_workers_leave_ctrl_c_to_seglab_and_keep_glibc_s_mmap_threshold():
+    """The local cluster's workers ignore SIGINT (seglab cancels the blocks and removes what
+    they wrote), and start without MALLOC_TRIM_THRESHOLD_ (torch ran 2x slower with it)."""
+    import os
+    import signal
+
+    from distributed import Client
+
+    from napari_seglab.cli.blockwise_command import SLOW_WORKER_ENV, local_cluster
+
+    def state():
+        return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, os.environ.get(SLOW_WORKER_ENV)
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        assert list(client.run(state).values()) == [(True, None)]

@@ -70,8 +70,12 @@ def test_equals_the_in_memory_prediction(case, block, chunks):
 def test_rgb_and_a_stack_with_z_context():
     rgb_model = model_like(2, in_channels=3)
     rgb = (np.random.default_rng(1).random((90, 70, 3)) * 255).astype(np.uint8)
-    ref = predict(rgb_model, rgb).labels
-    assert np.array_equal(predict_dask(rgb_model, rgb, block=64).labels.compute(), ref)
+    whole = predict(rgb_model, rgb)
+    ref = whole.labels
+    out = predict_dask(rgb_model, rgb, block=64, probabilities=True)
+    # channels-last pixels give the network the same C-contiguous tiles as a block does
+    np.testing.assert_allclose(out.probabilities.compute(), whole.probabilities, atol=1e-6)
+    assert np.array_equal(out.labels.compute(), ref)
     chw = np.moveaxis(rgb, -1, 0)
     assert np.array_equal(
         predict_dask(rgb_model, chw, channel_axis=0, block=64).labels.compute(), ref
@@ -136,6 +140,14 @@ def test_bad_input_is_refused_before_anything_runs():
         predict_dask(model, np.zeros((20, 30), np.uint8), tile=32, overlap=32)
     with pytest.raises(ValueError, match="not 2D"):
         predict_dask(model, np.zeros((2, 3, 20, 30), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        predict_dask(model, np.zeros((0, 30), np.uint8))
+    # NaN is found when the block that holds it is computed, as predict finds it up front
+    img = image((200, 150))
+    img[180, 20] = np.nan
+    labels = predict_dask(model, da.from_array(img, chunks=64), block=64).labels
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        labels.compute(scheduler="sync")
 
 
 @pytest.mark.slow

@@ -59,6 +59,39 @@ def test_ome_zarr_axes_give_the_channel_axis(tmp_path):
         open_lazy(ome_zarr(tmp_path / "ts.zarr", np.stack([data, data]), "tcyx"))
 
 
+def test_ome_zarr_metadata_that_leads_nowhere_is_said(tmp_path):
+    data = pattern((3, 40, 50))
+    path = ome_zarr(tmp_path / "m.zarr", data, "cyx")
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs)
+    attrs["multiscales"][0]["datasets"] = [{"path": "nothere"}]
+    group.attrs.update(attrs)
+    with pytest.raises(ImageFileError, match="does not lead to an array"):
+        open_lazy(path)
+    with pytest.raises(ImageFileError, match="name 2 axes"):
+        open_lazy(ome_zarr(tmp_path / "a.zarr", data, "yx"))
+
+
+def test_relative_paths_are_resolved_for_workers_elsewhere(tmp_path, monkeypatch):
+    data = pattern((30, 40))
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    zarr.save_array("in.zarr", data)
+    tifffile.imwrite("in.tif", data)
+    lazy = [open_lazy("in.zarr").data, open_lazy("in.tif").data]
+    monkeypatch.chdir(tmp_path)  # a worker started in another folder
+    assert all(np.array_equal(a.compute(), data) for a in lazy)
+    monkeypatch.chdir(tmp_path / "here")
+
+    def elsewhere(delayed):
+        monkeypatch.chdir(tmp_path)
+        delayed.compute()
+
+    write_zarr({"out.zarr": lazy[0]}, run=elsewhere)
+    assert np.array_equal(zarr.open(str(tmp_path / "here" / "out.zarr"))[:], data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
 def test_tiff_is_read_by_region_and_travels_as_a_path(tmp_path):
     data = pattern((300, 520, 3), np.uint8)
     tifffile.imwrite(tmp_path / "t.tif", data, tile=(64, 64))
