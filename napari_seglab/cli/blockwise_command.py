@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from napari_seglab.cli.common import CLIError
+from napari_seglab.cli.common import CLIError, each_image
 
 #: From this size on, the time of one block is measured first and the total estimated.
 LARGE_MEGAPIXELS = 16
@@ -85,15 +86,22 @@ def local_cluster(workers: int):
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{SLOW_WORKER_ENV}": None}):
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,  # its workers' notes are not the user's business
-            preload=["napari_seglab.cli.worker_setup"],
-        )
+    # the nanny also writes its variables into this process's environment, which the workers
+    # of a later cluster inherit: they start without it either way
+    saved = os.environ.pop(SLOW_WORKER_ENV, None)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{SLOW_WORKER_ENV}": None}):
+            return LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,  # its workers' notes are not the user's business
+                preload=["napari_seglab.cli.worker_setup"],
+            )
+    finally:
+        if saved is not None:
+            os.environ[SLOW_WORKER_ENV] = saved
 
 
 def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Path]:
@@ -121,20 +129,13 @@ def _run_all(model, payload, pairs, args, client, failed: list, unfinished: list
     of Zarr writes to ``unfinished``."""
     if client is not None and not args.quiet:
         print(f"Dask: {_describe(client)}", file=sys.stderr)
-    for src, dst in pairs:
-        try:
-            _one(model, payload, src, dst, args, client, unfinished)
-        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
-            if len(pairs) == 1:
-                if isinstance(exc, CLIError):
-                    raise
-                raise CLIError(f"{src}: {exc}") from None
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"seglab: error: {src}: {message}", file=sys.stderr)
-            failed.append(src)
-            continue
-        if not args.quiet:
-            print(f"{src} -> {dst}", file=sys.stderr)
+    failed.extend(
+        each_image(
+            pairs,
+            lambda src, dst: _one(model, payload, src, dst, args, client, unfinished),
+            args.quiet,
+        )
+    )
 
 
 def _describe(client: Any) -> str:

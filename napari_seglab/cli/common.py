@@ -146,3 +146,30 @@ def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
         if key in seen:
             raise CLIError(f"two outputs would be written to {out}; rename an input")
         seen[key] = out
+
+
+def each_image(
+    pairs: Sequence[tuple[Path, Path]], predict_one: Callable[[Path, Path], Any], quiet: bool
+) -> list[Path]:
+    """Call ``predict_one(image, output)`` for each pair; returns the images that failed.
+
+    One bad image of a batch does not stop the others: each is reported on a line of its own,
+    and the caller's exit status says that something failed. A single image's error is raised
+    as :class:`CLIError` (naming the file).
+    """
+    failed = []
+    for src, dst in pairs:
+        try:
+            predict_one(src, dst)
+        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+            if len(pairs) == 1:
+                if isinstance(exc, CLIError):  # it names the file already
+                    raise
+                raise CLIError(f"{src}: {exc}") from None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"seglab: error: {src}: {message}", file=sys.stderr)
+            failed.append(src)
+            continue
+        if not quiet:
+            print(f"{src} -> {dst}", file=sys.stderr)
+    return failed

@@ -12,6 +12,7 @@ from typing import Any
 from napari_seglab.cli.common import (
     CLIError,
     check_outputs,
+    each_image,
     read_image,
     read_image_check,
 )
@@ -109,24 +110,8 @@ def _predict_in_memory(images: list[Path], targets: list[Path], args: argparse.N
         import torch
 
         torch.set_num_threads(args.threads)
-    failed = []
-    for src, dst in zip(images, targets, strict=True):
-        # one bad image of a batch does not stop the others: each is reported, and the exit
-        # status says that something failed
-        try:
-            _predict_one(model, src, dst, args)
-        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
-            if len(images) == 1:
-                if isinstance(exc, CLIError):  # it names the file already
-                    raise
-                raise CLIError(f"{src}: {exc}") from None
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"seglab: error: {src}: {message}", file=sys.stderr)
-            failed.append(src)
-            continue
-        if not args.quiet:
-            print(f"{src} -> {dst}", file=sys.stderr)
-    return failed
+    pairs = list(zip(images, targets, strict=True))
+    return each_image(pairs, lambda src, dst: _predict_one(model, src, dst, args), args.quiet)
 
 
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:

@@ -30,12 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_seglab.core.data import (
-    _check_dtype,
-    _detect_channel_axis,
-    check_finite,
-    context_slices,
-)
+from napari_seglab.core.data import _check_dtype, check_finite, context_slices, image_layout
 from napari_seglab.core.inference import (
     Prediction,
     _autocast,
@@ -153,30 +148,8 @@ def lazy_zcyx(image: Any, channel_axis: int | None, in_channels: int) -> tuple[d
 
     arr = image if isinstance(image, da.Array) else da.asarray(image)
     _check_dtype(arr)
-    shape = tuple(int(s) for s in arr.shape)
-    if channel_axis is None:
-        axis = _detect_channel_axis(shape, None, in_channels)
-    elif not -arr.ndim <= channel_axis < arr.ndim:
-        raise ValueError(f"channel_axis {channel_axis} is out of range for image shape {shape}")
-    else:
-        axis = channel_axis % arr.ndim
-    if axis is None:
-        arr = arr[..., None]
-        spatial = shape
-    else:
-        arr = da.moveaxis(arr, axis, -1)
-        spatial = shape[:axis] + shape[axis + 1 :]
-    if len(spatial) not in (2, 3):
-        raise ValueError(
-            f"image shape {shape} (channel axis {axis}) is not a 2D image or a stack of them"
-        )
-    if min(spatial) < 1:
-        raise ValueError(f"image shape {shape} is empty")
-    if arr.shape[-1] != in_channels:
-        raise ValueError(
-            f"the model expects {in_channels} channel(s) but the image has {arr.shape[-1]} "
-            f"(shape {shape}, channel axis {axis})"
-        )
+    axis, spatial = image_layout(arr.shape, channel_axis, in_channels=in_channels)
+    arr = arr[..., None] if axis is None else da.moveaxis(arr, axis, -1)
     if len(spatial) == 2:
         arr = arr[None]
     return da.moveaxis(arr, -1, 1), len(spatial) == 3

@@ -184,19 +184,41 @@ def as_zcyx(
     """
     image = np.asarray(image)
     _check_dtype(image)
-    shape = tuple(int(s) for s in image.shape)
+    axis, spatial = image_layout(image.shape, channel_axis, spatial_shape, in_channels)
+    data = image[..., None] if axis is None else np.moveaxis(image, axis, -1)
+    if len(spatial) == 2:
+        data = data[None]
+    # (Z, Y, X, C) -> (Z, C, Y, X)
+    data = np.moveaxis(data, -1, 1)
+    return ImageView(data=data, spatial_shape=tuple(spatial), channel_axis=axis)
+
+
+def image_layout(
+    shape: tuple[int, ...],
+    channel_axis: int | None = None,
+    spatial_shape: tuple[int, ...] | None = None,
+    in_channels: int | None = None,
+) -> tuple[int | None, tuple[int, ...]]:
+    """The channel axis (non-negative, or None) and the spatial shape of an image of ``shape``.
+
+    The rules and hints of :func:`as_zcyx`, which uses it, as does the block-wise prediction
+    of lazy images.
+
+    Raises
+    ------
+    ValueError
+        For a layout that is not a 2D image or a stack, an empty one, or a mismatch with the
+        hints.
+    """
+    shape = tuple(int(s) for s in shape)
+    ndim = len(shape)
     if channel_axis is None:
         axis = _detect_channel_axis(shape, spatial_shape, in_channels)
     else:
-        if not -image.ndim <= channel_axis < image.ndim:
+        if not -ndim <= channel_axis < ndim:
             raise ValueError(f"channel_axis {channel_axis} is out of range for image shape {shape}")
-        axis = channel_axis % image.ndim
-    if axis is None:
-        data = image[..., None]
-        spatial = shape
-    else:
-        data = np.moveaxis(image, axis, -1)
-        spatial = shape[:axis] + shape[axis + 1 :]
+        axis = channel_axis % ndim
+    spatial = shape if axis is None else shape[:axis] + shape[axis + 1 :]
     if len(spatial) not in (2, 3):
         raise ValueError(
             f"image shape {shape} (channel axis {axis}) has {len(spatial)} spatial dimensions; "
@@ -209,16 +231,13 @@ def as_zcyx(
         )
     if min(spatial) < 1:
         raise ValueError(f"image shape {shape} is empty")
-    if in_channels is not None and data.shape[-1] != in_channels:
+    channels = 1 if axis is None else shape[axis]
+    if in_channels is not None and channels != in_channels:
         raise ValueError(
-            f"the model expects {in_channels} channel(s) but the image has {data.shape[-1]} "
+            f"the model expects {in_channels} channel(s) but the image has {channels} "
             f"(shape {shape}, channel axis {axis})"
         )
-    if len(spatial) == 2:
-        data = data[None]
-    # (Z, Y, X, C) -> (Z, C, Y, X)
-    data = np.moveaxis(data, -1, 1)
-    return ImageView(data=data, spatial_shape=tuple(spatial), channel_axis=axis)
+    return axis, tuple(spatial)
 
 
 #: Normalised values are clipped to +-this: outliers millions of ranges away (a no-data value,
