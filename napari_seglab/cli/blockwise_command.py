@@ -109,13 +109,13 @@ def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespa
     from napari_seglab.core.blockwise import ModelBytes
     from napari_seglab.core.modelio import load_model
 
-    model = load_model(model_path)  # its errors at once, before any cluster starts
+    load_model(model_path)  # its errors at once, before any cluster starts
     payload = ModelBytes.from_file(model_path)
     failed: list[Path] = []
     unfinished: list[Path] = []  # hidden folders of Zarr writes
     try:
         with client_for(args) as client:
-            _run_all(model, payload, pairs, args, client, failed, unfinished)
+            _run_all(payload, pairs, args, client, failed, unfinished)
     finally:
         # once the cluster is gone no block can write any more: remove what an interrupted
         # write left (a worker may have written after the write removed its folder)
@@ -124,7 +124,7 @@ def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespa
     return failed
 
 
-def _run_all(model, payload, pairs, args, client, failed: list, unfinished: list) -> None:
+def _run_all(payload, pairs, args, client, failed: list, unfinished: list) -> None:
     """Predict each pair; the images that failed are added to ``failed``, the hidden folders
     of Zarr writes to ``unfinished``."""
     if client is not None and not args.quiet:
@@ -132,7 +132,7 @@ def _run_all(model, payload, pairs, args, client, failed: list, unfinished: list
     failed.extend(
         each_image(
             pairs,
-            lambda src, dst: _one(model, payload, src, dst, args, client, unfinished),
+            lambda src, dst: _one(payload, src, dst, args, client, unfinished),
             args.quiet,
         )
     )
@@ -147,7 +147,6 @@ def _describe(client: Any) -> str:
 
 
 def _one(
-    model: Any,
     payload: Any,
     src: Path,
     dst: Path,
