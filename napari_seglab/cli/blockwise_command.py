@@ -262,14 +262,15 @@ def _compute(delayed: Any, client: Any, args: argparse.Namespace, name: str) -> 
     import torch
     from tqdm.dask import TqdmCallback
 
-    threads = _threads(args)
+    from napari_seglab.core.lazyio import compute_in_threads
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # one block per thread, each on one core
     try:
         with TqdmCallback(
             desc=name, disable=args.quiet, file=sys.stderr, leave=False, unit="task", delay=1.0
         ):
-            return delayed.compute(scheduler="threads", num_workers=threads)
+            return compute_in_threads(delayed, _threads(args))
     finally:
         torch.set_num_threads(previous)
 

@@ -195,6 +195,36 @@ class TiffRegions:
         return f"TiffRegions({self.path!r}, shape={self.shape}, dtype={self.dtype})"
 
 
+def compute_in_threads(delayed: Any, threads: int | None = None) -> Any:
+    """Compute on Dask's threaded scheduler with a pool of our own, which is drained when the
+    computation fails or is interrupted: no block is still writing when this returns or
+    raises (Dask's own pool lets the running ones finish after the error is raised)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        try:
+            return delayed.compute(scheduler="threads", pool=pool)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _compute(delayed: Any) -> Any:
+    """Dask's scheduler as configured (a ``distributed.Client``'s when one exists), or else
+    :func:`compute_in_threads`."""
+    import dask
+
+    if dask.config.get("scheduler", None) is not None:
+        return delayed.compute()
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):
+        return compute_in_threads(delayed)
+    return delayed.compute()
+
+
 def write_zarr(
     arrays: Mapping[str | Path, da.Array],
     run: Callable[[Any], Any] | None = None,
@@ -212,8 +242,10 @@ def write_zarr(
     arrays : mapping of path to dask.array.Array
         The stores to create (none may exist).
     run : callable, optional
-        ``run(delayed)`` computes the write (default: ``delayed.compute()``, Dask's current
-        scheduler or client); give one to show progress or to compute on a given client.
+        ``run(delayed)`` computes the write (default: a ``distributed.Client``'s when one
+        exists, or the scheduler set in Dask's configuration, else
+        :func:`compute_in_threads`); give one to show progress or to compute on a given
+        client.
     tmp_paths : list, optional
         The hidden folders are appended to it: after an interruption, a cluster's workers can
         still finish a block after they were removed; remove them again once the cluster is
@@ -259,10 +291,7 @@ def write_zarr(
         stored = da.store(sources, targets, lock=False, compute=False)
         # one Delayed for all (store gives one per array in some Dask versions)
         delayed = dask.delayed(list)(list(stored) if isinstance(stored, tuple | list) else [stored])
-        if run is None:
-            delayed.compute()
-        else:
-            run(delayed)
+        (run or _compute)(delayed)
         for tmp, path in zip(tmps, paths, strict=True):
             os.replace(tmp, path)
     except BaseException:
