@@ -6,6 +6,8 @@ background), trains in the widget and saves, under ``docs/images/``:
 * ``widget_scribbles.png``: the scribbles and the live class-weights panel, before training;
 * ``widget_training.png``: the overlay and the loss curve while training runs;
 * ``widget_result.png``: the overlay at the end of training;
+* ``widget_where.png``: after "Where to paint next": the uncertainty layer, the view centred on
+  the most uncertain region not painted yet;
 * ``widget_retrained.png``: after a few correction strokes and a second Train (which continues
   from the first model);
 * ``widget_panel.png``: the dock widget alone, at the end.
@@ -139,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     close_toasts(app)
     viewer.screenshot(str(out / "widget_result.png"), canvas_only=False)
 
+    # where the model is least sure: the uncertainty layer, and the view centred on the most
+    # uncertain region not painted yet
+    widget.show_me_where()
+    settle(app, 1.0)
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_where.png"), canvas_only=False)
+    viewer.layers["coins uncertainty"].visible = False
+    viewer.reset_view()
+
     # a correction, as a person would after looking at the result: background strokes in the
     # dark rings around a few coins, then Train again (continues from the current model)
     for cy, cx, r in coins(image, 24)[1::4]:
@@ -167,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     widget.settings_panel.expand(animate=False)
     settle(app, 0.5)
     widget.grab().save(str(out / "widget_panel.png"))
-    for name in ("scribbles", "training", "result", "retrained", "panel"):
+    for name in ("scribbles", "training", "result", "where", "retrained", "panel"):
         print(out / f"widget_{name}.png")
     viewer.close()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.classes import SegClass, default_class
 from napari_seglab._qt.training import predict_worker
@@ -153,6 +154,7 @@ class ModelActions:
             return
         try:
             lyr.show_prediction(self.viewer, image, prediction, self.classes)
+            guidance.refresh(self.viewer, image)  # the uncertainty layer, once it is made
         except ValueError as exc:  # a layer of the user's has the overlay's name
             self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
             return

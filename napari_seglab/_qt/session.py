@@ -20,7 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QObject, Signal
 
-from napari_seglab._qt import align, weights_panel
+from napari_seglab._qt import align, guidance, weights_panel
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.classes import (
     SegClass,
@@ -536,11 +536,11 @@ class Session(ModelActions, QObject):
         for note in fresh:
             self.notice.emit(note)
 
-    def _show_prediction(
-        self, image: Image, prediction: Prediction, region: tuple[slice, ...] | None = None
-    ) -> None:
+    def _show_prediction(self, image: Image, prediction: Prediction, region=None) -> None:
+        """The overlay layers (of ``region`` of the image, or all of it), uncertainty too."""
         if image in self.viewer.layers:
             lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
+            guidance.refresh(self.viewer, image)  # once made by "Where to paint next"
 
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self.closed:

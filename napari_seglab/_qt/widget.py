@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
@@ -48,7 +49,7 @@ MODEL_FILTER = "SegLab model (*.seglab);;All files (*)"
 
 
 def _is_input_image(layer) -> bool:
-    return lyr.role(layer) != "probability"
+    return lyr.role(layer) not in ("probability", "uncertainty")
 
 
 def _is_scribbles_candidate(layer) -> bool:
@@ -133,6 +134,13 @@ class SegLabWidget(QWidget):
         row.addWidget(self.train_button, 2)
         row.addWidget(self.reset_button, 1)
         tl.addLayout(row)
+        self.where_button = QPushButton("Where to paint next", train_box)
+        self.where_button.setToolTip(
+            "Show where the model is least sure (the uncertainty layer: 1 where the two most "
+            "probable classes are tied) and move the view to the most uncertain region not "
+            "yet painted"
+        )
+        tl.addWidget(self.where_button)
         self.readout = RunReadout(self.session, train_box)
         tl.addWidget(self.readout)
         parts = "progress status_label device_label loss_plot recall_label notes_label"
@@ -175,6 +183,7 @@ class SegLabWidget(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
         self.apply_button.clicked.connect(self.apply_to_layer)
+        self.where_button.clicked.connect(self.show_me_where)
         s.status.connect(self._on_status)
         s.notice.connect(self._on_notice)
         s.classesChanged.connect(lambda: self.weights_panel.set_classes(s.classes))
@@ -304,6 +313,27 @@ class SegLabWidget(QWidget):
         image = image or self.apply_combo.layer()
         return self.session.apply_to_layer(image, self.settings_panel.settings().device)
 
+    def show_me_where(self) -> tuple[slice, ...] | None:
+        """Show ``"<image> uncertainty"`` and centre the view on the most uncertain region
+        that is not painted yet; returns that window (image data coordinates) or None."""
+        image = self.image_layer
+        if image is None or image not in self.viewer.layers:
+            self._on_status("Choose an image first.", "warning")
+            return None
+        try:
+            window = guidance.show_me_where(self.viewer, image, self.scribbles_layer)
+        except ValueError as exc:  # a layer of the user's has the uncertainty layer's name
+            self._on_status(str(exc), "error")
+            return None
+        if window is None:
+            self._on_status("Train first: the uncertainty comes from the prediction.", "warning")
+            return None
+        plane = f"plane {window[0].start}, " if len(window) == 3 else ""
+        ys, xs = window[-2:]
+        where = f"{plane}rows {ys.start}-{ys.stop}, columns {xs.start}-{xs.stop}"
+        self._on_status(f"Paint here next: {where}", "info")
+        return window
+
     # ------------------------------------------------------------------------------------
     # state
     # ------------------------------------------------------------------------------------
@@ -326,6 +356,7 @@ class SegLabWidget(QWidget):
         self.save_button.setEnabled(has_model and not busy)
         self.load_button.setEnabled(not busy)
         self.apply_button.setEnabled(has_model and not busy)
+        self.where_button.setEnabled(has_model or running)  # it reads the latest prediction
         for w in (self.image_combo, self.scribbles_combo, self.new_scribbles_button):
             w.setEnabled(not running)
         self.settings_panel.setEnabled(not running)

@@ -368,3 +368,40 @@ def test_apply_to_a_lazy_layer_predicts_it_block_by_block(viewer, qtbot, tmp_pat
     qtbot.waitUntil(lambda: "dask prediction" in viewer.layers, timeout=5000)
     expected = predict(w.trainer.model, synthetic_image(64, seed=7)).labels
     assert np.array_equal(viewer.layers["dask prediction"].data, expected)
+
+
+def test_where_to_paint_next_shows_the_uncertainty_and_moves_the_view(viewer, qtbot):
+    from napari_seglab.core.uncertainty import most_uncertain_window, uncertainty
+
+    image = viewer.add_image(synthetic_image(), name="img", scale=(2.0, 2.0))
+    w = _dock(viewer)
+    assert w.show_me_where() is None  # nothing predicted yet
+    assert "Train first" in w.status_label.text()
+    scribbles = w.new_scribbles()
+    scribbles.data = saved_strokes()
+    _expect_counted(w, qtbot, scribbles)
+    _train(w, qtbot)
+    window = w.show_me_where()
+    assert window is not None and "Paint here next: rows" in w.status_label.text()
+    layer = viewer.layers["img uncertainty"]
+    assert layer.visible and layer.data.shape == (64, 64)
+    assert layer.data.min() >= 0.0 and layer.data.max() <= 1.0
+    # the uncertainty is the margin of what the probability layer shows (foreground)
+    p = viewer.layers["img probability"].data
+    expected = uncertainty(np.stack([1 - p, p]))
+    np.testing.assert_allclose(layer.data, expected, atol=1e-6)
+    assert window == most_uncertain_window(expected, scribbles.data != 0, 64)
+    # the view is centred on the window, in world coordinates (the image's scale of 2)
+    center = [(s.start + s.stop - 1) / 2 * 2.0 for s in window]
+    np.testing.assert_allclose(viewer.camera.center[-2:], center)
+    names = [ly.name for ly in viewer.layers]  # over the overlays, under the scribbles
+    assert names.index("img uncertainty") == names.index("img prediction") + 1
+    assert names.index("img uncertainty") < names.index(scribbles.name)
+    assert layer.scale.tolist() == image.scale.tolist()
+    assert w.apply_combo.findText("img uncertainty") < 0  # not offered as an input image
+    # a new training's previews refresh it
+    before = layer.data.copy()
+    scribbles.data = saved_strokes() * 0 + np.where(saved_strokes() > 0, 3 - saved_strokes(), 0)
+    _expect_counted(w, qtbot, scribbles)
+    _train(w, qtbot)
+    assert not np.array_equal(viewer.layers["img uncertainty"].data, before)
