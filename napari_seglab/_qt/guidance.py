@@ -28,20 +28,30 @@ def uncertainty_name(image: napari.layers.Layer) -> str:
     return f"{image.name} uncertainty"
 
 
-def _class_probabilities(image: Image, prob: Image) -> np.ndarray | None:
-    """``(K, *spatial)`` probabilities from what the probability layer shows, or None."""
-    data = np.asarray(prob.data, np.float32)
+def _class_probabilities(
+    image: Image, prob: Image, region: tuple[slice, ...] | None = None
+) -> np.ndarray | None:
+    """``(K, *spatial)`` probabilities (of ``region``) from what the probability layer shows,
+    or None."""
     spatial = lyr.spatial_shape(image)
-    if data.shape == spatial:
+    where = region or (slice(None),) * len(spatial)
+    if prob.data.shape == spatial:
+        data = np.asarray(prob.data[where], np.float32)
         return np.stack([1.0 - data, data])
-    if data.ndim == len(spatial) + 1 and data.shape[1:] == spatial:
-        return data
+    if prob.data.ndim == len(spatial) + 1 and prob.data.shape[1:] == spatial:
+        return np.asarray(prob.data[(slice(None), *where)], np.float32)
     return None
 
 
-def refresh(viewer: napari.Viewer, image: Image, create: bool = False) -> Image | None:
+def refresh(
+    viewer: napari.Viewer,
+    image: Image,
+    create: bool = False,
+    region: tuple[slice, ...] | None = None,
+) -> Image | None:
     """Compute ``"<image> uncertainty"`` from the probability layer (making the layer when
-    ``create``); returns it, or None when there is no prediction yet."""
+    ``create``); returns it, or None when there is no prediction yet. With ``region`` (a
+    preview of part of the image) an existing layer is refreshed there only."""
     from napari.layers import Image, Labels
 
     prob = lyr.find_layer(viewer, lyr.probability_name(image), Image)
@@ -52,6 +62,12 @@ def refresh(viewer: napari.Viewer, image: Image, create: bool = False) -> Image 
         raise ValueError(
             f"layer {existing.name!r} was not made by SegLab; rename it to see the uncertainty"
         )
+    if existing is not None and region is not None:
+        probabilities = _class_probabilities(image, prob, region)
+        if probabilities is not None and existing.data.shape == lyr.spatial_shape(image):
+            existing.data[region] = uncertainty(probabilities)
+            existing.refresh()
+            return existing
     probabilities = _class_probabilities(image, prob)
     if probabilities is None:
         return None

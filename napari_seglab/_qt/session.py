@@ -537,10 +537,10 @@ class Session(ModelActions, QObject):
             self.notice.emit(note)
 
     def _show_prediction(self, image: Image, prediction: Prediction, region=None) -> None:
-        """The overlay layers (of ``region`` of the image, or all of it), uncertainty too."""
+        """The overlays of ``region`` (or all the image); uncertainty once it is shown."""
         if image in self.viewer.layers:
             lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
-            guidance.refresh(self.viewer, image)  # once made by "Where to paint next"
+            guidance.refresh(self.viewer, image, region=region)
 
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self.closed:

@@ -430,19 +430,10 @@ def _predict_lazy(model: SegModel, image: Any, device: str | None) -> Prediction
     import dask.array as da
 
     from napari_seglab.core.blockwise import predict_dask
-    from napari_seglab.core.device import resolve_device
-    from napari_seglab.core.inference import Prediction
+    from napari_seglab.core.inference import Prediction, evaluating
 
-    original = model.device
-    dev = original if device is None else resolve_device(device)
-    was_training = model.net.training
-    model.net.eval()
-    model.net.to(dev)
-    try:
+    with evaluating(model, device):
         lazy = predict_dask(model, image).labels
         labels = np.empty(lazy.shape, np.uint8)
         da.store(lazy, labels, lock=False, scheduler="threads")
-    finally:
-        model.net.to(original)
-        model.net.train(was_training)
     return Prediction(labels=labels, probabilities=None)

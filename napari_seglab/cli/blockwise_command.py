@@ -186,6 +186,8 @@ def _one(
             _estimate(labels, blocks, args)
     outputs = {dst: labels}
     if args.probabilities:
+        from napari_seglab.cli.predict_command import _prob_path
+
         outputs[_prob_path(dst)] = prediction.probabilities
     if is_zarr(dst):
         from napari_seglab.core.lazyio import write_zarr
@@ -193,14 +195,6 @@ def _one(
         write_zarr(outputs, run=lambda d: _compute(d, client, args, src.name), tmp_paths=unfinished)
         return
     _write_tiffs(outputs, client, args, src.name)
-
-
-def _prob_path(label_path: Path) -> Path:
-    from napari_seglab.cli.predict_command import _prob_path as tiff_prob_path
-
-    if label_path.suffix.lower() == ".zarr":
-        return label_path.with_name(f"{label_path.stem}_probabilities.zarr")
-    return tiff_prob_path(label_path)
 
 
 def _estimate(labels: Any, blocks: int, args: argparse.Namespace) -> None:

@@ -19,6 +19,10 @@ from napari_seglab.cli.common import (
 
 
 def _prob_path(label_path: Path) -> Path:
+    """Where the probabilities go beside the labels: ``<name>_probabilities.tif`` (``.zarr``
+    beside a Zarr store)."""
+    if label_path.suffix.lower() == ".zarr":
+        return label_path.with_name(f"{label_path.stem}_probabilities.zarr")
     name = label_path.name
     for suffix in (".tiff", ".tif"):
         if name.lower().endswith(suffix):
@@ -71,7 +75,7 @@ def _predict(args: argparse.Namespace) -> int:
             read_image_check(images[0])
     out = Path(args.output)
     targets = _label_paths(images, out, str(args.output).endswith(os.sep))
-    prob_paths = [blockwise_command._prob_path(t) for t in targets] if args.probabilities else []
+    prob_paths = [_prob_path(t) for t in targets] if args.probabilities else []
     inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
     for path in [*targets, *prob_paths]:
         if path.suffix.lower() == ".zarr" and (path.exists() or path.is_symlink()):

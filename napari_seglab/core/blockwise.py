@@ -12,10 +12,11 @@ client is used by ``compute`` automatically).
 The model travels to the workers as the bytes of its model file (:class:`ModelBytes`, a Dask
 task of its own, sent once to each worker) and each process loads it once.
 
-Memory: each running block holds its window of the image as float32 with its halo,
-``C x (B + 2T)^2`` for blocks of edge ``B`` and tiles of edge ``T``, and its ``K x B^2``
-accumulated probabilities, plus the network's activations of one batch of tiles: about 60 MB
-per running task for the default ``B = 1024`` and a 64-pixel tile, whatever the image's size.
+Memory: each running block holds its window of the image with its halo, ``C x (B + 2T)^2``
+pixels in the image's dtype for blocks of edge ``B`` and tiles of edge ``T``, its ``K x B^2``
+float32 accumulated probabilities, and the network's activations of one batch of tiles: a few
+tens of MB per running task for the default ``B = 1024`` and 64-pixel tiles, whatever the
+image's size.
 """
 
 from __future__ import annotations
@@ -33,12 +34,10 @@ import numpy as np
 from napari_seglab.core.data import _check_dtype, check_finite, context_slices, image_layout
 from napari_seglab.core.inference import (
     Prediction,
-    _autocast,
-    _tile,
     blend_window,
     default_batch_size,
-    default_overlap,
-    default_tile,
+    forward_tiles,
+    tile_and_overlap,
     tile_starts,
 )
 
@@ -232,12 +231,7 @@ def predict_dask(
     zcyx, is_3d = lazy_zcyx(image, channel_axis, seg.in_channels)
     Z, C, H, W = (int(s) for s in zcyx.shape)
     m = seg.config.multiple
-    tile = int(tile or default_tile(torch.device("cpu"), seg))
-    if tile < 8:
-        raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
-    overlap = int(default_overlap(tile) if overlap is None else overlap)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
+    tile, overlap = tile_and_overlap(tile, overlap, torch.device("cpu"), seg)
     tile = -(-tile // m) * m
     # the halo: every tile touching a block lies inside the block and its halo
     hy = min(tile, -(-H // m) * m, H)
@@ -361,23 +355,7 @@ def _predict_block(
             for ty in ys:
                 for b in range(0, len(xs), bs):
                     bx = xs[b : b + bs]
-                    tiles = np.stack(
-                        [
-                            np.concatenate(
-                                [
-                                    _tile(
-                                        s, model.normalization, ty - wy0, tx - wx0, grid.th, grid.tw
-                                    )
-                                    for s in subs
-                                ]
-                            )
-                            for tx in bx
-                        ]
-                    )
-                    x = torch.from_numpy(np.ascontiguousarray(tiles)).to(dev)
-                    with _autocast(dev):
-                        logits = model.net(x)
-                    p = model.probabilities(logits).float().cpu().numpy()
+                    p = forward_tiles(model, subs, ty - wy0, bx - wx0, grid.th, grid.tw, dev)
                     for j, tx in enumerate(bx):
                         _add(acc, wacc, p[j], grid.window, (ty - y0, tx - x0))
             p = acc / wacc[None]

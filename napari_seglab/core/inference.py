@@ -9,8 +9,8 @@ at a time and only the rows still being blended are kept, so working memory is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,15 +180,8 @@ def predict(
     """
     view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
     check_finite(view.data)
-    net = model.net
-    original = model.device
-    dev = original if device is None else resolve_device(device)
-    tile = int(tile or default_tile(dev, model))
-    if tile < 8:
-        raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
-    overlap = int(default_overlap(tile) if overlap is None else overlap)
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
+    dev = model.device if device is None else resolve_device(device)
+    tile, overlap = tile_and_overlap(tile, overlap, dev, model)
     batch_size = int(batch_size or default_batch_size(dev, tile))
 
     bounds = _region_bounds(region, view.spatial_shape)
@@ -199,11 +192,7 @@ def predict(
     labels = np.empty(out_shape, np.uint8)
     probs = np.empty((K, *out_shape), np.float32) if probabilities else None
 
-    was_training = net.training
-    net.eval()
-    if dev != original:
-        net.to(dev)
-    try:
+    with evaluating(model, dev):
         zc = int(model.config.z_context or 0)
         for i, z in enumerate(range(*zb)):
             zs = context_slices(z, zc, view.data.shape[0])
@@ -219,14 +208,73 @@ def predict(
                 None if probs is None else probs[:, i],
                 progress,
             )
-    finally:
-        if dev != original:
-            net.to(original)
-        net.train(was_training)
     if not view.is_3d:
         labels = labels[0]
         probs = None if probs is None else probs[:, 0]
     return Prediction(labels=labels, probabilities=probs)
+
+
+def tile_and_overlap(
+    tile: int | None, overlap: int | None, device: torch.device, model: SegModel
+) -> tuple[int, int]:
+    """The tile edge and overlap a prediction uses: those given, or :func:`default_tile` and
+    :func:`default_overlap`.
+
+    Raises
+    ------
+    ValueError
+        A tile under 8 pixels, or an overlap outside ``0 .. tile - 1``.
+    """
+    tile = int(tile or default_tile(device, model))
+    if tile < 8:
+        raise ValueError(f"tile {tile} is too small (at least 8 pixels)")
+    overlap = int(default_overlap(tile) if overlap is None else overlap)
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be between 0 and tile - 1 ({tile - 1})")
+    return tile, overlap
+
+
+@contextmanager
+def evaluating(model: SegModel, device: str | torch.device | None = None) -> Iterator[torch.device]:
+    """The network in eval mode on ``device`` (default: where it is) for a ``with`` block,
+    which gets the device; after it, the network's device and mode are as they were."""
+    net = model.net
+    original = model.device
+    dev = original if device is None else resolve_device(device)
+    was_training = net.training
+    net.eval()
+    if dev != original:
+        net.to(dev)
+    try:
+        yield dev
+    finally:
+        if dev != original:
+            net.to(original)
+        net.train(was_training)
+
+
+def forward_tiles(
+    model: SegModel,
+    subs: list[np.ndarray],
+    ty: int,
+    txs: Any,
+    th: int,
+    tw: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities ``(B, K, th, tw)`` of the tiles at rows ``ty``, columns ``txs`` of
+    a window: ``subs`` holds the slice ``(C, H, W)`` and its context slices, whose normalised
+    tiles are stacked as the network's channels (see :func:`_tile` for the edges)."""
+    norm = model.normalization
+    tiles = np.stack(
+        [np.concatenate([_tile(sub, norm, ty, tx, th, tw) for sub in subs]) for tx in txs]
+    )
+    # C-contiguous whatever the image's layout (an RGB image's channels-last strides would
+    # make a channels-last tensor, computed by other kernels)
+    x = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
+    with _autocast(device):
+        logits = model.net(x)
+    return model.probabilities(logits).float().cpu().numpy()
 
 
 def _autocast(device: torch.device):
@@ -282,7 +330,6 @@ def _predict_slice(
     w = wp
     window = np.outer(blend_window(th, overlap), blend_window(tw, overlap))
     K = model.num_classes
-    norm = model.normalization
 
     acc = np.zeros((K, 0, w), np.float32)
     wacc = np.zeros((0, w), np.float32)
@@ -295,15 +342,7 @@ def _predict_slice(
             wacc = np.concatenate([wacc, np.zeros((extra, w), np.float32)], axis=0)
         for b in range(0, len(xs), batch_size):
             bx = xs[b : b + batch_size]
-            tiles = np.stack(
-                [np.concatenate([_tile(sub, norm, ty, tx, th, tw) for sub in subs]) for tx in bx]
-            )
-            # C-contiguous whatever the image's layout (an RGB image's channels-last strides
-            # would make a channels-last tensor, computed by other kernels)
-            x = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
-            with _autocast(device):
-                logits = model.net(x)
-            p = model.probabilities(logits).cpu().numpy()
+            p = forward_tiles(model, subs, ty, bx, th, tw, device)
             r = ty - a0
             for j, tx in enumerate(bx):
                 acc[:, r : r + th, tx : tx + tw] += p[j] * window

@@ -399,6 +399,16 @@ def test_where_to_paint_next_shows_the_uncertainty_and_moves_the_view(viewer, qt
     assert names.index("img uncertainty") < names.index(scribbles.name)
     assert layer.scale.tolist() == image.scale.tolist()
     assert w.apply_combo.findText("img uncertainty") < 0  # not offered as an input image
+    # a preview of part of the image refreshes that part only
+    from napari_seglab._qt import guidance
+
+    prob = viewer.layers["img probability"]
+    before = layer.data.copy()
+    prob.data = np.where(np.arange(64)[None, :] < 32, 0.5, prob.data).astype(np.float32)
+    guidance.refresh(viewer, image, region=(slice(0, 64), slice(0, 16)))
+    assert np.allclose(layer.data[:, :16], 1.0) and np.array_equal(
+        layer.data[:, 16:], before[:, 16:]
+    )
     # a new training's previews refresh it
     before = layer.data.copy()
     scribbles.data = saved_strokes() * 0 + np.where(saved_strokes() > 0, 3 - saved_strokes(), 0)
