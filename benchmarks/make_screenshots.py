@@ -10,7 +10,11 @@ background), trains in the widget and saves, under ``docs/images/``:
   the most uncertain region not painted yet;
 * ``widget_retrained.png``: after a few correction strokes and a second Train (which continues
   from the first model);
-* ``widget_panel.png``: the dock widget alone, at the end.
+* ``widget_panel.png``: the dock widget alone, at the end;
+* ``widget_restore.png``: the same image opened again in a new viewer: the strokes saved while
+  painting are offered back.
+
+The strokes are saved in a temporary folder (``XDG_DATA_HOME``), not with your own.
 
 Run (under a display; ``xvfb-run -a`` on a headless machine)::
 
@@ -82,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+
+    import os
+    import tempfile
+
+    # saved strokes go to a folder of their own: a second run starts as the first did
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="seglab-screenshots-")
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -178,9 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     widget.settings_panel.expand(animate=False)
     settle(app, 0.5)
     widget.grab().save(str(out / "widget_panel.png"))
-    for name in ("scribbles", "training", "result", "where", "retrained", "panel"):
-        print(out / f"widget_{name}.png")
     viewer.close()
+
+    # the same image opened again, in a new viewer: its strokes are offered back
+    viewer = napari.Viewer(title="napari-seglab")
+    viewer.window.resize(1500, 950)
+    viewer.add_image(image, name="coins", colormap="gray")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    settle(app, 1.0)
+    viewer.reset_view()
+    close_toasts(app)
+    viewer.screenshot(str(out / "widget_restore.png"), canvas_only=False)
+    viewer.close()
+    names = ("scribbles", "training", "result", "where", "retrained", "panel", "restore")
+    for name in names:
+        print(out / f"widget_{name}.png")
     return 0
 
 

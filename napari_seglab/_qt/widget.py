@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.autosave import AutoSaver, RestoreBanner
 from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.readout import RunReadout
@@ -70,6 +71,8 @@ class SegLabWidget(QWidget):
         # napari hands plugin widgets a proxy; the widget compares layers by identity
         self.viewer = real_viewer(napari_viewer)
         self.session = Session(self.viewer, parent=self)
+        #: saves the scribbles as they are painted and offers them back (``_qt.autosave``)
+        self.autosaver = AutoSaver(self.session, parent=self)
         self._closed = False
         self._watched_window = None
 
@@ -112,6 +115,8 @@ class SegLabWidget(QWidget):
         row.addWidget(self.new_scribbles_button)
         row.addWidget(self.add_class_button)
         form.addRow(row)
+        self.restore_banner = RestoreBanner(self.autosaver, data_box)
+        form.addRow(self.restore_banner)
         layout.addWidget(data_box)
 
         weights_box = QGroupBox("Classes and loss weights", self)
@@ -186,6 +191,7 @@ class SegLabWidget(QWidget):
         self.where_button.clicked.connect(self.show_me_where)
         s.status.connect(self._on_status)
         s.notice.connect(self._on_notice)
+        self.autosaver.failed.connect(lambda text: self._on_notice(text, "warning"))
         s.classesChanged.connect(lambda: self.weights_panel.set_classes(s.classes))
         s.countsChanged.connect(self.weights_panel.set_counts)
         s.scribblesChosen.connect(self._show_scribbles)
@@ -372,6 +378,7 @@ class SegLabWidget(QWidget):
         if self._closed:
             return
         self._closed = True
+        self.autosaver.close()  # the last strokes are written before anything is torn down
         self.session.close(timeout)
         # napari-side connections first: they are plain Python and always safe to undo
         for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):

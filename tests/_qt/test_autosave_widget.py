@@ -1,0 +1,230 @@
+"""No stroke lost: strokes saved while painting, offered back when the image is opened again,
+also after the napari process was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from gui_data import FAST, synthetic_image  # noqa: E402
+
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+from napari_seglab.core.autosave import StrokeStore, image_key  # noqa: E402
+
+
+def _dock(viewer, qtbot) -> SegLabWidget:
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    return w
+
+
+def _paint(layer) -> None:
+    layer.brush_size = 5
+    layer.selected_label = 2
+    for y, x in ((16, 16), (17, 18), (44, 30)):
+        layer.paint((y, x), 2, refresh=True)
+    for y, x in ((2, 2), (60, 60), (2, 60)):
+        layer.paint((y, x), 1, refresh=True)
+
+
+def _saved(home, image) -> StrokeStore | None:
+    return StrokeStore.find(home, image_key(image))
+
+
+def test_strokes_are_saved_while_painting_and_restored_on_reopening(
+    make_napari_viewer, qtbot, autosave_home
+):
+    image = synthetic_image()
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="cells")
+    w = _dock(viewer, qtbot)
+    assert w.restore_banner.isHidden()  # nothing saved for this image yet
+    layer = w.new_scribbles()
+    _paint(layer)
+    w.add_class()
+    w.session.rename_class(3, "debris")
+    layer.paint((30, 50), 3, refresh=True)
+    expected = np.asarray(layer.data).copy()
+    qtbot.waitUntil(
+        lambda: (
+            _saved(autosave_home, image) is not None
+            and np.array_equal(_saved(autosave_home, image).read(), expected)
+        ),
+        timeout=5000,
+    )
+    info = _saved(autosave_home, image).info()
+    assert [name for name, _ in info.classes] == ["background", "foreground", "debris"]
+    assert info.painted == np.count_nonzero(expected)
+    assert info.image_name == "cells"
+    w.cleanup()
+    viewer.close()
+
+    # the same pixels opened again, under another name, in a new viewer
+    viewer = make_napari_viewer()
+    viewer.add_image(image.copy(), name="cells again")
+    w = _dock(viewer, qtbot)
+    assert not w.restore_banner.isHidden()
+    assert f"{np.count_nonzero(expected):,} painted pixels" in w.restore_banner.label.text()
+    assert "debris" in w.restore_banner.label.text()
+    assert w.scribbles_layer is None  # nothing is put in a layer before the user says so
+    qtbot.mouseClick(w.restore_banner.restore_button, _left())
+    restored = w.scribbles_layer
+    assert restored is not None and restored.name == "cells again scribbles"
+    np.testing.assert_array_equal(restored.data, expected)
+    assert [c.name for c in w.classes] == ["background", "foreground", "debris"]
+    assert w.restore_banner.isHidden()
+    qtbot.waitUntil(lambda: w.weights_panel.counts.sum() == np.count_nonzero(expected))
+    assert w.start_training()  # the restored strokes train
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    assert w.trainer.model is not None
+
+
+def _left():
+    from qtpy.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def test_strokes_painted_before_answering_keep_the_saved_ones(
+    make_napari_viewer, qtbot, autosave_home
+):
+    image = synthetic_image(seed=3)
+    old = np.zeros((64, 64), np.uint8)
+    old[10:13, 5:30] = 2
+    old[50:53, 5:30] = 1
+    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(
+        old, [("background", "#0072b2"), ("foreground", "#e69f00")]
+    )
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    w = _dock(viewer, qtbot)
+    assert not w.restore_banner.isHidden()
+    layer = w.new_scribbles()
+    assert not w.restore_banner.isHidden()  # an empty layer: still offered
+    layer.brush_size = 3
+    layer.paint((30, 40), 1, refresh=True)
+    both = np.where(np.asarray(layer.data) != 0, np.asarray(layer.data), old)
+    qtbot.waitUntil(lambda: np.array_equal(_saved(autosave_home, image).read(), both), timeout=5000)
+    # Restore: the saved strokes go under the new one
+    w.autosaver.restore()
+    np.testing.assert_array_equal(layer.data, both)
+    assert w.scribbles_layer is layer and w.restore_banner.isHidden()
+    # from now on the store follows the layer, erasing included
+    layer.paint((11, 10), 0, refresh=True)
+    qtbot.waitUntil(
+        lambda: np.array_equal(_saved(autosave_home, image).read(), np.asarray(layer.data)),
+        timeout=5000,
+    )
+
+
+def test_discard_forgets_the_saved_strokes(make_napari_viewer, qtbot, autosave_home):
+    image = synthetic_image(seed=4)
+    old = np.zeros((64, 64), np.uint8)
+    old[10:13, 5:30] = 2
+    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(old)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    w = _dock(viewer, qtbot)
+    qtbot.mouseClick(w.restore_banner.discard_button, _left())
+    assert w.restore_banner.isHidden()
+    assert _saved(autosave_home, image) is None
+    assert w.scribbles_layer is None
+
+
+def test_a_layer_holding_the_saved_strokes_is_not_offered_them(
+    make_napari_viewer, qtbot, autosave_home
+):
+    """Scribbles reopened from a file along with the image: nothing to restore."""
+    image = synthetic_image(seed=5)
+    strokes = np.zeros((64, 64), np.uint8)
+    strokes[10:13, 5:30] = 2
+    strokes[40:43, 5:30] = 1
+    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(strokes)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    viewer.add_labels(strokes.copy(), name="img scribbles")
+    w = _dock(viewer, qtbot)
+    assert w.scribbles_layer is not None
+    assert w.restore_banner.isHidden()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import napari
+    from qtpy.QtWidgets import QApplication
+    sys.path.insert(0, sys.argv[2])
+    from gui_data import synthetic_image
+    from napari_seglab._qt.widget import SegLabWidget
+
+    viewer = napari.Viewer(show=False)
+    viewer.add_image(synthetic_image(seed=7), name="cells")
+    w = SegLabWidget(viewer)
+    layer = w.new_scribbles()
+    layer.brush_size = 4
+    saves = []
+    w.autosaver.saved.connect(lambda: saves.append(1))
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        y, x = rng.integers(2, 62, 2)
+        layer.paint((int(y), int(x)), 1 + i % 2, refresh=True)
+        if i % 4 == 3:  # a pause now and then, as a person makes
+            t = time.time()
+            while time.time() - t < 0.8:
+                QApplication.processEvents()
+                time.sleep(0.02)
+    t = time.time()
+    while time.time() - t < 1.5:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    np.save(sys.argv[1], np.asarray(layer.data))
+    print("painted", len(saves), flush=True)
+    while True:  # mid-session: the viewer stays open until the process is killed
+        QApplication.processEvents()
+        time.sleep(0.05)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL here")
+def test_every_stroke_comes_back_after_the_process_is_killed(
+    make_napari_viewer, qtbot, autosave_home, tmp_path
+):
+    expected_path = tmp_path / "painted.npy"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(expected_path), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"the napari process ended early: {proc.stderr.read()[-3000:]}")
+        assert line.startswith("painted"), line
+        assert int(line.split()[1]) >= 2  # saved in steps, not once at the end
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    expected = np.load(expected_path)
+    assert np.count_nonzero(expected == 1) and np.count_nonzero(expected == 2)
+
+    viewer = make_napari_viewer()
+    viewer.add_image(synthetic_image(seed=7), name="cells")
+    w = _dock(viewer, qtbot)
+    assert not w.restore_banner.isHidden()
+    layer = w.autosaver.restore()
+    np.testing.assert_array_equal(layer.data, expected)
