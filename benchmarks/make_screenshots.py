@@ -12,7 +12,10 @@ background), trains in the widget and saves, under ``docs/images/``:
   from the first model);
 * ``widget_panel.png``: the dock widget alone, at the end;
 * ``widget_restore.png``: the same image opened again in a new viewer: the strokes saved while
-  painting are offered back.
+  painting are offered back;
+* ``widget_channels.png``: scikit-image's immunohistochemistry image split by colour
+  deconvolution into a hematoxylin and a DAB layer, both checked as the channels the model
+  sees, strokes drawn by the suite's scribble simulator on the DAB stain, after training.
 
 The strokes are saved in a temporary folder (``XDG_DATA_HOME``), not with your own.
 
@@ -77,6 +80,43 @@ def settle(app, seconds: float = 0.3) -> None:
     while time.perf_counter() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def channels_picture(path: Path, seconds: float, app, napari, Settings) -> None:
+    """Two layers of one stained section as the channels of one model."""
+    import sys
+
+    from skimage import color, data
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from real_suite import silver_ihc
+    from scribble_sim import simulate_sparse_scribbles
+
+    rgb = data.immunohistochemistry()
+    hed = color.rgb2hed(rgb)
+    viewer = napari.Viewer(title="napari-seglab")
+    viewer.window.resize(1500, 950)
+    viewer.add_image(hed[..., 0], name="hematoxylin", colormap="blue", blending="additive")
+    viewer.add_image(hed[..., 2], name="DAB", colormap="yellow", blending="additive")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    settle(app, 0.5)
+    widget.image_combo.set_layer(viewer.layers["hematoxylin"])
+    widget.channel_picker.set_checked(["hematoxylin", "DAB"])
+    scribbles = widget.new_scribbles()
+    scribbles.data = simulate_sparse_scribbles(silver_ihc(rgb), seed=0)
+    widget.settings_panel.set_settings(
+        Settings(budget_kind="seconds", budget=seconds, preview_every=2.0, num_threads=1)
+    )
+    widget.start_training()
+    while widget.trainer.running:
+        settle(app, 0.2)
+    viewer.layers["hematoxylin probability"].visible = False
+    viewer.layers.selection.active = scribbles
+    viewer.reset_view()
+    settle(app, 1.0)
+    close_toasts(app)
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     close_toasts(app)
     viewer.screenshot(str(out / "widget_restore.png"), canvas_only=False)
     viewer.close()
+
+    channels_picture(out / "widget_channels.png", args.seconds / 2, app, napari, Settings)
     names = ("scribbles", "training", "result", "where", "retrained", "panel", "restore")
+    names += ("channels",)
     for name in names:
         print(out / f"widget_{name}.png")
     return 0

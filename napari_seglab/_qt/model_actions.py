@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.channels import ChannelChoice
 from napari_seglab._qt.classes import SegClass, default_class
 from napari_seglab._qt.training import predict_worker
 
@@ -106,9 +109,16 @@ class ModelActions:
                 "Not predicted: wait for training or the running prediction to finish.", "warning"
             )
             return None
-        source = lyr.image_source(image)  # a lazy layer stays lazy: predicted block by block
+        # a lazy layer stays lazy: predicted block by block; the training image with the
+        # other layers it was stacked with as channels
+        choice = self.channel_choice if image is self.image else ChannelChoice()
+        try:
+            source = choice.input(image)
+        except ValueError as exc:
+            self._say(f"Not predicted: {exc}.", "error")
+            return None
         worker = predict_worker(
-            model, source if lyr.is_lazy(source) else lyr.image_data(image), device=device
+            model, source if lyr.is_lazy(source) else np.asarray(source), device=device
         )
         # a flag the network checks before every forward pass: set on close, it ends the
         # prediction at its next tile instead of after the whole image

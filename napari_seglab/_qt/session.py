@@ -22,6 +22,7 @@ from qtpy.QtCore import QObject, Signal
 
 from napari_seglab._qt import align, guidance, weights_panel
 from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.channels import ChannelChoice
 from napari_seglab._qt.classes import (
     SegClass,
     apply_classes,
@@ -102,6 +103,8 @@ class Session(ModelActions, QObject):
         self.overlay_source: str | None = None
         self.closed = False
         self._image: Image | None = None
+        #: the channels the model sees (the widget's channel picker sets it)
+        self.channel_choice = ChannelChoice()
         # the scribbles layer in use (a Labels layer made here or picked by the user and that
         # looks like scribbles); layers refused as scribbles are never chosen automatically
         self._scribbles: Labels | None = None
@@ -118,9 +121,7 @@ class Session(ModelActions, QObject):
         events.removed.connect(self._on_layer_removed)
         events.inserted.connect(self._emit_changed)
 
-    # ------------------------------------------------------------------------------------
-    # state
-    # ------------------------------------------------------------------------------------
+    # --- state ---
     @property
     def image(self) -> Image | None:
         """The image to train on."""
@@ -173,9 +174,7 @@ class Session(ModelActions, QObject):
         if not self.closed:
             self.status.emit(text, level)
 
-    # ------------------------------------------------------------------------------------
-    # layers and classes
-    # ------------------------------------------------------------------------------------
+    # --- layers and classes ---
     def may_auto_select(self, layer: Labels) -> bool:
         """Whether ``layer`` may become the scribbles without the user picking it (see
         ``layers.is_scribbles_candidate``); never a layer refused before."""
@@ -331,9 +330,7 @@ class Session(ModelActions, QObject):
             self._apply_classes()
         self.countsChanged.emit(counts)
 
-    # ------------------------------------------------------------------------------------
-    # strokes during training
-    # ------------------------------------------------------------------------------------
+    # --- strokes during training ---
     def _on_scribbles_edited(self, edits: list) -> None:
         """A stroke in the training scribbles: its pixels go to the training (no array)."""
         if self.closed or self.run is None or not self.trainer.running:
@@ -360,9 +357,7 @@ class Session(ModelActions, QObject):
             return
         self.trainer.send(self.run.scribbles.data)
 
-    # ------------------------------------------------------------------------------------
-    # training
-    # ------------------------------------------------------------------------------------
+    # --- training ---
     @contextlib.contextmanager
     def _checking_for_training(self) -> Iterator[None]:
         self._training_checks = True
@@ -411,19 +406,20 @@ class Session(ModelActions, QObject):
             return self._not_started(
                 "paint at least two classes (background and foreground)", "warning"
             )
-        model = self.trainer.model
+        model, choice = self.trainer.model, self.channel_choice
         top = int(np.flatnonzero(counts).max()) + 1  # highest painted class id
-        fresh = model is None or top > model.num_classes
+        other_channels = model is not None and not choice.matches(model, image)
+        fresh = model is None or top > model.num_classes or other_channels
         num_classes = max(2, top) if fresh else model.num_classes
         try:
-            config = settings.train_config()
+            config = choice.config(settings.train_config())
             # the overlay layers exist from the start (empty), so that previews only write data
             lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
             region = lyr.visible_region(image)
             if fresh and model is not None:
                 self.trainer.reset()
             # the layers' arrays as they are (numpy, dask, zarr): the worker copies them
-            self.trainer.start(lyr.image_source(image), scribbles.data, config, region=region)
+            self.trainer.start(choice.input(image), scribbles.data, config, region=region)
         except (ValueError, TypeError, RuntimeError) as exc:
             return self._not_started(str(exc))
         sync = ScribbleSync(scribbles, parent=self)
@@ -438,11 +434,12 @@ class Session(ModelActions, QObject):
         self._notes.reset()
         self.started.emit(not fresh)
         if fresh and model is not None:
-            self._say(
-                f"Training a new model: the model had {model.num_classes} classes and the "
-                f"scribbles hold class {top}.",
-                "info",
+            why = (
+                f"it took {model.input_note()}, now {choice.describe(image)}"
+                if other_channels
+                else f"the model had {model.num_classes} classes and the scribbles hold {top}"
             )
+            self._say(f"Training a new model: {why}.", "info")
         else:
             self._say("Training… (first step)")
         self._emit_changed()
@@ -571,9 +568,7 @@ class Session(ModelActions, QObject):
         self._say("Model reset: the next training starts from scratch.")
         self._emit_changed()
 
-    # ------------------------------------------------------------------------------------
-    # teardown
-    # ------------------------------------------------------------------------------------
+    # --- teardown ---
     def close(self, timeout: float = 10.0) -> None:
         """Stop the training and the prediction (waiting up to ``timeout`` s for each) and
         let go of the viewer and its layers. Idempotent; says nothing more afterwards."""

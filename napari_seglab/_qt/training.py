@@ -302,7 +302,9 @@ class Trainer(QObject):
             gen = train(data, labels, config, model=model, previewer=previewer)
             if not quick_forest:
                 return gen, None
-            return gen, lambda: previewer.quick_forest(data, labels, config.channel_axis)
+            return gen, lambda: previewer.quick_forest(
+                data, labels, config.channel_axis, channels=config.model.channels
+            )
 
         self._previewer = previewer
         worker = create_worker(

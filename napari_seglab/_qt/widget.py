@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.autosave import AutoSaver, RestoreBanner
+from napari_seglab._qt.channels import ChannelPicker
 from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.readout import RunReadout
@@ -104,7 +105,9 @@ class SegLabWidget(QWidget):
             auto_select=self.session.may_auto_select,
             placeholder="none: New scribbles, or pick a layer",
         )
+        self.channel_picker = ChannelPicker(v, data_box)
         form.addRow("Image", self.image_combo)
+        form.addRow(self.channel_picker)
         form.addRow("Scribbles", self.scribbles_combo)
         row = QHBoxLayout()
         self.new_scribbles_button = QPushButton("New scribbles", data_box)
@@ -177,6 +180,8 @@ class SegLabWidget(QWidget):
     def _connect(self) -> None:
         s = self.session
         self.image_combo.layerChanged.connect(s.set_image)
+        self.image_combo.layerChanged.connect(self.channel_picker.set_image)
+        self.channel_picker.changed.connect(self._on_channels_changed)
         self.scribbles_combo.layerChanged.connect(s.set_scribbles)
         self.new_scribbles_button.clicked.connect(self.new_scribbles)
         self.add_class_button.clicked.connect(self.add_class)
@@ -212,6 +217,7 @@ class SegLabWidget(QWidget):
             self.image_combo.set_layer(image, quiet=True)
             self.scribbles_combo.set_layer(scribbles, quiet=True)
         self.session.set_image(self.image_combo.layer())
+        self.channel_picker.set_image(self.image_combo.layer())
         self.session.set_scribbles(self.scribbles_combo.layer())
 
     # ------------------------------------------------------------------------------------
@@ -230,6 +236,9 @@ class SegLabWidget(QWidget):
         if not self._closed:
             notify = {"info": show_info, "warning": show_warning, "error": show_error}[level]
             notify(f"SegLab: {text}")
+
+    def _on_channels_changed(self) -> None:
+        self.session.channel_choice = self.channel_picker.choice()
 
     def _show_scribbles(self, layer: Labels | None) -> None:
         if layer is not None and layer not in self.scribbles_combo.layers():
@@ -363,7 +372,12 @@ class SegLabWidget(QWidget):
         self.load_button.setEnabled(not busy)
         self.apply_button.setEnabled(has_model and not busy)
         self.where_button.setEnabled(has_model or running)  # it reads the latest prediction
-        for w in (self.image_combo, self.scribbles_combo, self.new_scribbles_button):
+        for w in (
+            self.image_combo,
+            self.channel_picker,
+            self.scribbles_combo,
+            self.new_scribbles_button,
+        ):
             w.setEnabled(not running)
         self.settings_panel.setEnabled(not running)
 
@@ -383,6 +397,7 @@ class SegLabWidget(QWidget):
         # napari-side connections first: they are plain Python and always safe to undo
         for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):
             combo.disconnect_viewer()
+        self.channel_picker.disconnect_viewer()
         self.viewer.events.theme.disconnect(self._apply_theme)
         self.readout.stop()
         self.viewer = None

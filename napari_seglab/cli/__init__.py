@@ -4,6 +4,7 @@
 widget docked. ``seglab train`` and ``seglab predict`` work without a display::
 
     seglab train image.tif scribbles.tif -o model.seglab --seconds 30
+    seglab train a.tif:a_scribbles.tif b.tif:b_scribbles.tif -o model.seglab
     seglab predict model.seglab image.tif -o labels.tif
     seglab predict model.seglab a.tif b.tif -o out_folder/ --probabilities
     seglab predict model.seglab big.zarr -o labels.zarr --workers 2
@@ -26,6 +27,7 @@ from typing import Any
 from napari_seglab.cli.common import (
     CPUS,
     CLIError,
+    _channel_list,
     _int_between,
     _non_negative_float,
     _Parser,
@@ -141,12 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser(
         "train",
-        help="train a model from an image and its scribbles",
+        help="train a model from images and their scribbles",
         description="Train a model from an image and scribbles (0 unlabeled, 1 background, "
-        "2 foreground, 3.. more classes) and save it.",
+        "2 foreground, 3.. more classes) and save it; or one model from several images: "
+        "IMAGE:SCRIBBLES pairs, or a folder in which cells.tif has cells_scribbles.tif.",
+        usage="seglab train (IMAGE SCRIBBLES | IMAGE:SCRIBBLES [IMAGE:SCRIBBLES ...] | FOLDER) "
+        "-o MODEL [options]",
     )
-    tr.add_argument("image", help="image file (TIFF, PNG, JPEG, ...)")
-    tr.add_argument("scribbles", help="scribbles file with the image's spatial shape")
+    tr.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="IMAGE SCRIBBLES (TIFF, PNG, JPEG, ...; scribbles of the image's spatial shape), or "
+        "several IMAGE:SCRIBBLES pairs (one model for all: all 2D or all stacks, one channel "
+        "count), or a FOLDER of images with their <name>_scribbles files",
+    )
     tr.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
     budget = tr.add_mutually_exclusive_group()
     budget.add_argument(
@@ -172,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     _old_name(tr, "--class-weights", "--class-weighting", choices=SCHEMES)
     tr.add_argument("--init", metavar="MODEL", help="continue training this model")
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
+    tr.add_argument(
+        "--channels",
+        type=_channel_list,
+        metavar="LIST",
+        help="the channels the model sees, e.g. 0,2 (default: all; a new model only). Stored in "
+        "the model: images it predicts must have as many channels as this one",
+    )
     tr.add_argument(
         "--threads", type=_int_between(1, CPUS), metavar="N", help=f"torch CPU threads (1-{CPUS})"
     )

@@ -73,6 +73,16 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _channel_list(text: str) -> tuple[int, ...]:
+    """An argparse type: channel indices, ``"0,2"`` -> ``(0, 2)``, distinct, from 0."""
+    from napari_seglab.core.model import ModelConfig
+
+    try:
+        return ModelConfig(channels=[_parse_int(t.strip()) for t in text.split(",")]).channels
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
 def read_image_check(path: Path, what: str = "image") -> None:
     """Raise :class:`CLIError` unless ``path`` is an existing file."""
     from napari_seglab.core.io import check_file

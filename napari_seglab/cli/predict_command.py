@@ -125,11 +125,13 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     from napari_seglab.core.data import as_zcyx
     from napari_seglab.core.inference import predict
     from napari_seglab.core.io import write_atomic
+    from napari_seglab.core.model import explaining_channels
 
     image = read_image(src, "image")
     # the layout as the prediction reads it (its errors, such as a channel axis out of range,
     # are the prediction's own), for the size
-    view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
+    with explaining_channels(model):
+        view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
     megapixels = math.prod(view.spatial_shape) / 1e6
     if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
         print(

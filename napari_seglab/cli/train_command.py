@@ -14,6 +14,7 @@ from napari_seglab.cli.common import (
     check_outputs,
     read_image,
 )
+from napari_seglab.cli.pairs import training_pairs
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -21,6 +22,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from napari_seglab.core.model import ModelConfig
     from napari_seglab.core.modelio import SUFFIXES, load_model, save_model
+    from napari_seglab.core.multi import train_many
     from napari_seglab.core.training import TrainConfig, train
 
     out = Path(args.output)
@@ -30,22 +32,19 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"output folder {out.parent} does not exist")
     if out.suffix.lower() not in SUFFIXES:  # never an image's name
         raise CLIError(f"output {out}: name the model file .seglab (or .safetensors)")
+    pairs = training_pairs(args.inputs)
     # the --init model may be the output (training continues in place, written atomically)
-    check_outputs([out], {Path(args.image): "image", Path(args.scribbles): "scribbles"})
+    check_outputs([out], {p: w for i, s in pairs for p, w in ((i, "image"), (s, "scribbles"))})
     seconds, steps = args.seconds, args.steps
     if seconds is None and steps is None:
         seconds = 30.0
-    if args.init and (args.width is not None or args.depth is not None):
+    if args.init and (args.width is not None or args.depth is not None or args.channels):
         raise CLIError(
-            "--width and --depth make a new model; with --init the model keeps its own "
-            "architecture (leave them out)"
+            "--width, --depth and --channels make a new model; with --init the model keeps its "
+            "own architecture and channels (leave them out)"
         )
     init = load_model(args.init) if args.init else None
-    image = read_image(args.image, "image")
-    scribbles = read_image(args.scribbles, "scribbles")
-    from napari_seglab.core.data import check_scribbles
-
-    check_scribbles(scribbles)  # values first: a 0/255 mask is one error, not 254 warnings
+    images, scribbles = _read_pairs(pairs)
     for warning in _unpainted_classes(scribbles):
         print(f"warning: {warning}", file=sys.stderr)
     config = TrainConfig(
@@ -60,10 +59,19 @@ def _train(args: argparse.Namespace) -> int:
         final_prediction=False,
         lambda_edge=args.lambda_edge,
         model=ModelConfig(
-            depth=args.depth or ModelConfig.depth, width=args.width or ModelConfig.width
+            depth=args.depth or ModelConfig.depth,
+            width=args.width or ModelConfig.width,
+            channels=args.channels,
         ),
     )
-    gen = train(image, scribbles, config, model=init)
+    if len(pairs) == 1:
+        gen = train(images[0], scribbles[0], config, model=init)
+    else:
+        names = [str(image) for image, _ in pairs]
+        gen = train_many(images, scribbles, config, model=init, names=names)
+        if not args.quiet:
+            painted = sum(int((s > 0).sum()) for s in scribbles)
+            print(f"{len(pairs)} images, {painted:,} painted pixels in all", file=sys.stderr)
     total = steps if seconds is None else None
     last = None
     with tqdm(total=total, unit="step", disable=args.quiet, file=sys.stderr) as bar:
@@ -108,11 +116,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_pairs(pairs):
+    """The images and scribbles of ``pairs``, the scribbles' values checked (a 0/255 mask is
+    one error naming the file, not 254 warnings)."""
+    from napari_seglab.core.data import check_scribbles
+
+    images = [read_image(image, "image") for image, _ in pairs]
+    scribbles = [read_image(path, "scribbles") for _, path in pairs]
+    for (_, path), strokes in zip(pairs, scribbles, strict=True):
+        try:
+            check_scribbles(strokes)
+        except ValueError as exc:
+            raise CLIError(f"{path}: {exc}") from None
+    return images, scribbles
+
+
 def _unpainted_classes(scribbles) -> list[str]:
     """A warning for each class id below the largest painted one that has no stroke (e.g. 1
-    and 3 painted, no 2): the model gets a class it can never learn."""
+    and 3 painted, no 2) in any of the scribbles: the model gets a class it can never learn."""
     import numpy as np
 
+    if isinstance(scribbles, list):
+        scribbles = np.concatenate([np.asarray(s).ravel() for s in scribbles])
     s = np.asarray(scribbles)
     if not np.issubdtype(s.dtype, np.integer) or s.size == 0 or s.min() < 0:
         return []  # training refuses these with its own message

@@ -40,6 +40,7 @@ from napari_seglab.core.inference import (
     tile_and_overlap,
     tile_starts,
 )
+from napari_seglab.core.model import explaining_channels
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -228,7 +229,8 @@ def predict_dask(
 
     payload = model if isinstance(model, ModelBytes) else _InProcess(model)
     seg = payload.load()
-    zcyx, is_3d = lazy_zcyx(image, channel_axis, seg.in_channels)
+    with explaining_channels(seg):
+        zcyx, is_3d = lazy_zcyx(image, channel_axis, seg.in_channels)
     Z, C, H, W = (int(s) for s in zcyx.shape)
     m = seg.config.multiple
     tile, overlap = tile_and_overlap(tile, overlap, torch.device("cpu"), seg)

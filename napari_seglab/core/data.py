@@ -6,6 +6,7 @@ Internally every image is viewed as ``(Z, C, Y, X)``: ``Z = 1`` for a 2D image, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,27 @@ class ImageView:
     @property
     def channels(self) -> int:
         return int(self.data.shape[1])
+
+
+def check_channels(channels: Sequence[int], available: int) -> None:
+    """Raise ``ValueError`` for a channel index outside ``0..available-1``."""
+    bad = [int(c) for c in channels if not 0 <= int(c) < available]
+    if bad:
+        have = "1 channel (0)" if available == 1 else f"{available} channels (0-{available - 1})"
+        raise ValueError(f"channel {bad[0]} is not in the image: it has {have}")
+
+
+def select_channels(view: ImageView, channels: Sequence[int]) -> ImageView:
+    """The view with only ``channels`` (indices along its channel axis), in that order.
+
+    Raises
+    ------
+    ValueError
+        A channel the image does not have.
+    """
+    check_channels(channels, view.channels)
+    chosen = [int(c) for c in channels]
+    return ImageView(view.data[:, chosen], view.spatial_shape, view.channel_axis)
 
 
 def _check_dtype(image: np.ndarray, what: str = "image") -> None:

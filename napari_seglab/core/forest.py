@@ -15,6 +15,7 @@ Features come from :func:`skimage.feature.multiscale_basic_features` and the cla
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from napari_seglab.core.data import (
     as_zcyx,
     check_scribbles,
     painted_accuracy,
+    select_channels,
 )
 from napari_seglab.core.inference import Prediction
 
@@ -194,6 +196,7 @@ def fit_forest(
     heldout_folds: int = 3,
     seed: int = 0,
     n_jobs: int = 1,
+    channels: Sequence[int] | None = None,
 ) -> PixelForest:
     """Fit a random forest on the filter features of the painted pixels.
 
@@ -213,6 +216,8 @@ def fit_forest(
     seed : int
     n_jobs : int
         Threads for the filters, the fit and the prediction.
+    channels : sequence of int, optional
+        The channels to compute features on (a model's ``ModelConfig.channels``); default all.
 
     Returns
     -------
@@ -226,6 +231,8 @@ def fit_forest(
     """
     t0 = time.perf_counter()
     view = as_zcyx(np.asarray(image), channel_axis=channel_axis, spatial_shape=np.shape(scribbles))
+    if channels is not None:
+        view = select_channels(view, channels)
     labels = check_scribbles(np.asarray(scribbles), view.spatial_shape)
     classes = np.unique(labels[labels > 0])
     if len(classes) < 2:

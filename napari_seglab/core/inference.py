@@ -19,6 +19,7 @@ import torch
 
 from napari_seglab.core.data import as_zcyx, check_finite, context_slices
 from napari_seglab.core.device import resolve_device
+from napari_seglab.core.model import explaining_channels
 
 if TYPE_CHECKING:
     from napari_seglab.core.data import Normalization
@@ -178,7 +179,8 @@ def predict(
     -------
     Prediction
     """
-    view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
+    with explaining_channels(model):
+        view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
     check_finite(view.data)
     dev = model.device if device is None else resolve_device(device)
     tile, overlap = tile_and_overlap(tile, overlap, dev, model)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -12,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from napari_seglab.core.data import MAX_CLASSES, Normalization
+from napari_seglab.core.data import MAX_CLASSES, Normalization, check_channels
 
 Norm = Literal["batch", "group", "instance", "none"]
 BinaryMode = Literal["softmax", "sigmoid"]
@@ -59,6 +61,12 @@ class ModelConfig:
         gave both 0.90 foreground, with biases 0.97 and 0.002 (``tests/core/test_robustness.py``).
         Model files written before this setting existed have no biases and load as
         ``bias=False``.
+    channels : tuple of int or None
+        The image channels (0-based indices along its channel axis) the network sees; None =
+        all. The model still takes images with all their channels (``SegModel.in_channels``, and
+        the normalisation, count them all) and picks these at the network's input, so every
+        prediction path picks the same ones; an image with another channel count is refused.
+        Stored in the model file.
     """
 
     depth: int = 3
@@ -68,8 +76,25 @@ class ModelConfig:
     upsampling: str = "transpose"
     z_context: int | None = None
     bias: bool = True
+    channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.channels is not None:
+            try:
+                chosen = tuple(int(c) for c in self.channels)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"channels must be channel indices (0, 1, ...), got {self.channels!r}"
+                ) from None
+            if not chosen or min(chosen) < 0 or len(set(chosen)) != len(chosen):
+                raise ValueError(
+                    f"channels must be distinct channel indices from 0, got {self.channels!r}"
+                )
+            if max(chosen) >= MAX_IN_CHANNELS:
+                raise ValueError(
+                    f"channel {max(chosen)} is beyond the {MAX_IN_CHANNELS} channels a model takes"
+                )
+            object.__setattr__(self, "channels", chosen)
         if self.z_context is not None and not 0 <= int(self.z_context) <= 8:
             raise ValueError(f"z_context {self.z_context} must be between 0 and 8")
         if not 1 <= int(self.depth) <= 6:
@@ -115,11 +140,23 @@ MAX_IN_CHANNELS = 64
 MAX_PARAMETERS = 150_000_000
 
 
+def input_select(config: ModelConfig, in_channels: int) -> list[int] | None:
+    """Indices of the network input's channels that ``config.channels`` keeps (None: all).
+
+    The input stacks the ``z_window`` slices' channels: ``(z_window * in_channels, H, W)``,
+    slice by slice, so channel ``c`` of slice ``k`` is ``k * in_channels + c``.
+    """
+    if config.channels is None:
+        return None
+    return [k * in_channels + c for k in range(config.z_window) for c in config.channels]
+
+
 def parameter_count(config: ModelConfig, in_channels: int, out_channels: int) -> int:
     """Parameters of the U-Net ``config`` describes, counted without allocating it (torch's
-    ``meta`` device)."""
+    ``meta`` device); ``in_channels`` of the network's input, all slices' channels."""
     with torch.device("meta"):
-        net = UNet(in_channels, out_channels, config)
+        n = len(input_select(config, 1) or []) or None
+        net = UNet(in_channels, out_channels, config, select=range(n) if n else None)
     return sum(p.numel() for p in net.parameters())
 
 
@@ -163,14 +200,27 @@ class UNet(nn.Module):
     reflect-padded to a multiple of ``2**depth`` and the output is cropped back.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, config: ModelConfig | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        config: ModelConfig | None = None,
+        select: Sequence[int] | None = None,
+    ):
         super().__init__()
         self.config = config = config or ModelConfig()
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
+        # input channels the first convolution sees (not saved with the weights: the model's
+        # config holds them)
+        self.register_buffer(
+            "select",
+            None if select is None else torch.as_tensor(list(select), dtype=torch.long),
+            persistent=False,
+        )
         widths = [config.width * 2**i for i in range(config.depth + 1)]
         self.encoder = nn.ModuleList()
-        c = self.in_channels
+        c = self.in_channels if select is None else len(select)
         for w in widths:
             self.encoder.append(_block(c, w, config.norm, config.bias))
             c = w
@@ -191,6 +241,8 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(c, self.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.select is not None:
+            x = x.index_select(1, self.select)
         h, w = x.shape[-2:]
         m = self.config.multiple
         # Pad to a multiple of 2**depth, and to at least 2 pixels at the bottleneck (which
@@ -294,6 +346,8 @@ class SegModel:
                 f"{normalization.high}"
             )
         config = config or ModelConfig()
+        if config.channels is not None:
+            check_channels(config.channels, in_channels)
         n_in, n_out = in_channels * config.z_window, output_channels(num_classes, config)
         n_params = parameter_count(config, n_in, n_out)
         if n_params > MAX_PARAMETERS:
@@ -305,8 +359,15 @@ class SegModel:
             )
         if seed is not None:
             torch.manual_seed(seed)
-        net = UNet(n_in, n_out, config)
+        net = UNet(n_in, n_out, config, select=input_select(config, in_channels))
         return cls(net, int(num_classes), int(in_channels), normalization, config)
+
+    def input_note(self) -> str:
+        """What the model takes, for messages: ``"3 channels, of which it uses 0, 2"``."""
+        text = f"{self.in_channels} channel(s)"
+        if self.config.channels is not None:
+            text += ", of which it uses " + ", ".join(str(c) for c in self.config.channels)
+        return text
 
     @property
     def sigmoid(self) -> bool:
@@ -364,6 +425,21 @@ def _deprecated(old: str, new: str) -> None:
 def output_channels(num_classes: int, config: ModelConfig) -> int:
     """Network outputs for K classes: 1 for a sigmoid binary model, else K."""
     return 1 if num_classes == 2 and config.binary_mode == "sigmoid" else int(num_classes)
+
+
+@contextlib.contextmanager
+def explaining_channels(model: SegModel) -> Iterator[None]:
+    """Add to a ``ValueError`` about channels which ones the model uses, when it picks some:
+    "... (it was trained on channel(s) 0, 2 of 3-channel images)"."""
+    try:
+        yield
+    except ValueError as exc:
+        if model.config.channels is None or "channel" not in str(exc):
+            raise
+        used = ", ".join(str(c) for c in model.config.channels)
+        raise ValueError(
+            f"{exc} (it was trained on channel(s) {used} of {model.in_channels}-channel images)"
+        ) from None
 
 
 def default_class_names(num_classes: int) -> list[str]:

@@ -26,6 +26,8 @@ from napari_seglab.core.data import painted_accuracy
 from napari_seglab.core.inference import Prediction, predict
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from napari_seglab.core.model import SegModel
 
 #: Steps the network trains before its previews may replace the forest's overlay.
@@ -163,6 +165,7 @@ class Previewer:
         scribbles: np.ndarray,
         channel_axis: int | None = None,
         n_jobs: int = -1,
+        channels: Sequence[int] | None = None,
     ) -> tuple[Prediction, tuple[slice, ...] | None] | None:
         """Fit the quick forest and predict :attr:`region`: the first overlay.
 
@@ -175,6 +178,8 @@ class Previewer:
         n_jobs : int
             Threads for the filters, the fit and the prediction (-1: all cores; the network
             has not started yet).
+        channels : sequence of int, optional
+            The channels the network sees (``ModelConfig.channels``); default all.
         """
         from napari_seglab.core.forest import fit_forest
 
@@ -190,6 +195,7 @@ class Previewer:
                 n_estimators=QUICK_TREES,
                 heldout_folds=0,
                 n_jobs=n_jobs,
+                channels=channels,
             )
         except (ValueError, MemoryError):  # too large, one class: the network trains anyway
             return None

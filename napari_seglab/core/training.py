@@ -157,8 +157,13 @@ def _prepare(
     if model is not None:
         if model.in_channels != view.channels:
             raise ValueError(
-                f"the model expects {model.in_channels} channel(s) but the image has "
+                f"the model takes {model.input_note()} but the image has "
                 f"{view.channels} (shape {image.shape})"
+            )
+        wanted = config.model.channels
+        if wanted is not None and wanted != model.config.channels:
+            raise ValueError(
+                f"the model takes {model.input_note()}; channels {list(wanted)} need a new model"
             )
         if k_max > model.num_classes:
             raise ValueError(

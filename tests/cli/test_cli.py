@@ -716,3 +716,80 @@ def test_files_get_the_permissions_of_a_new_file(files, capsys):
         os.umask(old)
     assert (d / "m.seglab").stat().st_mode & 0o777 == 0o644
     assert (d / "p.tif").stat().st_mode & 0o777 == 0o644
+
+
+def test_train_on_chosen_channels_and_predict_only_images_with_those(tmp_path, capsys):
+    image, scribbles = synthetic.blobs((64, 72), n=6, seed=0, channels=3, painted=0.05)[::2]
+    tifffile.imwrite(tmp_path / "rgb.tif", image)
+    tifffile.imwrite(tmp_path / "scr.tif", scribbles)
+    model = tmp_path / "m.seglab"
+    argv = ["train", tmp_path / "rgb.tif", tmp_path / "scr.tif", "-o", model, *FAST]
+    code, err = run([*argv, "--channels", "0,2"], capsys)
+    assert code == 0, err
+    assert load_model(model).config.channels == (0, 2)
+    out = tmp_path / "out.tif"
+    assert run(["predict", model, tmp_path / "rgb.tif", "-o", out], capsys)[0] == 0
+    tifffile.imwrite(tmp_path / "two.tif", image[..., :2])
+    line = one_line_error(*run(["predict", model, tmp_path / "two.tif", "-o", out], capsys))
+    assert "trained on channel(s) 0, 2 of 3-channel images" in line
+    line = one_line_error(*run([*argv, "--channels", "0,5"], capsys))
+    assert "channel 5 is not in the image: it has 3 channels (0-2)" in line
+    line = one_line_error(*run([*argv, "--channels", "1,1"], capsys))
+    assert "--channels" in line and "distinct" in line
+    line = one_line_error(*run([*argv[:5], "--init", model, *FAST_INIT, "--channels", "1"], capsys))
+    assert "--channels make a new model" in line
+
+
+def _halves(tmp_path):
+    """Two images, the first painted only foreground, the second only background."""
+    paths = []
+    for i, name in enumerate(("a", "b")):
+        image, _gt, scribbles = synthetic.blobs((64, 72), n=6, seed=i, painted=0.08)
+        keep = 2 if i == 0 else 1
+        tifffile.imwrite(tmp_path / f"{name}.tif", image)
+        tifffile.imwrite(tmp_path / f"{name}_scribbles.tif", np.where(scribbles == keep, keep, 0))
+        paths.append((tmp_path / f"{name}.tif", tmp_path / f"{name}_scribbles.tif"))
+    return paths
+
+
+def test_train_on_several_image_scribbles_pairs_or_a_folder(tmp_path, capsys):
+    (a, sa), (b, sb) = _halves(tmp_path)
+    model = tmp_path / "m.seglab"
+    code, err = run(["train", f"{a}:{sa}", f"{b}:{sb}", "-o", model, *FAST[:-2]], capsys)
+    assert code == 0, err
+    saved = load_model(model)
+    assert saved.train_settings["images"] == 2 and saved.num_classes == 2
+    assert saved.train_settings["image_names"] == [str(a), str(b)]
+    # a folder: each image with its <name>_scribbles file
+    (tmp_path / "notes.txt").write_text("not an image")
+    model2 = tmp_path / "m2.seglab"
+    code, err = run(["train", tmp_path, "-o", model2, *FAST], capsys)
+    assert code == 0, err
+    assert load_model(model2).train_settings["image_names"] == [str(a), str(b)]
+    # and Apply to a folder
+    out = tmp_path / "out"
+    code, err = run(["predict", model2, a, b, "-o", out], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_bad_sets_of_pairs_are_one_line_errors(tmp_path, capsys):
+    (a, sa), (b, sb) = _halves(tmp_path)
+    m = tmp_path / "m.seglab"
+    cases = [
+        ([f"{a}:{sa}", f"{b}:{tmp_path / 'nope.tif'}"], "nope.tif is not a file"),
+        ([f"{a}:{sa}", f"{a}:{sb}"], "a.tif is given twice"),
+        ([f"{a}:{sa}", str(tmp_path)], "is a folder"),
+        ([str(a)], "not an IMAGE:SCRIBBLES pair"),
+        ([str(tmp_path / "m")], "not an IMAGE:SCRIBBLES pair"),
+    ]
+    for inputs, message in cases:
+        line = one_line_error(*run(["train", *inputs, "-o", m, *FAST], capsys))
+        assert message in line, (inputs, line)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_line_error(*run(["train", empty, "-o", m, *FAST], capsys))
+    assert "holds no image with a scribbles file" in line
+    # either image alone has one class: fine together, refused alone
+    code, err = run(["train", a, sa, "-o", m, *FAST], capsys)
+    assert code == 2 and "only class 2" in err.splitlines()[-1]

@@ -1,0 +1,100 @@
+"""Choosing the channels the model sees in the dock: an RGB layer's own channels, and other open
+layers of the image's shape as channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
+from qtpy.QtCore import Qt  # noqa: E402
+
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+
+
+def _dock(viewer, qtbot) -> SegLabWidget:
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    return w
+
+
+def _listed(w) -> list[str]:
+    return [w.channel_picker.list.item(r).text() for r in range(w.channel_picker.list.count())]
+
+
+def _train(w, qtbot) -> None:
+    assert w.start_training(), w.status_label.text()
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+
+
+def _paint(w) -> None:
+    layer = w.new_scribbles()
+    layer.data = saved_strokes()
+
+
+def test_a_one_channel_image_alone_has_no_channel_choice(viewer, qtbot):
+    viewer.add_image(synthetic_image(), name="cells")
+    w = _dock(viewer, qtbot)
+    assert w.channel_picker.isHidden()
+    assert w.session.channel_choice.channels is None
+
+
+def test_an_rgb_layers_own_channels_are_picked(viewer, qtbot):
+    gray = synthetic_image()
+    rgb = np.stack([np.zeros_like(gray), gray, np.ones_like(gray)], axis=-1)
+    viewer.add_image(rgb, name="tissue", rgb=True)
+    w = _dock(viewer, qtbot)
+    assert not w.channel_picker.isHidden()
+    assert _listed(w) == ["tissue: red", "tissue: green", "tissue: blue"]
+    w.channel_picker.set_checked(["tissue: green"])
+    _paint(w)
+    _train(w, qtbot)
+    model = w.trainer.model
+    assert model.in_channels == 3 and model.config.channels == (1,)
+    # the last checked channel cannot be unchecked
+    item = w.channel_picker.list.item(1)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert item.checkState() == Qt.CheckState.Checked
+    assert w.session.channel_choice.channels == (1,)
+
+
+def test_other_layers_of_the_images_shape_are_channels_too(viewer, qtbot):
+    dapi = synthetic_image(seed=0)
+    gfp = synthetic_image(seed=1)
+    viewer.add_image(dapi, name="dapi")
+    viewer.add_image(gfp, name="gfp")
+    viewer.add_image(np.zeros((32, 32), np.float32), name="small")  # another shape: not listed
+    viewer.add_image(synthetic_image(seed=2), name="other cells")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["dapi"])
+    assert _listed(w) == ["dapi", "gfp", "other cells"]
+    w.channel_picker.set_checked(["dapi", "gfp"])
+    choice = w.session.channel_choice
+    assert [layer.name for layer in choice.extra] == ["gfp"] and choice.channels is None
+    _paint(w)
+    _train(w, qtbot)
+    model = w.trainer.model
+    assert model.in_channels == 2 and model.config.channels is None
+    # Apply to the image stacks the same layers
+    w.apply_to_layer(viewer.layers["dapi"])
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30000)
+    assert "Predicted 'dapi'" in w.status_label.text()
+    # a one-channel image cannot be predicted by a two-channel model: said, not crashed
+    w.apply_to_layer(viewer.layers["other cells"])
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30000)
+    assert "failed" in w.status_label.text() and "2 channels" in w.status_label.text()
+    # another choice: a new model, and the status says why
+    w.channel_picker.set_checked(["gfp"])
+    assert w.session.channel_choice.channels == (1,)
+    assert w.start_training()
+    assert "new model" in w.status_label.text() or w.session.running
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    assert w.trainer.model.config.channels == (1,)
+    # a layer removed is no longer a channel
+    viewer.layers.remove("gfp")
+    assert _listed(w) == ["dapi", "other cells"]
+    assert w.session.channel_choice == type(w.session.channel_choice)()  # dapi alone again
+    assert w.channel_picker.list.item(0).checkState() == Qt.CheckState.Checked
