@@ -1,7 +1,8 @@
-"""No stroke lost: the session's scribbles saved as they are painted, offered back on reopening.
+"""No stroke lost: scribbles saved as they are painted, offered back on reopening.
 
-:class:`AutoSaver` follows the session's image and scribbles layer. Every stroke (a napari
-paint event) marks its bounding box; half a second after the last one, the chunks of
+:class:`AutoSaver` follows the session's image and scribbles layer, and every other image
+with a ``"<image> scribbles"`` layer. Every stroke (a napari paint event) marks its bounding
+box; half a second after the last one, the chunks of
 :class:`~napari_seglab.core.autosave.StrokeStore` under that box are rewritten, with the class
 names and colours. An undo, a redo or a replaced array rewrites the whole array.
 
@@ -61,8 +62,62 @@ def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[sl
     )
 
 
+class _Follower(QObject):
+    """The saving of one image's scribbles layer: what changed since the last save, and
+    where it goes (``store``, None before the first stroke)."""
+
+    def __init__(self, saver: AutoSaver, image: Image, key: str) -> None:
+        super().__init__(saver)
+        self.image, self.key = image, key
+        self.scribbles: Labels | None = None
+        self.sync: ScribbleSync | None = None
+        self.store = StrokeStore.find(saver.root, key)
+        if self.store is not None and self.store.shape != lyr.spatial_shape(image):
+            self.store = None
+        #: saved strokes the layer lacks and the user has not restored or discarded: strokes
+        #: are saved on top of them, nothing is erased
+        self.pending = False
+        self.answered = False
+        self.dirty: tuple[slice, ...] | None = None
+        self.whole = False
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(SAVE_DELAY_MS)
+        self.timer.timeout.connect(lambda: saver.flush(self))
+
+    def follow(self, scribbles: Labels | None) -> None:
+        """Save ``scribbles`` from now on (None: none)."""
+        if self.sync is not None:
+            self.sync.close()
+            self.sync = None
+        self.scribbles = scribbles
+        if scribbles is not None:
+            self.sync = ScribbleSync(scribbles, delay_ms=200, parent=self)
+            self.sync.edited.connect(self._on_edited)
+            self.sync.replaced.connect(self._on_replaced)
+        if not self.answered:
+            self.pending = self.store is not None and _missing(self.store, scribbles)
+
+    def _on_edited(self, edits: list) -> None:
+        self.dirty = _union(self.dirty, _bbox(edits))
+        self.timer.start()
+
+    def _on_replaced(self) -> None:
+        self.whole = True
+        self.timer.start()
+
+    def close(self) -> None:
+        self.follow(None)
+        with contextlib.suppress(RuntimeError):  # Qt deleted the timer already
+            self.timer.stop()
+
+
 class AutoSaver(QObject):
-    """Saves the session's scribbles while they are painted; offers saved ones back.
+    """Saves the scribbles of every open image while they are painted; offers saved ones back
+    for the session's image.
+
+    Followed are the session's image with its scribbles layer (also one the user picked) and
+    every other image with a ``"<image> scribbles"`` layer.
 
     Parameters
     ----------
@@ -74,13 +129,13 @@ class AutoSaver(QObject):
     Signals
     -------
     offerChanged(object)
-        The saved session offered for the current image (a
+        The saved session offered for the session's image (a
         :class:`~napari_seglab.core.autosave.SavedSession`), or None when there is none.
     saved()
         Strokes were written.
     failed(str)
-        A save failed (disk full, folder not writable): why. Saving goes on with the next
-        stroke.
+        A save failed (disk full, folder not writable): why, once per image and cause. Saving
+        goes on with the next stroke.
     """
 
     offerChanged = Signal(object)
@@ -92,20 +147,9 @@ class AutoSaver(QObject):
         self.session = session
         self.root = Path(root) if root is not None else autosave_root()
         self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._image: Image | None = None
-        self._scribbles: Labels | None = None
-        self._key: str | None = None
-        self._store: StrokeStore | None = None
-        self._offer: StrokeStore | None = None
-        self._sync: ScribbleSync | None = None
-        self._dirty: tuple[slice, ...] | None = None
-        self._whole = False
-        self._answered = False  # the user restored or discarded the current image's offer
-        self._last_failure = ""
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(SAVE_DELAY_MS)
-        self._timer.timeout.connect(self.flush)
+        self._followers: dict[int, _Follower] = {}
+        self._current: _Follower | None = None
+        self._failures: set[str] = set()
         session.changed.connect(self._follow)
         session.classesChanged.connect(self._on_classes)
         self._follow()
@@ -113,13 +157,14 @@ class AutoSaver(QObject):
     # ------------------------------------------------------------------------------------
     @property
     def offer(self) -> SavedSession | None:
-        """The saved session offered for the current image, or None."""
-        return self._offer.info() if self._offer is not None else None
+        """The saved session offered for the session's image, or None."""
+        f = self._current
+        return f.store.info() if f is not None and f.pending and f.store is not None else None
 
     @property
     def store(self) -> StrokeStore | None:
-        """Where the current image's strokes are saved (None before its first stroke)."""
-        return self._store
+        """Where the session's image's strokes are saved (None before its first stroke)."""
+        return self._current.store if self._current is not None else None
 
     def key(self, image: Image) -> str:
         """:func:`~napari_seglab.core.autosave.image_key` of a layer's data (computed once
@@ -131,82 +176,92 @@ class AutoSaver(QObject):
         return key
 
     # ------------------------------------------------------------------------------------
+    def _wanted(self) -> dict[int, tuple[Image, Labels | None]]:
+        from napari.layers import Image as ImageLayer
+
+        viewer = self.session.viewer
+        if viewer is None:
+            return {}
+        wanted = {}
+        for layer in viewer.layers:
+            if isinstance(layer, ImageLayer) and lyr.role(layer) is None:
+                scribbles = lyr.find_scribbles(viewer, layer)
+                if scribbles is not None:
+                    wanted[id(layer)] = (layer, scribbles)
+        image = self.session.image
+        if image is not None and image in viewer.layers:
+            wanted[id(image)] = (image, self.session.scribbles)
+        return wanted
+
     def _follow(self) -> None:
-        """Follow the session's (image, scribbles) pair when it changed."""
-        image, scribbles = self.session.image, self.session.scribbles
-        if image is not None and image not in self.session.viewer.layers:
-            image = None
-        if scribbles is not None and image is None:
-            scribbles = None
-        if image is self._image and scribbles is self._scribbles:
-            return
-        self.flush()
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
-        if image is not self._image:
-            self._key = self.key(image) if image is not None else None
-            self._store = self._offer = None
-            self._answered = False
-            if self._key is not None:
-                found = StrokeStore.find(self.root, self._key)
-                if found is not None and found.shape == lyr.spatial_shape(image):
-                    self._store = found
-        self._image, self._scribbles = image, scribbles
-        if scribbles is not None:
-            self._sync = ScribbleSync(scribbles, delay_ms=200, parent=self)
-            self._sync.edited.connect(self._on_edited)
-            self._sync.replaced.connect(self._on_replaced)
-        if not self._answered and self._store is not None:
-            # offered while the saved strokes hold some that the layer (if any) has not
-            self._offer = self._store if _missing(self._store, scribbles) else None
+        """Follow the (image, scribbles) pairs of the viewer as they are now."""
+        wanted = self._wanted()
+        for ident in list(self._followers):
+            f = self._followers[ident]
+            if ident not in wanted or wanted[ident][0] is not f.image:
+                self.flush(f)
+                f.close()
+                del self._followers[ident]
+        for ident, (image, scribbles) in wanted.items():
+            f = self._followers.get(ident)
+            if f is None:
+                f = self._followers[ident] = _Follower(self, image, self.key(image))
+                f.follow(scribbles)
+            elif f.scribbles is not scribbles:
+                self.flush(f)
+                f.follow(scribbles)
+        image = self.session.image
+        self._current = self._followers.get(id(image)) if image is not None else None
         self.offerChanged.emit(self.offer)
 
-    def _on_edited(self, edits: list) -> None:
-        self._dirty = _union(self._dirty, _bbox(edits))
-        self._timer.start()
-
-    def _on_replaced(self) -> None:
-        self._whole = True
-        self._timer.start()
-
     def _on_classes(self) -> None:
-        if self._store is not None and self._scribbles is not None:
-            self._whole = self._whole or self._dirty is None
-            self._timer.start()
+        f = self._current
+        if f is not None and f.store is not None and f.scribbles is not None:
+            f.whole = f.whole or f.dirty is None
+            f.timer.start()
 
-    def flush(self) -> None:
-        """Write what changed since the last save, now."""
-        self._timer.stop()
-        layer, image = self._scribbles, self._image
-        region, whole = self._dirty, self._whole
-        self._dirty, self._whole = None, False
-        if layer is None or image is None or (region is None and not whole):
+    def _classes(self, f: _Follower) -> list[tuple[str, str]]:
+        if f is self._current:
+            classes = [(c.name, c.color) for c in self.session.classes]
+        else:
+            stored = classes_from_layer(f.scribbles) if f.scribbles is not None else None
+            classes = [(c.name, c.color) for c in stored or []]
+        if f.pending and f.store is not None and len(f.store.info().classes) > len(classes):
+            classes = f.store.info().classes
+        return classes
+
+    def flush(self, follower: _Follower | None = None) -> None:
+        """Write what changed since the last save, now (of one image; default: all)."""
+        for f in [follower] if follower is not None else list(self._followers.values()):
+            self._flush(f)
+
+    def _flush(self, f: _Follower) -> None:
+        with contextlib.suppress(RuntimeError):  # Qt deleted the timer already
+            f.timer.stop()
+        region, whole = f.dirty, f.whole
+        f.dirty, f.whole = None, False
+        layer, image = f.scribbles, f.image
+        if layer is None or (region is None and not whole):
             return
         data = np.asarray(layer.data)
         try:
-            if self._store is None:
+            if f.store is None:
                 if not np.any(data):
                     return
-                self._store = StrokeStore.create(
+                f.store = StrokeStore.create(
                     self.root,
-                    self._key,
+                    f.key,
                     data.shape,
                     image_name=image.name,
                     source=str(getattr(image.source, "path", None) or ""),
                 )
                 whole = True
-            classes = [(c.name, c.color) for c in self.session.classes]
-            offer = self._offer  # not answered yet: new strokes go on top of the saved ones
-            if offer is not None and len(offer.info().classes) > len(classes):
-                classes = offer.info().classes
-            self._store.save(
-                data, classes, region=None if whole else region, keep_saved=offer is not None
-            )
+            region = None if whole else region
+            f.store.save(data, self._classes(f), region=region, keep_saved=f.pending)
         except (OSError, ValueError) as exc:
             message = f"the strokes of '{image.name}' are not saved ({self.root}): {exc}"
-            if message != self._last_failure:  # once, not after every stroke
-                self._last_failure = message
+            if message not in self._failures:  # once, not after every stroke
+                self._failures.add(message)
                 self.failed.emit(message)
             return
         self.saved.emit()
@@ -215,55 +270,51 @@ class AutoSaver(QObject):
     def restore(self) -> Labels | None:
         """Put the offered strokes into the scribbles layer (made when there is none), under
         any painted since; returns the layer (None when nothing was offered)."""
-        offer, image = self._offer, self._image
-        if offer is None or image is None:
+        f = self._current
+        if self.offer is None:
             return None
-        info = offer.info()
-        saved = offer.read()
+        info = f.store.info()
+        saved = f.store.read()
         classes = [SegClass(n, c) for n, c in info.classes] or list(self.session.classes)
-        layer = self._scribbles
+        layer = f.scribbles
         if layer is None:
-            layer = lyr.new_scribbles_layer(self.session.viewer, image, classes)
+            layer = lyr.new_scribbles_layer(self.session.viewer, f.image, classes)
         current = np.asarray(layer.data)
         merged = np.where(current != 0, current, saved).astype(current.dtype, copy=False)
-        self._offer, self._answered = None, True  # the store follows the layer from now on
+        f.pending, f.answered = False, True  # the store follows the layer from now on
         if len(classes) > len(classes_from_layer(layer) or self.session.classes):
             apply_classes(layer, classes)
         layer.data = merged
-        if layer is not self.session.scribbles:
-            self.session.set_scribbles(layer)
-            self.session.scribblesChosen.emit(layer)
-        else:
-            self.session.set_scribbles(layer)  # reads the classes it now holds
-        self._whole = True
-        self.flush()
+        self.session.set_scribbles(layer)  # (again: it reads the classes the layer holds)
+        self.session.scribblesChosen.emit(layer)
+        f.whole = True
+        self.flush(f)
         self.offerChanged.emit(None)
         return layer
 
     def discard(self) -> None:
         """Forget the offered strokes; the layer's own (if any) are saved in their place."""
-        if self._offer is None:
+        f = self._current
+        if self.offer is None:
             return
-        self._offer, self._answered = None, True
-        if self._scribbles is not None and _painted(self._scribbles):
-            self._whole = True
-            self.flush()
-        elif self._store is not None:
-            self._store.discard()
-            self._store = None
+        f.pending, f.answered = False, True
+        if f.scribbles is not None and _painted(f.scribbles):
+            f.whole = True
+            self.flush(f)
+        else:
+            f.store.discard()
+            f.store = None
         self.offerChanged.emit(None)
 
     def close(self) -> None:
-        """Write what is pending and stop following the session (idempotent)."""
-        with contextlib.suppress(RuntimeError):
-            self.flush()
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        """Write what is pending and stop following the viewer (idempotent)."""
+        self.flush()
+        for f in self._followers.values():
+            f.close()
+        self._followers, self._current = {}, None
         with contextlib.suppress(TypeError, RuntimeError):
             self.session.changed.disconnect(self._follow)
             self.session.classesChanged.disconnect(self._on_classes)
-        self._image = self._scribbles = None
 
 
 def _painted(layer: Labels) -> bool:

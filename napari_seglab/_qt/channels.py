@@ -11,17 +11,17 @@ indices it uses (``ModelConfig.channels``) and takes images of ``C`` channels.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from napari_seglab._qt import layers as lyr
+from napari_seglab._qt.checklist import CheckList
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
+    from qtpy.QtWidgets import QWidget
 
     from napari_seglab.core.config import TrainConfig
     from napari_seglab.core.model import SegModel
@@ -89,6 +89,41 @@ class ChannelChoice:
         return ", ".join(picked)
 
 
+def training_inputs(viewer: napari.Viewer, image: Image, choice: ChannelChoice, other_images):
+    """What a Train click trains on: ``(data, others, names)``, the image as the model sees it
+    (:meth:`ChannelChoice.input`), the ``(image array, scribbles array)`` of each other image
+    (from its ``"<image> scribbles"`` layer) and the images' names.
+
+    Raises
+    ------
+    ValueError
+        An other image without a usable scribbles layer, other images with other layers as
+        channels, or an extra channel layer of another shape.
+    """
+    others, names = [], [image.name]
+    for other in other_images:
+        strokes = lyr.find_scribbles(viewer, other)
+        if strokes is None or lyr.scribbles_problem(strokes) is not None:
+            raise ValueError(f"no usable '{lyr.scribbles_name(other)}' layer for '{other.name}'")
+        others.append((lyr.image_source(other), strokes.data))
+        names.append(other.name)
+    if others and choice.extra:
+        raise ValueError("other images and other layers as channels cannot be combined")
+    return choice.input(image), others, names
+
+
+def pooled_counts(counts: np.ndarray, others) -> np.ndarray:
+    """``counts`` (painted pixels of classes 1..K of the image's scribbles) plus those of the
+    other images' scribbles arrays: ``(max K,)``."""
+    total = np.asarray(counts, np.int64)
+    for strokes in others:
+        more = np.bincount(np.asarray(strokes).ravel().astype(np.int64, copy=False))[1:]
+        if len(more) > len(total):
+            total = np.pad(total, (0, len(more) - len(total)))
+        total[: len(more)] += more
+    return total
+
+
 def channel_names(image: Image, extra=()) -> list[str]:
     """Names of the stacked channels: the image's own, then the extra layers'."""
     n = own_channels(image)
@@ -96,59 +131,29 @@ def channel_names(image: Image, extra=()) -> list[str]:
     return own + [layer.name for layer in extra]
 
 
-class ChannelPicker(QWidget):
-    """A checkable list of the channels the model may see; hidden when there is no choice
-    (a one-channel image and no other layer of its shape).
+class ChannelPicker(CheckList):
+    """A checkable list of the channels the model may see: the image's own (checked at first)
+    and other open layers of its shape; hidden when there is no choice (a one-channel image
+    and no other layer of its shape). One channel stays checked."""
 
-    Signals
-    -------
-    changed()
-        The choice changed (:meth:`choice`).
-    """
-
-    changed = Signal()
+    min_rows = 2
+    keep_one = True
 
     def __init__(self, viewer: napari.Viewer, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = viewer
-        self._image: Image | None = None
-        self._candidates: list[Image] = []
-        self._state: dict = {}  # row key -> checked, kept while the layers change
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.list = QListWidget(self)
-        self.list.setToolTip(
+        super().__init__(
+            viewer,
             "The channels the model sees: the image's own and other open layers of its shape "
             "(stacked after it). Stored in the model; images it is applied to need the same "
-            "channels."
+            "channels.",
+            parent,
         )
-        layout.addWidget(self.list)
-        self.list.itemChanged.connect(self._on_item_changed)
-        events = viewer.layers.events
-        events.inserted.connect(self._refresh)
-        events.removed.connect(self._refresh)
-        self.setVisible(False)
+        self._candidates: list[Image] = []
 
-    def disconnect_viewer(self) -> None:
-        events = self.viewer.layers.events
-        events.inserted.disconnect(self._refresh)
-        events.removed.disconnect(self._refresh)
-
-    def set_image(self, image: Image | None) -> None:
-        """List ``image``'s channels and the layers that could be stacked with it."""
-        if image is not self._image:
-            self._image = image
-            self._state = {}  # a new image: its own channels checked, no other layer
-            self._rebuild()
-
-    def _refresh(self, event=None) -> None:
-        self._rebuild()
-
-    def _candidates_for(self, image: Image) -> list[Image]:
+    def rows(self, image: Image) -> list[tuple[Any, str, bool]]:
         from napari.layers import Image as ImageLayer
 
         shape = lyr.spatial_shape(image)
-        return [
+        self._candidates = [
             layer
             for layer in self.viewer.layers
             if isinstance(layer, ImageLayer)
@@ -158,84 +163,25 @@ class ChannelPicker(QWidget):
             and lyr.role(layer) not in ("probability", "uncertainty")
             and lyr.spatial_shape(layer) == shape
         ]
-
-    def _key(self, row: int):
-        """What a row stands for: ``("own", i)`` or the id of an extra layer."""
-        n = own_channels(self._image)
-        return ("own", row) if row < n else id(self._candidates[row - n])
-
-    def _rebuild(self) -> None:
-        image = self._image
-        if image is not None and image not in self.viewer.layers:
-            image = self._image = None
-        self._candidates = self._candidates_for(image) if image is not None else []
-        self.list.blockSignals(True)
-        self.list.clear()
-        if image is not None:
-            for row, name in enumerate(channel_names(image, self._candidates)):
-                key = self._key(row)
-                item = QListWidgetItem(name)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                on = self._state.get(key, isinstance(key, tuple))  # own: on; a layer: off
-                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-                self.list.addItem(item)
-        rows = self.list.count()
-        if rows and not any(self._is_checked(r) for r in range(rows)):
-            # the checked layers are gone: the image's own channels again
-            for r in range(own_channels(image)):
-                self.list.item(r).setCheckState(Qt.CheckState.Checked)
-                self._state.pop(self._key(r), None)
-        self.list.blockSignals(False)
-        self.setVisible(rows > 1)
-        if rows:
-            self.list.setFixedHeight(min(rows, 5) * self.list.sizeHintForRow(0) + 6)
-        self.changed.emit()
-
-    def _is_checked(self, row: int) -> bool:
-        return self.list.item(row).checkState() == Qt.CheckState.Checked
-
-    def _on_item_changed(self, item: QListWidgetItem) -> None:
-        if not any(self._is_checked(r) for r in range(self.list.count())):
-            self.list.blockSignals(True)  # at least one channel: the last one stays checked
-            item.setCheckState(Qt.CheckState.Checked)
-            self.list.blockSignals(False)
-            return
-        self._state[self._key(self.list.row(item))] = item.checkState() == Qt.CheckState.Checked
-        self.changed.emit()
-
-    def set_checked(self, names: list[str]) -> None:
-        """Check exactly the channels called ``names`` (as listed); for scripts and tests.
-
-        Raises
-        ------
-        ValueError
-            No names, or a name not listed.
-        """
-        rows = [self.list.item(r) for r in range(self.list.count())]
-        unknown = set(names) - {item.text() for item in rows}
-        if unknown or not names:
-            listed = [item.text() for item in rows]
-            raise ValueError(f"no channel(s) {sorted(unknown)} to check; listed: {listed}")
-        for row, item in enumerate(rows):
-            self._state[self._key(row)] = item.text() in names
-        self._rebuild()
+        n = own_channels(image)
+        keys = [("own", i) for i in range(n)] + [id(layer) for layer in self._candidates]
+        names = channel_names(image, self._candidates)
+        return [(key, name, i < n) for i, (key, name) in enumerate(zip(keys, names, strict=True))]
 
     def choice(self) -> ChannelChoice:
-        """The checked channels: extra layers checked are stacked; None channels when all the
-        image's own are checked and no other layer is."""
+        """The checked channels: the extra layers checked are stacked after the image's own;
+        None channels when every own channel is checked and no other layer is."""
         image = self._image
         if image is None or self.list.count() == 0:
             return ChannelChoice()
         n = own_channels(image)
-        extra = tuple(
-            self._candidates[r - n] for r in range(n, self.list.count()) if self._is_checked(r)
-        )
-        picked = [r for r in range(self.list.count()) if self._is_checked(r)]
-        # indices into the stacked input: own channels, then the extra layers in order
-        index = {r: r for r in range(n)}
-        for j, r in enumerate(r for r in range(n, self.list.count()) if self._is_checked(r)):
-            index[r] = n + j
-        channels = tuple(index[r] for r in picked)
+        layers = {id(layer): layer for layer in self._candidates}
+        checked = self.checked_keys()
+        extra = tuple(layers[k] for k in checked if not isinstance(k, tuple))
+        # indices into the stacked input: own channels, then the checked layers in order
+        index = {("own", i): i for i in range(n)}
+        index.update({id(layer): n + j for j, layer in enumerate(extra)})
+        channels = tuple(index[k] for k in checked)
         if channels == tuple(range(n + len(extra))):
             channels = None
         return ChannelChoice(extra, channels)

@@ -140,6 +140,75 @@ class ModelActions:
         worker.start()
         return worker
 
+    def apply_to_folder(self, folder: str | Path, out: str | Path, device: str):
+        """Predict every image file of ``folder`` into ``out/<name>.tif`` in the background
+        (:func:`~napari_seglab.core.batch.predict_files`: existing files are not replaced, a
+        bad image is named and the others predicted). ``batchProgress(done, total)`` follows
+        it; returns the started worker or None. Closing the session ends it after the image
+        it is predicting.
+        """
+        import threading
+
+        from napari.qt.threading import create_worker
+
+        from napari_seglab.core.batch import image_files, predict_files
+
+        model = self.trainer.model
+        if model is None or self.busy:
+            self._say("Not predicted: train or load a model, and wait for it to finish.", "warning")
+            return None
+        try:
+            files = image_files(folder)
+        except NotADirectoryError as exc:
+            self._say(f"Not predicted: {exc}.", "error")
+            return None
+        if not files:
+            self._say(
+                f"Not predicted: folder {folder} holds no image (.tif, .png, ...).", "warning"
+            )
+            return None
+        stop, done, failed = [False], threading.Event(), []
+
+        def run():
+            try:
+                yield from predict_files(model, files, out, device=device, stop=lambda: stop[0])
+            finally:
+                done.set()
+
+        worker = create_worker(run, _start_thread=False, _ignore_errors=True)
+        worker.done = done
+        self._apply_stop = [None, stop]
+
+        def on_file(result) -> None:
+            if result.error is not None:
+                failed.append(f"{result.source.name}: {result.error}")
+            self.batchProgress.emit(result.index + 1, result.total)
+            self._say(f"Predicting folder: {result.index + 1} of {result.total} images…")
+
+        def on_end() -> None:
+            self.apply_worker = None
+            self._release_apply()
+            if self.closed:
+                return
+            self.batchProgress.emit(len(files), len(files))
+            ok = len(files) - len(failed)
+            text = f"Predicted {ok} of {len(files)} images of {folder} into {out}"
+            self._say(
+                f"{text}; not predicted: {'; '.join(failed)}." if failed else f"{text}.",
+                "warning" if failed else "",
+            )
+            self._emit_changed()
+
+        worker.yielded.connect(on_file)
+        worker.errored.connect(lambda exc: failed.append(f"{type(exc).__name__}: {exc}"))
+        worker.finished.connect(on_end)
+        self.apply_worker = worker
+        self.batchProgress.emit(0, len(files))
+        self._say(f"Predicting folder: 0 of {len(files)} images…")
+        self._emit_changed()
+        worker.start()
+        return worker
+
     def _release_apply(self) -> None:
         """Remove the stop check from the network (after the prediction ended)."""
         handle, self._apply_stop = (self._apply_stop or [None])[0], []

@@ -22,7 +22,7 @@ from qtpy.QtCore import QObject, Signal
 
 from napari_seglab._qt import align, guidance, weights_panel
 from napari_seglab._qt import layers as lyr
-from napari_seglab._qt.channels import ChannelChoice
+from napari_seglab._qt.channels import ChannelChoice, pooled_counts, training_inputs
 from napari_seglab._qt.classes import (
     SegClass,
     apply_classes,
@@ -87,6 +87,7 @@ class Session(ModelActions, QObject):
     reported = Signal(object)
     finished = Signal(object)
     modelReplaced = Signal()
+    batchProgress = Signal(int, int)  # images of a folder predicted, of how many
 
     def __init__(self, viewer: napari.Viewer, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -103,8 +104,10 @@ class Session(ModelActions, QObject):
         self.overlay_source: str | None = None
         self.closed = False
         self._image: Image | None = None
-        #: the channels the model sees (the widget's channel picker sets it)
+        #: the channels the model sees, and other images to train on with the image (each
+        #: with its "<image> scribbles" layer); the widget's pickers set them
         self.channel_choice = ChannelChoice()
+        self.other_images: list[Image] = []
         # the scribbles layer in use (a Labels layer made here or picked by the user and that
         # looks like scribbles); layers refused as scribbles are never chosen automatically
         self._scribbles: Labels | None = None
@@ -401,12 +404,15 @@ class Session(ModelActions, QObject):
         )
         if problem is not None:
             return self._not_started(f"layer '{scribbles.name}' cannot be trained on: {problem}")
-        counts = self.counter.counts
-        if int(np.count_nonzero(counts)) < 2:
-            return self._not_started(
-                "paint at least two classes (background and foreground)", "warning"
-            )
         model, choice = self.trainer.model, self.channel_choice
+        try:
+            data, others, names = training_inputs(self.viewer, image, choice, self.other_images)
+        except ValueError as exc:
+            return self._not_started(str(exc))
+        counts = pooled_counts(self.counter.counts, [strokes for _, strokes in others])
+        if int(np.count_nonzero(counts)) < 2:
+            why = "paint at least two classes (background and foreground)"
+            return self._not_started(why, "warning")
         top = int(np.flatnonzero(counts).max()) + 1  # highest painted class id
         other_channels = model is not None and not choice.matches(model, image)
         fresh = model is None or top > model.num_classes or other_channels
@@ -419,26 +425,23 @@ class Session(ModelActions, QObject):
             if fresh and model is not None:
                 self.trainer.reset()
             # the layers' arrays as they are (numpy, dask, zarr): the worker copies them
-            self.trainer.start(choice.input(image), scribbles.data, config, region=region)
+            self.trainer.start(data, scribbles.data, config, region, others=others, names=names)
         except (ValueError, TypeError, RuntimeError) as exc:
             return self._not_started(str(exc))
         sync = ScribbleSync(scribbles, parent=self)
         sync.edited.connect(self._on_scribbles_edited)
         sync.replaced.connect(self._on_scribbles_replaced)
-        self.run = Run(
-            image, scribbles, sync, num_classes, config.seconds, config.steps, settings.device
-        )
+        budget = (config.seconds, config.steps)
+        self.run = Run(image, scribbles, sync, num_classes, *budget, settings.device, len(others))
         self._stop_reason = None
         self.overlay_source = None
         self._connect_run(self.run)
         self._notes.reset()
         self.started.emit(not fresh)
         if fresh and model is not None:
-            why = (
-                f"it took {model.input_note()}, now {choice.describe(image)}"
-                if other_channels
-                else f"the model had {model.num_classes} classes and the scribbles hold {top}"
-            )
+            why = f"it took {model.input_note()}, now {choice.describe(image)}"
+            if not other_channels:
+                why = f"the model had {model.num_classes} classes and the scribbles hold {top}"
             self._say(f"Training a new model: {why}.", "info")
         else:
             self._say("Training… (first step)")
@@ -542,7 +545,7 @@ class Session(ModelActions, QObject):
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self.closed:
             return
-        self._end_run()
+        run = self._end_run()
         report = self.trainer.last_report
         error = self.trainer.error
         if error is not None:
@@ -557,6 +560,8 @@ class Session(ModelActions, QObject):
         self._stop_reason = None
         self.finished.emit(report)
         self._emit_changed()
+        if run is not None and run.others and model is not None and report is not None:
+            self.apply_to_layer(run.image, run.device)  # no previews: the image, predicted
 
     def reset_model(self) -> None:
         """Forget the model (not while training)."""

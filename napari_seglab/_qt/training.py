@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +175,8 @@ class Run:
         The budget.
     device : str
         The device setting (also used for the prediction after a Stop).
+    others : int
+        Other images trained on with the image (their model is applied to the image after).
     """
 
     image: Image
@@ -184,6 +186,7 @@ class Run:
     seconds: float | None
     steps: int | None
     device: str
+    others: int = 0
 
 
 class WorkerError(Exception):
@@ -265,6 +268,8 @@ class Trainer(QObject):
         config: TrainConfig,
         region: tuple[slice, ...] | None = None,
         quick_forest: bool | None = None,
+        others: Sequence[tuple[Any, Any]] = (),
+        names: Sequence[str] | None = None,
     ) -> _TrainWorker:
         """Start training on copies of ``image`` and ``scribbles``, made by the worker.
 
@@ -279,7 +284,12 @@ class Trainer(QObject):
         ``quick_forest`` (default: when a new model starts and previews are on) the first
         overlay is the quick random forest's, shown before the network's first step and
         replaced once the network does better.
+
+        With ``others``, ``(image, scribbles)`` arrays of more images, one model trains on all
+        of them (:func:`~napari_seglab.core.multi.train_many`, ``names`` for its record): no
+        previews, no quick forest and no final prediction; strokes sent are the first image's.
         """
+        from napari_seglab.core.multi import train_many
         from napari_seglab.core.training import train
 
         if self._worker is not None:
@@ -293,12 +303,16 @@ class Trainer(QObject):
         config = replace(config, final_prediction=True)
         model = self.model
         if quick_forest is None:
-            quick_forest = model is None and config.preview_every > 0
+            quick_forest = model is None and config.preview_every > 0 and not others
 
         def start() -> tuple[Generator, Callable[[], Any] | None]:  # on the worker thread
             # the scribbles first: edits sent from now on bring this copy up to date
             labels = np.array(scribbles, copy=True)
             data = np.array(image, copy=True)
+            if others:
+                images = [data, *(np.array(i, copy=True) for i, _ in others)]
+                strokes = [labels, *(np.array(s, copy=True) for _, s in others)]
+                return train_many(images, strokes, config, model=model, names=names), None
             gen = train(data, labels, config, model=model, previewer=previewer)
             if not quick_forest:
                 return gen, None

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QMainWindow,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -31,6 +32,7 @@ from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.autosave import AutoSaver, RestoreBanner
 from napari_seglab._qt.channels import ChannelPicker
+from napari_seglab._qt.checklist import OtherImagesPicker
 from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
 from napari_seglab._qt.readout import RunReadout
@@ -109,6 +111,8 @@ class SegLabWidget(QWidget):
         form.addRow("Image", self.image_combo)
         form.addRow(self.channel_picker)
         form.addRow("Scribbles", self.scribbles_combo)
+        self.others_picker = OtherImagesPicker(v, data_box)
+        form.addRow(self.others_picker)
         row = QHBoxLayout()
         self.new_scribbles_button = QPushButton("New scribbles", data_box)
         self.new_scribbles_button.setToolTip(
@@ -171,6 +175,16 @@ class SegLabWidget(QWidget):
         row.addWidget(self.apply_combo, 1)
         row.addWidget(self.apply_button)
         ml.addLayout(row)
+        self.folder_button = QPushButton("Apply to folder…", model_box)
+        self.folder_button.setToolTip(
+            "Predict every image file of a folder into another folder (<name>.tif, class ids); "
+            "existing files are not replaced"
+        )
+        ml.addWidget(self.folder_button)
+        self.folder_progress = QProgressBar(model_box)
+        self.folder_progress.setFormat("%v of %m images")
+        self.folder_progress.hide()
+        ml.addWidget(self.folder_progress)
         layout.addWidget(model_box)
 
         self.settings_panel = SettingsPanel(self)
@@ -181,7 +195,9 @@ class SegLabWidget(QWidget):
         s = self.session
         self.image_combo.layerChanged.connect(s.set_image)
         self.image_combo.layerChanged.connect(self.channel_picker.set_image)
+        self.image_combo.layerChanged.connect(self.others_picker.set_image)
         self.channel_picker.changed.connect(self._on_channels_changed)
+        self.others_picker.changed.connect(self._on_channels_changed)
         self.scribbles_combo.layerChanged.connect(s.set_scribbles)
         self.new_scribbles_button.clicked.connect(self.new_scribbles)
         self.add_class_button.clicked.connect(self.add_class)
@@ -193,6 +209,8 @@ class SegLabWidget(QWidget):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
         self.apply_button.clicked.connect(self.apply_to_layer)
+        self.folder_button.clicked.connect(self._on_folder_clicked)
+        s.batchProgress.connect(self._show_batch_progress)
         self.where_button.clicked.connect(self.show_me_where)
         s.status.connect(self._on_status)
         s.notice.connect(self._on_notice)
@@ -218,6 +236,7 @@ class SegLabWidget(QWidget):
             self.scribbles_combo.set_layer(scribbles, quiet=True)
         self.session.set_image(self.image_combo.layer())
         self.channel_picker.set_image(self.image_combo.layer())
+        self.others_picker.set_image(self.image_combo.layer())
         self.session.set_scribbles(self.scribbles_combo.layer())
 
     # ------------------------------------------------------------------------------------
@@ -239,6 +258,7 @@ class SegLabWidget(QWidget):
 
     def _on_channels_changed(self) -> None:
         self.session.channel_choice = self.channel_picker.choice()
+        self.session.other_images = self.others_picker.images()
 
     def _show_scribbles(self, layer: Labels | None) -> None:
         if layer is not None and layer not in self.scribbles_combo.layers():
@@ -328,6 +348,26 @@ class SegLabWidget(QWidget):
         image = image or self.apply_combo.layer()
         return self.session.apply_to_layer(image, self.settings_panel.settings().device)
 
+    def apply_to_folder(self, folder: str | Path, out: str | Path):
+        """Predict every image of ``folder`` into ``out`` in the background, with a progress
+        bar; returns the started worker (or None: the status line says why)."""
+        return self.session.apply_to_folder(folder, out, self.settings_panel.settings().device)
+
+    def _on_folder_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to predict")
+        if not folder:
+            return
+        out = QFileDialog.getExistingDirectory(self, "Folder for the labels", folder)
+        if out:
+            self.apply_to_folder(folder, out)
+
+    def _show_batch_progress(self, done: int, total: int) -> None:
+        if self._closed:
+            return
+        self.folder_progress.setMaximum(max(1, total))
+        self.folder_progress.setValue(done)
+        self.folder_progress.setVisible(done < total)
+
     def show_me_where(self) -> tuple[slice, ...] | None:
         """Show ``"<image> uncertainty"`` and centre the view on the most uncertain region
         that is not painted yet; returns that window (image data coordinates) or None."""
@@ -371,10 +411,12 @@ class SegLabWidget(QWidget):
         self.save_button.setEnabled(has_model and not busy)
         self.load_button.setEnabled(not busy)
         self.apply_button.setEnabled(has_model and not busy)
+        self.folder_button.setEnabled(has_model and not busy)
         self.where_button.setEnabled(has_model or running)  # it reads the latest prediction
         for w in (
             self.image_combo,
             self.channel_picker,
+            self.others_picker,
             self.scribbles_combo,
             self.new_scribbles_button,
         ):
@@ -398,6 +440,7 @@ class SegLabWidget(QWidget):
         for combo in (self.image_combo, self.scribbles_combo, self.apply_combo):
             combo.disconnect_viewer()
         self.channel_picker.disconnect_viewer()
+        self.others_picker.disconnect_viewer()
         self.viewer.events.theme.disconnect(self._apply_theme)
         self.readout.stop()
         self.viewer = None

@@ -227,7 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         "and a folder for several.",
     )
     pr.add_argument("model", help="model file written by 'seglab train'")
-    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, Zarr stores, or folders (their image files, without the "
+        "*_scribbles and *_probabilities ones)",
+    )
     pr.add_argument("-o", "--output", required=True, metavar="OUT")
     pr.add_argument(
         "--probabilities",

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_seglab.cli.common import CLIError
-
-#: Image files looked for in a folder (what tifffile and scikit-image read).
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
+from napari_seglab.core.batch import IMAGE_SUFFIXES
 
 #: A folder's scribbles for ``cells.tif`` are ``cells_scribbles.tif`` (any image suffix).
 SCRIBBLES_SUFFIX = "_scribbles"

@@ -62,11 +62,30 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     ]
 
 
+def _expand_folders(inputs: list[str]) -> list[Path]:
+    """The images named: a folder (not a Zarr store) stands for its image files
+    (:func:`napari_seglab.core.batch.image_files`)."""
+    from napari_seglab.core.batch import image_files
+    from napari_seglab.core.lazyio import is_zarr
+
+    images = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir() and not is_zarr(path):
+            found = image_files(path)
+            if not found:
+                raise CLIError(f"folder {path} holds no image (.tif, .png, .jpg, ...)")
+            images.extend(found)
+        else:
+            images.append(path)
+    return images
+
+
 def _predict(args: argparse.Namespace) -> int:
     from napari_seglab.cli import blockwise_command
     from napari_seglab.core.lazyio import is_zarr
 
-    images = [Path(p) for p in args.images]
+    images = _expand_folders(args.images)
     if len(images) == 1:  # of several, a missing one is reported with the others predicted
         if is_zarr(images[0]):
             if not images[0].exists():

@@ -158,6 +158,38 @@ def test_a_layer_holding_the_saved_strokes_is_not_offered_them(
     assert w.restore_banner.isHidden()
 
 
+def test_the_strokes_of_every_open_image_are_saved(make_napari_viewer, qtbot, autosave_home):
+    """Not only the image chosen in the dock: another image's "<image> scribbles" too."""
+    a, b = synthetic_image(seed=8), synthetic_image(seed=9)
+    viewer = make_napari_viewer()
+    viewer.add_image(a, name="a")
+    viewer.add_image(b, name="b")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    own = w.new_scribbles()  # a's, empty
+    other = viewer.add_labels(np.zeros((64, 64), np.uint8), name="b scribbles")
+    assert w.scribbles_layer is own
+    other.brush_size = 3
+    other.paint((20, 20), 2, refresh=True)
+    other.paint((50, 50), 1, refresh=True)
+    qtbot.waitUntil(
+        lambda: (
+            _saved(autosave_home, b) is not None
+            and np.array_equal(_saved(autosave_home, b).read(), np.asarray(other.data))
+        ),
+        timeout=5000,
+    )
+    assert _saved(autosave_home, a) is None  # nothing painted there
+    # b opened again alone: its strokes are offered
+    w.cleanup()
+    viewer.close()
+    viewer = make_napari_viewer()
+    viewer.add_image(b.copy(), name="b")
+    w = _dock(viewer, qtbot)
+    assert not w.restore_banner.isHidden()
+    np.testing.assert_array_equal(w.autosaver.restore().data, other.data)
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time

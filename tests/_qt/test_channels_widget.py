@@ -22,7 +22,7 @@ def _dock(viewer, qtbot) -> SegLabWidget:
 
 
 def _listed(w) -> list[str]:
-    return [w.channel_picker.list.item(r).text() for r in range(w.channel_picker.list.count())]
+    return [w.channel_picker.texts()[r] for r in range(w.channel_picker.list.count())]
 
 
 def _train(w, qtbot) -> None:

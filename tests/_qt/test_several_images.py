@@ -1,0 +1,113 @@
+"""Several images in one model from the dock, and Apply to a folder with a progress bar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+napari = pytest.importorskip("napari")
+
+from gui_data import FAST, synthetic_image  # noqa: E402
+
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+from napari_seglab.core.modelio import save_model  # noqa: E402
+
+
+def _dock(viewer, qtbot) -> SegLabWidget:
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    return w
+
+
+def _strokes(label: int) -> np.ndarray:
+    s = np.zeros((64, 64), np.uint8)
+    if label == 2:
+        s[14:18, 12:20] = 2
+        s[42:46, 26:34] = 2
+    else:
+        s[30:33, 2:10] = 1
+        s[58:61, 50:62] = 1
+    return s
+
+
+def test_one_model_from_two_open_images_each_with_its_scribbles(viewer, qtbot):
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    viewer.add_image(synthetic_image(seed=1), name="b")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    assert w.others_picker.isHidden()  # no other image has scribbles yet
+    w.new_scribbles().data = _strokes(2)  # only foreground here
+    viewer.add_labels(_strokes(1), name="b scribbles")  # only background there
+    assert not w.others_picker.isHidden()
+    assert w.others_picker.texts() == ["also b"]
+    # alone, a's strokes are one class: refused
+    assert not w.start_training()
+    assert "two classes" in w.status_label.text()
+    w.others_picker.set_checked(["also b"])
+    assert [layer.name for layer in w.session.other_images] == ["b"]
+    assert w.start_training(), w.status_label.text()
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    model = w.trainer.model
+    assert model.train_settings["images"] == 2
+    assert model.train_settings["image_names"] == ["a", "b"]
+    # no previews while training on several images: the image is predicted after
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30000)
+    assert "Predicted 'a'" in w.status_label.text()
+    labels = np.asarray(viewer.layers["a prediction"].data)
+    assert set(np.unique(labels)) == {1, 2}
+
+
+def test_other_images_need_their_scribbles_layer(viewer, qtbot):
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    viewer.add_image(synthetic_image(seed=1), name="b")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    layer = w.new_scribbles()
+    layer.data = np.maximum(_strokes(1), _strokes(2))
+    b_scribbles = viewer.add_labels(_strokes(1), name="b scribbles")
+    w.others_picker.set_checked(["also b"])
+    b_scribbles.name = "renamed"  # no longer b's scribbles
+    assert not w.start_training()
+    assert "no usable 'b scribbles' layer for 'b'" in w.status_label.text()
+
+
+def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot, tmp_path):
+    from napari_seglab.core.modelio import load_model
+
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    w = _dock(viewer, qtbot)
+    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
+    assert w.start_training()
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    save_model(w.trainer.model, tmp_path / "m.seglab")
+    src = tmp_path / "images"
+    src.mkdir()
+    for i in range(3):
+        tifffile.imwrite(src / f"img{i}.tif", synthetic_image(seed=10 + i))
+    tifffile.imwrite(src / "img0_scribbles.tif", _strokes(1))  # not an image to predict
+    (src / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "labels"
+    seen = []
+    w.session.batchProgress.connect(lambda done, total: seen.append((done, total)))
+    worker = w.apply_to_folder(src, out)
+    assert worker is not None and not w.folder_button.isEnabled()
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=60000)
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4) and (2, 4) in seen
+    assert w.folder_progress.isHidden() and w.folder_button.isEnabled()
+    assert sorted(p.name for p in out.iterdir()) == ["img0.tif", "img1.tif", "img2.tif"]
+    text = w.status_label.text()
+    assert "Predicted 3 of 4 images" in text and "broken.png" in text
+    model = load_model(tmp_path / "m.seglab")
+    from napari_seglab.core.inference import predict
+
+    expected = predict(model, synthetic_image(seed=11)).labels
+    np.testing.assert_array_equal(tifffile.imread(out / "img1.tif"), expected)
+    # a second run replaces nothing
+    before = (out / "img1.tif").stat().st_mtime_ns
+    w.apply_to_folder(src, out)
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=60000)
+    assert (out / "img1.tif").stat().st_mtime_ns == before
+    assert "Predicted 0 of 4 images" in w.status_label.text()
+    assert "exists and is not replaced" in w.status_label.text()
