@@ -13,6 +13,8 @@ background), trains in the widget and saves, under ``docs/images/``:
 * ``widget_panel.png``: the dock widget alone, at the end;
 * ``widget_restore.png``: the same image opened again in a new viewer: the strokes saved while
   painting are offered back;
+* ``widget_several.png``: the coins sample cut into two images, each with its own strokes,
+  one model trained on both (the second checked under Scribbles), the first predicted;
 * ``widget_channels.png``: scikit-image's immunohistochemistry image split by colour
   deconvolution into a hematoxylin and a DAB layer, both checked as the channels the model
   sees, strokes drawn by the suite's scribble simulator on the DAB stain, after training.
@@ -82,6 +84,54 @@ def settle(app, seconds: float = 0.3) -> None:
         time.sleep(0.01)
 
 
+def picture(viewer, path: Path, app) -> None:
+    """The whole window, the image fitted to the canvas, to ``path``; the viewer closed."""
+    viewer.reset_view()
+    settle(app, 1.0)
+    close_toasts(app)
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+def several_picture(path: Path, image, seconds: float, app, napari, Settings) -> None:
+    """Two images (the coins sample's left and right parts), one model."""
+    half = image.shape[1] // 2
+    viewer = napari.Viewer(title="napari-seglab")
+    viewer.window.resize(1500, 950)
+    parts = {"left": image[:, :half], "right": image[:, half:]}
+    for name, part in parts.items():
+        shift = (0, 0) if name == "left" else (0, half + 20)
+        viewer.add_image(part, name=f"coins {name}", colormap="gray", translate=shift)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-seglab", "SegLab")
+    settle(app, 0.5)
+    widget.image_combo.set_layer(viewer.layers["coins left"])
+    left = widget.new_scribbles()
+    right = viewer.add_labels(
+        np.zeros(parts["right"].shape, np.uint8),
+        name="coins right scribbles",
+        translate=(0, half + 20),
+    )
+    from napari_seglab._qt.classes import apply_classes
+
+    apply_classes(right, widget.classes)
+    for layer, part in ((left, parts["left"]), (right, parts["right"])):
+        layer.brush_size = 4
+        h, w = part.shape
+        for cy, cx in coin_centres(part, 8)[::2]:  # foreground: inside some coins
+            stroke(layer, [(cy - 4, cx - 8), (cy + 3, cx + 8)], 2)
+        for y in (8, h - 8):  # background: along the top and bottom
+            stroke(layer, [(y, 10), (y + 2, w / 2), (y, w - 10)], 1)
+    widget.others_picker.set_checked(["also coins right"])
+    widget.settings_panel.set_settings(
+        Settings(budget_kind="seconds", budget=seconds, preview_every=2.0, num_threads=1)
+    )
+    widget.start_training()
+    while widget.trainer.running or widget.session.apply_worker is not None:
+        settle(app, 0.2)
+    viewer.layers.selection.active = left
+    picture(viewer, path, app)
+
+
 def channels_picture(path: Path, seconds: float, app, napari, Settings) -> None:
     """Two layers of one stained section as the channels of one model."""
     import sys
@@ -112,11 +162,7 @@ def channels_picture(path: Path, seconds: float, app, napari, Settings) -> None:
         settle(app, 0.2)
     viewer.layers["hematoxylin probability"].visible = False
     viewer.layers.selection.active = scribbles
-    viewer.reset_view()
-    settle(app, 1.0)
-    close_toasts(app)
-    viewer.screenshot(str(path), canvas_only=False)
-    viewer.close()
+    picture(viewer, path, app)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     viewer.close()
 
     channels_picture(out / "widget_channels.png", args.seconds / 2, app, napari, Settings)
+    several_picture(out / "widget_several.png", image, args.seconds / 2, app, napari, Settings)
     names = ("scribbles", "training", "result", "where", "retrained", "panel", "restore")
-    names += ("channels",)
+    names += ("channels", "several")
     for name in names:
         print(out / f"widget_{name}.png")
     return 0

@@ -146,6 +146,7 @@ class ChannelPicker(CheckList):
             "(stacked after it). Stored in the model; images it is applied to need the same "
             "channels.",
             parent,
+            title="Channels the model sees:",
         )
         self._candidates: list[Image] = []
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from napari_seglab._qt import layers as lyr
 
@@ -33,7 +33,9 @@ class CheckList(QWidget):
     min_rows = 1
     keep_one = False
 
-    def __init__(self, viewer: napari.Viewer, tooltip: str, parent: QWidget | None = None):
+    def __init__(
+        self, viewer: napari.Viewer, tooltip: str, parent: QWidget | None = None, title: str = ""
+    ):
         super().__init__(parent)
         self.viewer = viewer
         self._image: Image | None = None
@@ -41,6 +43,9 @@ class CheckList(QWidget):
         self._state: dict[Any, bool] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        if title:
+            layout.addWidget(QLabel(title, self))
         self.list = QListWidget(self)
         self.list.setToolTip(tooltip)
         layout.addWidget(self.list)

@@ -29,3 +29,13 @@ def saved_strokes(size: int = 64) -> np.ndarray:
     s[14:18, 12:20] = 2
     s[42:46, 26:34] = 2
     return s
+
+
+def dock(viewer, qtbot, settings: Settings = FAST):
+    """The SegLab dock on ``viewer`` with ``settings`` (closed with the test)."""
+    from napari_seglab._qt.widget import SegLabWidget
+
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(settings)
+    return w

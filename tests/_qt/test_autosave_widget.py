@@ -15,17 +15,10 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from gui_data import FAST, synthetic_image  # noqa: E402
+from gui_data import dock as _dock  # noqa: E402
+from gui_data import synthetic_image  # noqa: E402
 
-from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 from napari_seglab.core.autosave import StrokeStore, image_key  # noqa: E402
-
-
-def _dock(viewer, qtbot) -> SegLabWidget:
-    w = SegLabWidget(viewer)
-    qtbot.addWidget(w)
-    w.settings_panel.set_settings(FAST)
-    return w
 
 
 def _paint(layer) -> None:
@@ -35,6 +28,26 @@ def _paint(layer) -> None:
         layer.paint((y, x), 2, refresh=True)
     for y, x in ((2, 2), (60, 60), (2, 60)):
         layer.paint((y, x), 1, refresh=True)
+
+
+def _reopen(make_napari_viewer, qtbot, old, image, name):
+    """Close the dock ``old`` and its viewer; open the same pixels in a new viewer and dock."""
+    viewer = old.viewer
+    old.cleanup()
+    viewer.close()
+    viewer = make_napari_viewer()
+    viewer.add_image(image.copy(), name=name)
+    return viewer, _dock(viewer, qtbot)
+
+
+def _saved_before(home, image) -> np.ndarray:
+    """Strokes of ``image`` saved in an earlier session (two classes); returns them."""
+    strokes = np.zeros((64, 64), np.uint8)
+    strokes[10:13, 5:30] = 2
+    strokes[50:53, 5:30] = 1
+    classes = [("background", "#0072b2"), ("foreground", "#e69f00")]
+    StrokeStore.create(home, image_key(image), strokes.shape).save(strokes, classes)
+    return strokes
 
 
 def _saved(home, image) -> StrokeStore | None:
@@ -66,13 +79,8 @@ def test_strokes_are_saved_while_painting_and_restored_on_reopening(
     assert [name for name, _ in info.classes] == ["background", "foreground", "debris"]
     assert info.painted == np.count_nonzero(expected)
     assert info.image_name == "cells"
-    w.cleanup()
-    viewer.close()
-
     # the same pixels opened again, under another name, in a new viewer
-    viewer = make_napari_viewer()
-    viewer.add_image(image.copy(), name="cells again")
-    w = _dock(viewer, qtbot)
+    viewer, w = _reopen(make_napari_viewer, qtbot, w, image, "cells again")
     assert not w.restore_banner.isHidden()
     assert f"{np.count_nonzero(expected):,} painted pixels" in w.restore_banner.label.text()
     assert "debris" in w.restore_banner.label.text()
@@ -99,12 +107,7 @@ def test_strokes_painted_before_answering_keep_the_saved_ones(
     make_napari_viewer, qtbot, autosave_home
 ):
     image = synthetic_image(seed=3)
-    old = np.zeros((64, 64), np.uint8)
-    old[10:13, 5:30] = 2
-    old[50:53, 5:30] = 1
-    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(
-        old, [("background", "#0072b2"), ("foreground", "#e69f00")]
-    )
+    old = _saved_before(autosave_home, image)
     viewer = make_napari_viewer()
     viewer.add_image(image, name="img")
     w = _dock(viewer, qtbot)
@@ -129,9 +132,7 @@ def test_strokes_painted_before_answering_keep_the_saved_ones(
 
 def test_discard_forgets_the_saved_strokes(make_napari_viewer, qtbot, autosave_home):
     image = synthetic_image(seed=4)
-    old = np.zeros((64, 64), np.uint8)
-    old[10:13, 5:30] = 2
-    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(old)
+    _saved_before(autosave_home, image)
     viewer = make_napari_viewer()
     viewer.add_image(image, name="img")
     w = _dock(viewer, qtbot)
@@ -146,10 +147,7 @@ def test_a_layer_holding_the_saved_strokes_is_not_offered_them(
 ):
     """Scribbles reopened from a file along with the image: nothing to restore."""
     image = synthetic_image(seed=5)
-    strokes = np.zeros((64, 64), np.uint8)
-    strokes[10:13, 5:30] = 2
-    strokes[40:43, 5:30] = 1
-    StrokeStore.create(autosave_home, image_key(image), (64, 64)).save(strokes)
+    strokes = _saved_before(autosave_home, image)
     viewer = make_napari_viewer()
     viewer.add_image(image, name="img")
     viewer.add_labels(strokes.copy(), name="img scribbles")
@@ -181,11 +179,7 @@ def test_the_strokes_of_every_open_image_are_saved(make_napari_viewer, qtbot, au
     )
     assert _saved(autosave_home, a) is None  # nothing painted there
     # b opened again alone: its strokes are offered
-    w.cleanup()
-    viewer.close()
-    viewer = make_napari_viewer()
-    viewer.add_image(b.copy(), name="b")
-    w = _dock(viewer, qtbot)
+    viewer, w = _reopen(make_napari_viewer, qtbot, w, b, "b")
     assert not w.restore_banner.isHidden()
     np.testing.assert_array_equal(w.autosaver.restore().data, other.data)
 

@@ -8,17 +8,9 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
+from gui_data import dock as _dock  # noqa: E402
+from gui_data import saved_strokes, synthetic_image  # noqa: E402
 from qtpy.QtCore import Qt  # noqa: E402
-
-from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
-
-
-def _dock(viewer, qtbot) -> SegLabWidget:
-    w = SegLabWidget(viewer)
-    qtbot.addWidget(w)
-    w.settings_panel.set_settings(FAST)
-    return w
 
 
 def _listed(w) -> list[str]:

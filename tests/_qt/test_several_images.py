@@ -8,17 +8,10 @@ import tifffile
 
 napari = pytest.importorskip("napari")
 
-from gui_data import FAST, synthetic_image  # noqa: E402
+from gui_data import dock as _dock  # noqa: E402
+from gui_data import synthetic_image  # noqa: E402
 
-from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 from napari_seglab.core.modelio import save_model  # noqa: E402
-
-
-def _dock(viewer, qtbot) -> SegLabWidget:
-    w = SegLabWidget(viewer)
-    qtbot.addWidget(w)
-    w.settings_panel.set_settings(FAST)
-    return w
 
 
 def _strokes(label: int) -> np.ndarray:
