@@ -190,8 +190,23 @@ class AutoSaver(QObject):
                     wanted[id(layer)] = (layer, scribbles)
         image = self.session.image
         if image is not None and image in viewer.layers:
-            wanted[id(image)] = (image, self.session.scribbles)
+            wanted[id(image)] = (image, self._own_scribbles(image))
         return wanted
+
+    def _own_scribbles(self, image: Image) -> Labels | None:
+        """The session's scribbles when they are ``image``'s: its ``"<image> scribbles"``
+        layer, or a layer of its shape picked by the user that is no other image's; else
+        ``image``'s own layer if there is one (the session may still hold the previous
+        image's scribbles)."""
+        viewer, chosen = self.session.viewer, self.session.scribbles
+        own = lyr.find_scribbles(viewer, image)
+        if chosen is None or chosen is own:
+            return own
+        if own is None and tuple(chosen.data.shape) == lyr.spatial_shape(image):
+            names = {lyr.scribbles_name(layer) for layer in viewer.layers if layer is not image}
+            if chosen.name not in names:
+                return chosen
+        return own
 
     def _follow(self) -> None:
         """Follow the (image, scribbles) pairs of the viewer as they are now."""
@@ -277,8 +292,9 @@ class AutoSaver(QObject):
         saved = f.store.read()
         classes = [SegClass(n, c) for n, c in info.classes] or list(self.session.classes)
         layer = f.scribbles
-        if layer is None:
+        if layer is None or tuple(layer.data.shape) != saved.shape:
             layer = lyr.new_scribbles_layer(self.session.viewer, f.image, classes)
+            f.follow(layer)
         current = np.asarray(layer.data)
         merged = np.where(current != 0, current, saved).astype(current.dtype, copy=False)
         f.pending, f.answered = False, True  # the store follows the layer from now on

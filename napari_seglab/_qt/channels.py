@@ -100,16 +100,43 @@ def training_inputs(viewer: napari.Viewer, image: Image, choice: ChannelChoice, 
         An other image without a usable scribbles layer, other images with other layers as
         channels, or an extra channel layer of another shape.
     """
+    from napari_seglab._qt.checklist import compatible
+
     others, names = [], [image.name]
     for other in other_images:
         strokes = lyr.find_scribbles(viewer, other)
         if strokes is None or lyr.scribbles_problem(strokes) is not None:
             raise ValueError(f"no usable '{lyr.scribbles_name(other)}' layer for '{other.name}'")
+        if not compatible(other, image):
+            raise ValueError(
+                f"'{other.name}' and '{image.name}' cannot train one model: both 2D or both "
+                "stacks, with the same channels"
+            )
         others.append((lyr.image_source(other), strokes.data))
         names.append(other.name)
     if others and choice.extra:
         raise ValueError("other images and other layers as channels cannot be combined")
     return choice.input(image), others, names
+
+
+def check_channel_count(model: SegModel, image: Image, choice: ChannelChoice) -> None:
+    """Refuse, naming the channels, an image whose channel count the model does not take,
+    where the layer says it for sure (RGB, a 2D layer, other layers stacked); a 3D layer may
+    be a stack or channels, which the core's prediction tells apart.
+
+    Raises
+    ------
+    ValueError
+        The layer's channels are not as many as the model takes.
+    """
+    n = choice.count(image)
+    sure = image.rgb or bool(choice.extra) or lyr.image_source(image).ndim == 2
+    if sure and n != model.in_channels:
+        names = ", ".join(channel_names(image, choice.extra))
+        raise ValueError(
+            f"'{image.name}' has {n} channel(s) ({names}) and the model takes "
+            f"{model.input_note()}: apply it to images with the channels it was trained on"
+        )
 
 
 def pooled_counts(counts: np.ndarray, others) -> np.ndarray:

@@ -134,9 +134,19 @@ class CheckList(QWidget):
         self.refresh()
 
 
+def compatible(other: Image, image: Image) -> bool:
+    """Whether one model can train on ``other`` with ``image``: both 2D or both stacks, both
+    RGB or neither (with as many colour channels)."""
+    shapes = [lyr.image_source(layer).shape for layer in (other, image)]
+    return len(lyr.spatial_shape(other)) == len(lyr.spatial_shape(image)) and (
+        other.rgb == image.rgb and (not image.rgb or shapes[0][-1] == shapes[1][-1])
+    )
+
+
 class OtherImagesPicker(CheckList):
-    """The other open images, each with its ``"<image> scribbles"`` layer, that train one
-    model with the chosen image (none checked at first; hidden when there are none)."""
+    """The other open images, each with its ``"<image> scribbles"`` layer, that can train one
+    model with the chosen image (:func:`compatible`; none checked at first; hidden when there
+    are none)."""
 
     def __init__(self, viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(
@@ -157,6 +167,7 @@ class OtherImagesPicker(CheckList):
             and layer is not image
             and lyr.role(layer) not in ("probability", "uncertainty")
             and lyr.find_scribbles(self.viewer, layer) is not None
+            and compatible(layer, image)
         ]
         self._layers = {id(layer): layer for layer in others}
         return [(id(layer), f"also {layer.name}", False) for layer in others]

@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
-from napari_seglab._qt.channels import ChannelChoice
+from napari_seglab._qt.channels import ChannelChoice, check_channel_count
 from napari_seglab._qt.classes import SegClass, default_class
 from napari_seglab._qt.training import predict_worker
 
@@ -114,6 +114,7 @@ class ModelActions:
         choice = self.channel_choice if image is self.image else ChannelChoice()
         try:
             source = choice.input(image)
+            check_channel_count(model, image, choice)
         except ValueError as exc:
             self._say(f"Not predicted: {exc}.", "error")
             return None
@@ -151,7 +152,7 @@ class ModelActions:
 
         from napari.qt.threading import create_worker
 
-        from napari_seglab.core.batch import image_files, predict_files
+        from napari_seglab.core.batch import image_files, label_targets, predict_files
 
         model = self.trainer.model
         if model is None or self.busy:
@@ -166,6 +167,11 @@ class ModelActions:
             self._say(
                 f"Not predicted: folder {folder} holds no image (.tif, .png, ...).", "warning"
             )
+            return None
+        try:
+            label_targets(files, out)
+        except ValueError as exc:
+            self._say(f"Not predicted: {exc}.", "error")
             return None
         stop, done, failed = [False], threading.Event(), []
 
@@ -200,7 +206,7 @@ class ModelActions:
             self._emit_changed()
 
         worker.yielded.connect(on_file)
-        worker.errored.connect(lambda exc: failed.append(f"{type(exc).__name__}: {exc}"))
+        worker.errored.connect(lambda exc: failed.append(_reason(exc)))
         worker.finished.connect(on_end)
         self.apply_worker = worker
         self.batchProgress.emit(0, len(files))
@@ -224,9 +230,10 @@ class ModelActions:
         self._emit_changed()
         error, prediction = outcome.get("error"), outcome.get("prediction")
         if error is not None and not isinstance(error, PredictionStopped):
-            self._say(
-                f"Prediction of '{image.name}' failed: {type(error).__name__}: {error}", "error"
+            why = (
+                str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
             )
+            self._say(f"Prediction of '{image.name}' failed: {why}", "error")
             return
         if prediction is None or image not in self.viewer.layers:
             self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")

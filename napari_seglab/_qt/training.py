@@ -406,7 +406,9 @@ class Trainer(QObject):
             self.model = model
 
     def _on_errored(self, exc: BaseException) -> None:
-        self.error = str(exc) if isinstance(exc, WorkerError) else f"{type(exc).__name__}: {exc}"
+        # the core's ValueErrors say what is wrong with the input: their message is enough
+        plain = isinstance(exc, (WorkerError, ValueError))
+        self.error = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         self.failed.emit(self.error)
 
     def _on_finished(self) -> None:

@@ -91,6 +91,7 @@ def training_pairs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
         for path, what in ((image, "image"), (scribbles, "scribbles")):
             key = path.resolve()
             if key in seen:
-                raise CLIError(f"{path} is given twice (as {seen[key]} and as {what})")
+                roles = what if seen[key] == what else f"{seen[key]} and as {what}"
+                raise CLIError(f"{path} is given twice (as {roles})")
             seen[key] = what
     return pairs

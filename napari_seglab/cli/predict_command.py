@@ -55,7 +55,11 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
         )
     stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
     if len(set(stems)) != len(stems):
-        raise CLIError("several input images have the same name; outputs would collide")
+        twice = [p for p, s in zip(images, stems, strict=True) if stems.count(s) > 1]
+        raise CLIError(
+            f"{' and '.join(map(str, twice[:2]))} would write one labels file "
+            f"({out / twice[0].stem}); give them other names"
+        )
     # a Zarr image's labels go to Zarr, the others' to TIFF
     return [
         out / f"{s}{'.zarr' if is_zarr(p) else '.tif'}" for s, p in zip(stems, images, strict=True)
@@ -86,6 +90,8 @@ def _predict(args: argparse.Namespace) -> int:
     from napari_seglab.core.lazyio import is_zarr
 
     images = _expand_folders(args.images)
+    # a folder given: its labels go to a folder, however many images it holds
+    folder_in = any(Path(p).is_dir() and not is_zarr(p) for p in args.images)
     if len(images) == 1:  # of several, a missing one is reported with the others predicted
         if is_zarr(images[0]):
             if not images[0].exists():
@@ -93,7 +99,7 @@ def _predict(args: argparse.Namespace) -> int:
         else:
             read_image_check(images[0])
     out = Path(args.output)
-    targets = _label_paths(images, out, str(args.output).endswith(os.sep))
+    targets = _label_paths(images, out, str(args.output).endswith(os.sep) or folder_in)
     prob_paths = [_prob_path(t) for t in targets] if args.probabilities else []
     inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
     for path in [*targets, *prob_paths]:

@@ -73,6 +73,31 @@ class FileDone:
     error: str | None = None
 
 
+def label_targets(sources: Sequence[str | os.PathLike], out_folder: str | os.PathLike):
+    """The labels file of each image: ``out_folder/<name>.tif``.
+
+    Raises
+    ------
+    ValueError
+        ``out_folder`` is the folder of an image (labels would land among the images: the
+        ``c.tif`` of a ``c.png`` would be taken for an image next time), or two images would
+        write one labels file (``c.png`` and ``c.tif``); the message names them.
+    """
+    out = Path(out_folder)
+    sources = [Path(s) for s in sources]
+    folders = {s.parent.resolve() for s in sources}
+    if out.resolve() in folders:
+        raise ValueError(f"the labels folder {out} holds the images; choose another folder")
+    by_stem: dict[str, list[Path]] = {}
+    for src in sources:
+        by_stem.setdefault(src.stem, []).append(src)
+    clashes = [paths for paths in by_stem.values() if len(paths) > 1]
+    if clashes:
+        names = " and ".join(p.name for p in clashes[0])
+        raise ValueError(f"{names} would write one labels file, {clashes[0][0].stem}.tif")
+    return [out / f"{src.stem}.tif" for src in sources]
+
+
 def predict_files(
     model: SegModel,
     sources: Sequence[str | os.PathLike],
@@ -96,21 +121,16 @@ def predict_files(
     Raises
     ------
     ValueError
-        Two images that would write the same labels file (same name, other suffix).
+        Before anything is written: see :func:`label_targets`.
     """
     import tifffile
 
-    out = Path(out_folder)
     sources = [Path(s) for s in sources]
-    stems = [s.stem for s in sources]
-    if len(set(stems)) != len(stems):
-        twice = sorted({s for s in stems if stems.count(s) > 1})
-        raise ValueError(f"images named {', '.join(twice)} twice would write one labels file")
-    out.mkdir(parents=True, exist_ok=True)
-    for i, src in enumerate(sources):
+    targets = label_targets(sources, out_folder)
+    Path(out_folder).mkdir(parents=True, exist_ok=True)
+    for i, (src, dst) in enumerate(zip(sources, targets, strict=True)):
         if stop is not None and stop():
             return
-        dst = out / f"{src.stem}.tif"
         error = None
         try:
             if dst.exists():

@@ -184,6 +184,33 @@ def test_the_strokes_of_every_open_image_are_saved(make_napari_viewer, qtbot, au
     np.testing.assert_array_equal(w.autosaver.restore().data, other.data)
 
 
+def test_restore_goes_to_the_chosen_images_own_layer(make_napari_viewer, qtbot, autosave_home):
+    """Choosing an image without scribbles while the previous image's layer is still in use:
+    its saved strokes go to a new layer of its own, never into the other image's."""
+    a, b = synthetic_image(seed=11), np.stack([synthetic_image(seed=12)] * 3)
+    saved = np.zeros((3, 64, 64), np.uint8)
+    saved[1, 10:14, 10:30], saved[2, 40:44, 10:30] = 2, 1
+    StrokeStore.create(autosave_home, image_key(b), saved.shape).save(saved)
+    viewer = make_napari_viewer()
+    viewer.add_image(a, name="a")
+    viewer.add_image(b, name="stack")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    own = w.new_scribbles()
+    _paint(own)
+    painted = np.asarray(own.data).copy()
+    w.image_combo.set_layer(viewer.layers["stack"])
+    assert not w.restore_banner.isHidden()
+    restored = w.autosaver.restore()
+    assert restored is not own and restored.name == "stack scribbles"
+    np.testing.assert_array_equal(restored.data, saved)
+    np.testing.assert_array_equal(own.data, painted)  # a's layer untouched
+    assert w.scribbles_layer is restored
+    w.autosaver.flush()
+    np.testing.assert_array_equal(_saved(autosave_home, b).read(), saved)
+    qtbot.waitUntil(lambda: np.array_equal(_saved(autosave_home, a).read(), painted), timeout=5000)
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time

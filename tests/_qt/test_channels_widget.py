@@ -77,7 +77,8 @@ def test_other_layers_of_the_images_shape_are_channels_too(viewer, qtbot):
     # a one-channel image cannot be predicted by a two-channel model: said, not crashed
     w.apply_to_layer(viewer.layers["other cells"])
     qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30000)
-    assert "failed" in w.status_label.text() and "2 channels" in w.status_label.text()
+    text = w.status_label.text()
+    assert "Not predicted: 'other cells' has 1 channel(s)" in text and "takes 2 channel" in text
     # another choice: a new model, and the status says why
     w.channel_picker.set_checked(["gfp"])
     assert w.session.channel_choice.channels == (1,)

@@ -252,7 +252,7 @@ def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
     _fail_training_with(monkeypatch, ValueError("loss is nan"))
     with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
         assert w.start_training()
-    assert shown == [("error", "SegLab: Training failed: ValueError: loss is nan")]
+    assert shown == [("error", "SegLab: Training failed: loss is nan")]
 
 
 def _fail_training_with(monkeypatch, exc: Exception) -> None:

@@ -104,3 +104,39 @@ def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot,
     assert (out / "img1.tif").stat().st_mtime_ns == before
     assert "Predicted 0 of 4 images" in w.status_label.text()
     assert "exists and is not replaced" in w.status_label.text()
+
+
+def test_apply_to_folder_refuses_the_images_folder_and_clashing_names(viewer, qtbot, tmp_path):
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    w = _dock(viewer, qtbot)
+    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
+    assert w.start_training()
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    src = tmp_path / "images"
+    src.mkdir()
+    tifffile.imwrite(src / "c.tif", synthetic_image(seed=3))
+    assert w.apply_to_folder(src, src) is None
+    assert (
+        "the labels folder" in w.status_label.text() and "holds the images" in w.status_label.text()
+    )
+    from skimage import io
+
+    io.imsave(src / "c.png", (synthetic_image(seed=4) * 50 + 100).clip(0, 255).astype(np.uint8))
+    assert w.apply_to_folder(src, tmp_path / "out") is None
+    assert "c.png and c.tif would write one labels file" in w.status_label.text()
+    assert not (tmp_path / "out").exists()
+    assert w.folder_progress.isHidden() and w.folder_button.isEnabled()
+
+
+def test_only_images_that_can_share_a_model_are_offered(viewer, qtbot):
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    viewer.add_image(np.stack([synthetic_image(seed=1)] * 2), name="stack")
+    viewer.add_labels(np.zeros((2, 64, 64), np.uint8), name="stack scribbles")
+    rgb = np.stack([synthetic_image(seed=2)] * 3, axis=-1)
+    viewer.add_image(rgb, name="rgb", rgb=True)
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="rgb scribbles")
+    viewer.add_image(synthetic_image(seed=3), name="b")
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="b scribbles")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    assert w.others_picker.texts() == ["also b"]

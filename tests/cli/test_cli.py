@@ -771,6 +771,18 @@ def test_train_on_several_image_scribbles_pairs_or_a_folder(tmp_path, capsys):
     code, err = run(["predict", model2, a, b, "-o", out], capsys)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+    # a folder of one image: its labels go to a folder too (no trailing slash needed)
+    one = tmp_path / "one"
+    one.mkdir()
+    tifffile.imwrite(one / "c.tif", tifffile.imread(a))
+    tifffile.imwrite(one / "c_scribbles.tif", tifffile.imread(sa))  # not predicted
+    code, err = run(["predict", model2, one, "-o", tmp_path / "out_one"], capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out_one").iterdir()] == ["c.tif"]
+    # two images that would write one labels file are named
+    tifffile.imwrite(one / "c.tiff", tifffile.imread(a))
+    line = one_line_error(*run(["predict", model2, one, "-o", tmp_path / "o2"], capsys))
+    assert "c.tif and" in line and "c.tiff would write one labels file" in line
 
 
 def test_bad_sets_of_pairs_are_one_line_errors(tmp_path, capsys):

@@ -1,0 +1,65 @@
+"""A folder of images predicted (core.batch): which files, where the labels go, what is
+refused before anything is written, and what is never replaced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import synthetic
+import tifffile
+
+from napari_seglab.core.batch import image_files, label_targets, predict_files
+from napari_seglab.core.inference import predict
+from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.training import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def model():
+    image, _gt, scribbles = synthetic.blobs((48, 48), n=4, seed=0, painted=0.08)
+    config = TrainConfig(steps=3, num_threads=1, preview_every=0, model=ModelConfig(width=4))
+    return list(train(image, scribbles, config))[-1].model
+
+
+def test_the_images_of_a_folder(tmp_path):
+    for name in ("b.tif", "a.png", "a_scribbles.tif", "a_probabilities.tif", ".hidden.tif"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub.tif").mkdir()
+    assert [p.name for p in image_files(tmp_path)] == ["a.png", "b.tif"]
+    with pytest.raises(NotADirectoryError):
+        image_files(tmp_path / "b.tif")
+
+
+def test_labels_never_land_among_the_images_nor_on_each_other(tmp_path):
+    out = tmp_path / "out"
+    assert label_targets([tmp_path / "a.png"], out) == [out / "a.tif"]
+    with pytest.raises(ValueError, match="holds the images"):
+        label_targets([tmp_path / "a.png"], tmp_path)
+    with pytest.raises(ValueError, match=r"c.png and c.tif would write one labels file, c.tif"):
+        label_targets([tmp_path / "c.png", tmp_path / "c.tif"], out)
+
+
+def test_each_image_is_predicted_the_bad_ones_named_nothing_replaced(tmp_path, model):
+    src = tmp_path / "images"
+    src.mkdir()
+    images = [synthetic.blobs((48, 40), n=3, seed=s)[0] for s in (1, 2)]
+    for i, image in enumerate(images):
+        tifffile.imwrite(src / f"im{i}.tif", image)
+    (src / "broken.tif").write_bytes(b"not a tiff")
+    out = tmp_path / "out"
+    done = list(predict_files(model, image_files(src), out))
+    assert [(d.index, d.total, d.source.name) for d in done] == [
+        (0, 3, "broken.tif"),
+        (1, 3, "im0.tif"),
+        (2, 3, "im1.tif"),
+    ]
+    assert done[0].error and done[1].error is None and not (out / "broken.tif").exists()
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(
+            tifffile.imread(out / f"im{i}.tif"), predict(model, image).labels
+        )
+    again = list(predict_files(model, [src / "im0.tif"], out))
+    assert "exists and is not replaced" in again[0].error
+    # stop: nothing after
+    assert list(predict_files(model, image_files(src), tmp_path / "o2", stop=lambda: True)) == []
