@@ -55,10 +55,13 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
         )
     stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
     if len(set(stems)) != len(stems):
-        twice = [p for p, s in zip(images, stems, strict=True) if stems.count(s) > 1]
+        stem = next(s for s in stems if stems.count(s) > 1)
+        same = [p for p, s in zip(images, stems, strict=True) if s == stem]
+        if len({p.resolve() for p in same}) == 1:
+            raise CLIError(f"{same[0]} is given twice")
         raise CLIError(
-            f"{' and '.join(map(str, twice[:2]))} would write one labels file "
-            f"({out / twice[0].stem}); give them other names"
+            f"{' and '.join(map(str, same))} would write one labels file ({out / stem}.tif); "
+            "give them other names"
         )
     # a Zarr image's labels go to Zarr, the others' to TIFF
     return [

@@ -324,7 +324,7 @@ def test_predict_bad_inputs(files, capsys):
         "channel": ["predict", model, _write(d / "rgb.tif", rgb), "-o", d / "p.tif"],
         "NaN": ["predict", model, _write(d / "nan.tif", nan), "-o", d / "p.tif"],
         "is a file": ["predict", model, d / "img.tif", d / "rgb.tif", "-o", d / "afile"],
-        "same name": ["predict", model, d / "img.tif", d / "img.tif", "-o", d / "o"],
+        "is given twice": ["predict", model, d / "img.tif", d / "img.tif", "-o", d / "o"],
         "invalid choice": ["predict", model, d / "img.tif", "-o", d / "p.tif", "--device", "x"],
     }
     for expected, argv in cases.items():
@@ -418,7 +418,7 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
         ("not a regular file", [*train, "-o", d / "pipe.seglab", *FAST]),
         ("name the model file", [*train, "-o", "/dev/null", *FAST]),
         ("writes TIFF", [*predict, d / "img.tif", "-o", d / "p.png"]),
-        ("is a folder", [*predict, d, "-o", d / "p.tif"]),
+        ("looks like a file name", [*predict, d, "-o", d / "p.tif"]),
     ]
     # the probabilities written beside img.tif would overwrite an input of that name
     prob_in = d / "img_probabilities.tif"
@@ -453,12 +453,13 @@ def test_batch_predict_goes_on_after_a_bad_image(files, capsys):
     assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
     tifffile.imwrite(d / "rgb.tif", np.zeros((10, 12, 3), np.uint8))
     tifffile.imwrite(d / "two.tif", blobs(seed=1)[0])
-    images = [d / "img.tif", d / "rgb.tif", d / "missing.tif", d, d / "two.tif"]
+    (d / "notes.png").write_text("not an image")
+    images = [d / "img.tif", d / "rgb.tif", d / "missing.tif", d / "notes.png", d / "two.tif"]
     code, err = run(["predict", model, *images, "-o", d / "out"], capsys)
     assert code == 2 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("seglab: error: ")]
     assert len(errors) == 4, err
-    assert "rgb.tif" in errors[0] and "does not exist" in errors[1] and "folder" in errors[2]
+    assert "rgb.tif" in errors[0] and "does not exist" in errors[1] and "notes.png" in errors[2]
     assert errors[3] == "seglab: error: 3 of 5 images not predicted"
     assert sorted(os.listdir(d / "out")) == ["img.tif", "two.tif"]
     expected = predict(load_model(model), tifffile.imread(d / "two.tif")).labels
