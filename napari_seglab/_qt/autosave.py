@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -141,11 +142,17 @@ class AutoSaver(QObject):
     offerChanged = Signal(object)
     saved = Signal()
     failed = Signal(str)
+    _written = Signal(str)  # from the writer thread: "" or why a write failed
 
     def __init__(self, session: Session, root: str | Path | None = None, parent=None) -> None:
         super().__init__(parent)
         self.session = session
         self.root = Path(root) if root is not None else autosave_root()
+        # the files are written on one thread of their own, in order: a whole array after an
+        # undo on a large stack takes a fraction of a second the viewer must not wait for
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-autosave")
+        self._closed = False
+        self._written.connect(self._on_written)
         self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._followers: dict[int, _Follower] = {}
         self._current: _Follower | None = None
@@ -253,6 +260,8 @@ class AutoSaver(QObject):
     def _flush(self, f: _Follower) -> None:
         with contextlib.suppress(RuntimeError):  # Qt deleted the timer already
             f.timer.stop()
+        if self._closed:
+            return
         region, whole = f.dirty, f.whole
         f.dirty, f.whole = None, False
         layer, image = f.scribbles, f.image
@@ -271,15 +280,33 @@ class AutoSaver(QObject):
                     source=str(getattr(image.source, "path", None) or ""),
                 )
                 whole = True
-            region = None if whole else region
-            f.store.save(data, self._classes(f), region=region, keep_saved=f.pending)
+            region = f.store.chunk_region(None if whole else region)
+            part = np.array(data[region])  # a copy: the layer may change meanwhile
         except (OSError, ValueError) as exc:
-            message = f"the strokes of '{image.name}' are not saved ({self.root}): {exc}"
-            if message not in self._failures:  # once, not after every stroke
-                self._failures.add(message)
-                self.failed.emit(message)
+            self._on_written(f"the strokes of '{image.name}' are not saved ({self.root}): {exc}")
             return
-        self.saved.emit()
+        store, classes, keep, name = f.store, self._classes(f), f.pending, image.name
+
+        def write() -> None:
+            try:
+                store.write(part, region, classes, keep_saved=keep)
+            except (OSError, ValueError) as exc:
+                self._written.emit(f"the strokes of '{name}' are not saved ({self.root}): {exc}")
+            else:
+                self._written.emit("")
+
+        self._writer.submit(write)
+
+    def _on_written(self, problem: str) -> None:
+        if not problem:
+            self.saved.emit()
+        elif problem not in self._failures:  # once, not after every stroke
+            self._failures.add(problem)
+            self.failed.emit(problem)
+
+    def wait(self) -> None:
+        """Block until what was handed to the writer thread is on disk."""
+        self._writer.submit(lambda: None).result()
 
     # ------------------------------------------------------------------------------------
     def restore(self) -> Labels | None:
@@ -318,13 +345,18 @@ class AutoSaver(QObject):
             f.whole = True
             self.flush(f)
         else:
+            self.wait()  # no write of it still under way
             f.store.discard()
             f.store = None
         self.offerChanged.emit(None)
 
     def close(self) -> None:
-        """Write what is pending and stop following the viewer (idempotent)."""
+        """Write what is pending, wait for it, and stop following the viewer (idempotent)."""
+        if self._closed:
+            return
         self.flush()
+        self._closed = True
+        self._writer.shutdown(wait=True)
         for f in self._followers.values():
             f.close()
         self._followers, self._current = {}, None

@@ -278,8 +278,28 @@ class StrokeStore:
                 f"scribbles shape {tuple(np.shape(scribbles))} does not match the saved "
                 f"session's shape {self.shape}"
             )
-        region = self._chunk_region(region)
-        part = np.asarray(scribbles[region])
+        region = self.chunk_region(region)
+        self.write(np.asarray(scribbles[region]), region, classes, keep_saved=keep_saved)
+
+    def write(
+        self,
+        part: np.ndarray,
+        region: tuple[slice, ...],
+        classes: Sequence[tuple[str, str]] | None = None,
+        *,
+        keep_saved: bool = False,
+    ) -> None:
+        """:meth:`save` of a part cut already: ``part`` is ``scribbles[region]`` for a
+        ``region`` of whole chunks (:meth:`chunk_region`). A caller that must not wait (a
+        viewer) copies the part and writes it on another thread, one write at a time.
+
+        Raises
+        ------
+        ValueError
+            A region that is not the part's, or values outside 0..255.
+        """
+        if tuple(part.shape) != tuple(s.stop - s.start for s in region):
+            raise ValueError(f"part of shape {part.shape} for region {region}")
         if part.size and (part.min() < 0 or part.max() > 255):
             raise ValueError(
                 f"scribbles hold values {part.min()}..{part.max()}; class ids are 0..255"
@@ -312,7 +332,14 @@ class StrokeStore:
     def _all(self) -> tuple[slice, ...]:
         return tuple(slice(0, n) for n in self.shape)
 
-    def _chunk_region(self, region: tuple[slice, ...] | None) -> tuple[slice, ...]:
+    def chunk_region(self, region: tuple[slice, ...] | None) -> tuple[slice, ...]:
+        """``region`` (default: everything) widened to whole chunks.
+
+        Raises
+        ------
+        ValueError
+            A region with another number of axes than the scribbles.
+        """
         if region is None:
             return self._all()
         if len(region) != len(self.shape):

@@ -103,6 +103,30 @@ def _left():
     return Qt.MouseButton.LeftButton
 
 
+def test_files_are_written_off_the_viewers_thread(make_napari_viewer, qtbot, monkeypatch):
+    """A whole array after an undo on a large stack takes a fraction of a second: never on
+    the thread that draws the viewer."""
+    import threading
+
+    threads = []
+    real = StrokeStore.write
+
+    def recording(self, *args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StrokeStore, "write", recording)
+    viewer = make_napari_viewer()
+    viewer.add_image(synthetic_image(seed=13), name="img")
+    w = _dock(viewer, qtbot)
+    layer = w.new_scribbles()
+    _paint(layer)
+    qtbot.waitUntil(lambda: len(threads) >= 1, timeout=5000)
+    layer.undo()  # the whole array
+    qtbot.waitUntil(lambda: len(threads) >= 2, timeout=5000)
+    assert all(t is not threading.main_thread() for t in threads)
+
+
 def test_strokes_painted_before_answering_keep_the_saved_ones(
     make_napari_viewer, qtbot, autosave_home
 ):
@@ -207,6 +231,7 @@ def test_restore_goes_to_the_chosen_images_own_layer(make_napari_viewer, qtbot, 
     np.testing.assert_array_equal(own.data, painted)  # a's layer untouched
     assert w.scribbles_layer is restored
     w.autosaver.flush()
+    w.autosaver.wait()
     np.testing.assert_array_equal(_saved(autosave_home, b).read(), saved)
     qtbot.waitUntil(lambda: np.array_equal(_saved(autosave_home, a).read(), painted), timeout=5000)
 
