@@ -362,6 +362,36 @@ class SegModel:
         net = UNet(n_in, n_out, config, select=input_select(config, in_channels))
         return cls(net, int(num_classes), int(in_channels), normalization, config)
 
+    def check_continued(
+        self,
+        channels: int,
+        image_shape: tuple[int, ...],
+        wanted: tuple[int, ...] | None,
+        top_class: int,
+    ) -> None:
+        """Whether training may continue on an image of ``channels`` channels (shape
+        ``image_shape``), with the channels ``wanted`` (None: as the model's) and scribbles
+        whose highest class is ``top_class``.
+
+        Raises
+        ------
+        ValueError
+            Another channel count or choice of channels, or more classes than the model's.
+        """
+        if self.in_channels != channels:
+            raise ValueError(
+                f"the model takes {self.input_note()} but the image has {channels} (shape "
+                f"{image_shape})"
+            )
+        if wanted is not None and wanted != self.config.channels:
+            raise ValueError(
+                f"the model takes {self.input_note()}; channels {list(wanted)} need a new model"
+            )
+        if top_class > self.num_classes:
+            raise ValueError(
+                f"scribbles hold label {top_class} but the model has {self.num_classes} classes"
+            )
+
     def input_note(self) -> str:
         """What the model takes, for messages: ``"3 channels, of which it uses 0, 2"``."""
         text = f"{self.in_channels} channel(s)"

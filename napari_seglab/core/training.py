@@ -155,20 +155,7 @@ def _prepare(
         )
     k_max = int(classes.max())
     if model is not None:
-        if model.in_channels != view.channels:
-            raise ValueError(
-                f"the model takes {model.input_note()} but the image has "
-                f"{view.channels} (shape {image.shape})"
-            )
-        wanted = config.model.channels
-        if wanted is not None and wanted != model.config.channels:
-            raise ValueError(
-                f"the model takes {model.input_note()}; channels {list(wanted)} need a new model"
-            )
-        if k_max > model.num_classes:
-            raise ValueError(
-                f"scribbles hold label {k_max} but the model has {model.num_classes} classes"
-            )
+        model.check_continued(view.channels, image.shape, config.model.channels, k_max)
     else:
         norm = Normalization.fit(view, config.percentiles)
         model_config = config.model
