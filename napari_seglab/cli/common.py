@@ -167,19 +167,33 @@ def each_image(
     and the caller's exit status says that something failed. A single image's error is raised
     as :class:`CLIError` (naming the file).
     """
+    from tqdm import tqdm
+
     failed = []
-    for src, dst in pairs:
-        try:
-            predict_one(src, dst)
-        except (CLIError, ValueError, OSError, FloatingPointError) as exc:
-            if len(pairs) == 1:
-                if isinstance(exc, CLIError):  # it names the file already
-                    raise
-                raise CLIError(f"{src}: {exc}") from None
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"seglab: error: {src}: {message}", file=sys.stderr)
-            failed.append(src)
-            continue
-        if not quiet:
-            print(f"{src} -> {dst}", file=sys.stderr)
+    # "N of M images" in a terminal for a batch (tqdm switches itself off elsewhere); the
+    # lines below go through tqdm.write so that the bar stays under them
+    batch = tqdm(
+        total=len(pairs),
+        unit="image",
+        desc="images",
+        file=sys.stderr,
+        leave=False,
+        disable=True if quiet or len(pairs) == 1 else None,
+    )
+    with batch:
+        for src, dst in pairs:
+            try:
+                predict_one(src, dst)
+            except (CLIError, ValueError, OSError, FloatingPointError) as exc:
+                if len(pairs) == 1:
+                    if isinstance(exc, CLIError):  # it names the file already
+                        raise
+                    raise CLIError(f"{src}: {exc}") from None
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                tqdm.write(f"seglab: error: {src}: {message}", file=sys.stderr)
+                failed.append(src)
+            else:
+                if not quiet:
+                    tqdm.write(f"{src} -> {dst}", file=sys.stderr)
+            batch.update(1)
     return failed

@@ -25,6 +25,16 @@ def _strokes(label: int) -> np.ndarray:
     return s
 
 
+def _trained_dock(viewer, qtbot):
+    """A dock with a model trained on image "a" and both classes painted."""
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    w = _dock(viewer, qtbot)
+    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
+    assert w.start_training()
+    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    return w
+
+
 def test_one_model_from_two_open_images_each_with_its_scribbles(viewer, qtbot):
     viewer.add_image(synthetic_image(seed=0), name="a")
     viewer.add_image(synthetic_image(seed=1), name="b")
@@ -69,11 +79,7 @@ def test_other_images_need_their_scribbles_layer(viewer, qtbot):
 def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot, tmp_path):
     from napari_seglab.core.modelio import load_model
 
-    viewer.add_image(synthetic_image(seed=0), name="a")
-    w = _dock(viewer, qtbot)
-    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
-    assert w.start_training()
-    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    w = _trained_dock(viewer, qtbot)
     save_model(w.trainer.model, tmp_path / "m.seglab")
     src = tmp_path / "images"
     src.mkdir()
@@ -107,11 +113,7 @@ def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot,
 
 
 def test_apply_to_folder_refuses_the_images_folder_and_clashing_names(viewer, qtbot, tmp_path):
-    viewer.add_image(synthetic_image(seed=0), name="a")
-    w = _dock(viewer, qtbot)
-    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
-    assert w.start_training()
-    qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
+    w = _trained_dock(viewer, qtbot)
     src = tmp_path / "images"
     src.mkdir()
     tifffile.imwrite(src / "c.tif", synthetic_image(seed=3))
