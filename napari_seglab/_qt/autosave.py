@@ -155,6 +155,8 @@ class AutoSaver(QObject):
         self._written.connect(self._on_written)
         self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._followers: dict[int, _Follower] = {}
+        # a picked layer (not named after an image) -> the image it was picked for
+        self._owners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._current: _Follower | None = None
         self._failures: set[str] = set()
         session.changed.connect(self._follow)
@@ -195,6 +197,10 @@ class AutoSaver(QObject):
                 scribbles = lyr.find_scribbles(viewer, layer)
                 if scribbles is not None:
                     wanted[id(layer)] = (layer, scribbles)
+        # layers picked by the user stay saved as their image's while another is chosen
+        for layer, owner in list(self._owners.items()):
+            if layer in viewer.layers and owner in viewer.layers:
+                wanted.setdefault(id(owner), (owner, layer))
         image = self.session.image
         if image is not None and image in viewer.layers:
             wanted[id(image)] = (image, self._own_scribbles(image))
@@ -202,18 +208,20 @@ class AutoSaver(QObject):
 
     def _own_scribbles(self, image: Image) -> Labels | None:
         """The session's scribbles when they are ``image``'s: its ``"<image> scribbles"``
-        layer, or a layer of its shape picked by the user that is no other image's; else
-        ``image``'s own layer if there is one (the session may still hold the previous
-        image's scribbles)."""
+        layer, or a layer the user picked while ``image`` was chosen (its owner from then on;
+        the session keeps the previous image's scribbles when another image is chosen, and
+        they are not that image's); else ``image``'s own layer if there is one."""
         viewer, chosen = self.session.viewer, self.session.scribbles
         own = lyr.find_scribbles(viewer, image)
         if chosen is None or chosen is own:
             return own
-        if own is None and tuple(chosen.data.shape) == lyr.spatial_shape(image):
-            names = {lyr.scribbles_name(layer) for layer in viewer.layers if layer is not image}
-            if chosen.name not in names:
-                return chosen
-        return own
+        names = {lyr.scribbles_name(layer) for layer in viewer.layers if layer is not image}
+        if own is not None or chosen.name in names:
+            return own
+        owner = self._owners.get(chosen)
+        if owner is None and tuple(chosen.data.shape) == lyr.spatial_shape(image):
+            self._owners[chosen] = owner = image
+        return chosen if owner is image else None
 
     def _follow(self) -> None:
         """Follow the (image, scribbles) pairs of the viewer as they are now."""
@@ -262,7 +270,8 @@ class AutoSaver(QObject):
             f.timer.stop()
         if self._closed:
             return
-        region, whole = f.dirty, f.whole
+        # an undo, a redo or a new array still in the sync's delay counts now
+        region, whole = f.dirty, f.whole or (f.sync is not None and f.sync.pending)
         f.dirty, f.whole = None, False
         layer, image = f.scribbles, f.image
         if layer is None or (region is None and not whole):

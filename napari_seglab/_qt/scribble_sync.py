@@ -78,6 +78,14 @@ class ScribbleSync(QObject):
         layer.events.set_data.connect(self._on_set_data, position="last")
         layer.events.data.connect(self._on_data, position="last")
 
+    @property
+    def pending(self) -> bool:
+        """Whether a ``replaced`` is waiting out its delay (an undo, a redo or a new array
+        not announced yet)."""
+        with contextlib.suppress(RuntimeError):  # Qt deleted the timer already
+            return self._timer.isActive()
+        return False
+
     def close(self) -> None:
         """Stop following the layer (idempotent; safe after Qt deleted the timer)."""
         layer, self.layer = self.layer, None

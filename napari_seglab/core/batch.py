@@ -94,7 +94,7 @@ def label_targets(sources: Sequence[str | os.PathLike], out_folder: str | os.Pat
     clashes = [paths for paths in by_stem.values() if len(paths) > 1]
     if clashes:
         names = " and ".join(p.name for p in clashes[0])
-        raise ValueError(f"{names} would write one labels file, {clashes[0][0].stem}.tif")
+        raise ValueError(f"{names} would write one labels file, {out / clashes[0][0].stem}.tif")
     return [out / f"{src.stem}.tif" for src in sources]
 
 

@@ -236,6 +236,44 @@ def test_restore_goes_to_the_chosen_images_own_layer(make_napari_viewer, qtbot, 
     qtbot.waitUntil(lambda: np.array_equal(_saved(autosave_home, a).read(), painted), timeout=5000)
 
 
+def test_an_undo_just_before_closing_is_saved(make_napari_viewer, qtbot, autosave_home):
+    image = synthetic_image(seed=14)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    w = _dock(viewer, qtbot)
+    layer = w.new_scribbles()
+    _paint(layer)
+    qtbot.waitUntil(lambda: _saved(autosave_home, image) is not None, timeout=5000)
+    layer.undo()
+    layer.undo()  # announced by napari without pixels, after a delay: closing does not wait
+    w.cleanup()
+    np.testing.assert_array_equal(_saved(autosave_home, image).read(), layer.data)
+
+
+def test_a_picked_layer_stays_the_strokes_of_the_image_it_was_picked_for(
+    make_napari_viewer, qtbot, autosave_home
+):
+    a, c = synthetic_image(seed=15), synthetic_image(seed=16)
+    viewer = make_napari_viewer()
+    viewer.add_image(a, name="a")
+    viewer.add_image(c, name="c")
+    mine = viewer.add_labels(np.zeros((64, 64), np.uint8), name="mine")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    w.scribbles_combo.set_layer(mine)
+    assert w.scribbles_layer is mine
+    _paint(mine)
+    w.image_combo.set_layer(viewer.layers["c"])  # "mine" stays chosen: it is not c's
+    mine.paint((30, 30), 1, refresh=True)
+    w.autosaver.flush()
+    w.autosaver.wait()
+    qtbot.waitUntil(
+        lambda: np.array_equal(_saved(autosave_home, a).read(), np.asarray(mine.data)),
+        timeout=5000,
+    )
+    assert _saved(autosave_home, c) is None
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time
