@@ -311,6 +311,7 @@ class WeightsPanel(QWidget):
         super().__init__(parent)
         self._classes: list[SegClass] = []
         self._counts = np.zeros(0, dtype=np.int64)
+        self._images = 1  # images whose counts are pooled in the table
         self._scheme = DEFAULT_CLASS_WEIGHTS
         self._weights = np.zeros(0)
         self._updating = False
@@ -357,9 +358,10 @@ class WeightsPanel(QWidget):
         self._classes = list(classes)
         self._refresh()
 
-    def set_counts(self, counts: np.ndarray) -> None:
-        """Show new counts ``(K,)`` for class ids ``1..K``."""
+    def set_counts(self, counts: np.ndarray, images: int = 1) -> None:
+        """Show new counts ``(K,)`` for class ids ``1..K``, pooled over ``images`` images."""
         self._counts = np.asarray(counts, dtype=np.int64).ravel()
+        self._images = int(images)
         self._refresh()
 
     def set_scheme(self, scheme: str) -> None:
@@ -425,8 +427,9 @@ class WeightsPanel(QWidget):
         height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
         height += sum(self.table.rowHeight(r) for r in range(k))
         self.table.setFixedHeight(height)
+        where = f" in {self._images} images" if self._images > 1 else ""
         self.scheme_label.setText(
-            f"{_fmt_count(total)} labeled pixels · weights: {self._scheme.replace('_', ' ')}"
+            f"{_fmt_count(total)} labeled pixels{where} · weights: {self._scheme.replace('_', ' ')}"
         )
         missing = self.missing_classes()
         if missing:

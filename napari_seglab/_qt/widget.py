@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.autosave import AutoSaver, RestoreBanner
-from napari_seglab._qt.channels import ChannelPicker
+from napari_seglab._qt.channels import ChannelPicker, pooled_counts
 from napari_seglab._qt.checklist import OtherImagesPicker
 from napari_seglab._qt.internals import real_viewer
 from napari_seglab._qt.layer_select import LayerComboBox
@@ -216,7 +216,7 @@ class SegLabWidget(QWidget):
         s.notice.connect(self._on_notice)
         self.autosaver.failed.connect(lambda text: self._on_notice(text, "warning"))
         s.classesChanged.connect(lambda: self.weights_panel.set_classes(s.classes))
-        s.countsChanged.connect(self.weights_panel.set_counts)
+        s.countsChanged.connect(self._show_counts)
         s.scribblesChosen.connect(self._show_scribbles)
         s.changed.connect(self._update_buttons)
         self.viewer.events.theme.connect(self._apply_theme)
@@ -259,6 +259,17 @@ class SegLabWidget(QWidget):
     def _on_channels_changed(self) -> None:
         self.session.channel_choice = self.channel_picker.choice()
         self.session.other_images = self.others_picker.images()
+        self._show_counts()
+
+    def _show_counts(self, counts=None) -> None:
+        """The class table: the scribbles' counts, pooled with those of the other images
+        checked to train with (what the class weights are computed from)."""
+        if self._closed:
+            return
+        counts = self.session.counter.counts if counts is None else counts
+        others = [lyr.find_scribbles(self.viewer, i) for i in self.session.other_images]
+        strokes = [o.data for o in others if o is not None]
+        self.weights_panel.set_counts(pooled_counts(counts, strokes), images=1 + len(strokes))
 
     def _show_scribbles(self, layer: Labels | None) -> None:
         if layer is not None and layer not in self.scribbles_combo.layers():

@@ -48,8 +48,13 @@ def test_one_model_from_two_open_images_each_with_its_scribbles(viewer, qtbot):
     # alone, a's strokes are one class: refused
     assert not w.start_training()
     assert "two classes" in w.status_label.text()
+    assert w.weights_panel.counts.tolist() == [0, int((_strokes(2) == 2).sum())]
     w.others_picker.set_checked(["also b"])
     assert [layer.name for layer in w.session.other_images] == ["b"]
+    # the class table pools the counts the weights come from
+    pooled = [int((_strokes(1) == 1).sum()), int((_strokes(2) == 2).sum())]
+    assert w.weights_panel.counts.tolist() == pooled
+    assert "in 2 images" in w.weights_panel.scheme_label.text()
     assert w.start_training(), w.status_label.text()
     qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
     model = w.trainer.model
