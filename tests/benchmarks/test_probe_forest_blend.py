@@ -35,3 +35,21 @@ def test_the_summary_divides_by_the_forests_iou(tmp_path, capsys):
     assert cells[:2] == ["c", "1.000"]
     assert cells[5] == "1.000"  # a = 1: (0.75 + 0.25) / 2 over (0.5 + 0.5) / 2
     assert cells[6:] == ["-"] * 5
+
+
+def test_the_random_walker_keeps_the_strokes_and_the_confident_pixels():
+    import probe_random_walker as prw
+    import real_suite as rs
+
+    image = np.zeros((40, 40), np.float32)
+    image[10:30, 10:30] = 1.0
+    truth = image > 0.5
+    case = rs.SuiteCase("square", image, truth, "truth")
+    p_fg = np.full((40, 40), 0.01, np.float32)
+    p_fg[7:33, 7:33] = 0.5  # unsure within 3 px of the edge
+    p_fg[13:27, 13:27] = 0.99
+    strokes = np.zeros((40, 40), np.uint8)
+    strokes[0, :] = 1
+    labels = prw.walk(case, strokes, p_fg, 0.8, 130)
+    assert (labels[strokes > 0] == 1).all()
+    assert (labels == 2).sum() == truth.sum() and (labels[truth] == 2).all()
