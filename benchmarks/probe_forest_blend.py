@@ -24,6 +24,7 @@ import collections
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,61 +63,79 @@ def blend(p_forest, p_net, a):
     return ((a * p_net + (1 - a) * p_forest).argmax(0) + 1).astype(np.uint8)
 
 
-def run(args) -> None:
-    from napari_seglab.core.forest import stroke_folds
-
+def run_cases(args, measure) -> None:
+    """For each case and draw, ``measure(case, scribbles, draw)`` -> a dict of scores: one
+    JSON line each (with the case, the draw and the seconds it took), all in ``args.out``."""
     out = []
     for case in rs.build_cases(args.cases, args.volume):
         for draw in args.draws:
             scribbles = case.scribbles(draw)
             t0 = time.perf_counter()
-            pf, pn = probabilities(case, scribbles, draw, args.steps)
-            rec = {"case": case.name, "draw": draw}
-            for a in ALPHAS:
-                s = rs.score(case, scribbles, blend(pf, pn, a))
-                rec[f"iou{a}"], rec[f"pa{a}"] = s["iou"], s["painted_acc"]
-            if args.folds:
-                fold = stroke_folds(scribbles, args.folds)
-                acc = {a: [] for a in ALPHAS}
-                for k in range(args.folds):
-                    part = np.where(fold == k, 0, scribbles).astype(np.uint8)
-                    if not (np.any(part == BACKGROUND) and np.any(part == FOREGROUND)):
-                        continue
-                    pf2, pn2 = probabilities(case, part, draw, args.steps)
-                    for a in ALPHAS:
-                        acc[a].append(rs.accuracy(blend(pf2, pn2, a), scribbles, fold == k))
-                for a in ALPHAS:
-                    rec[f"ho{a}"] = float(np.mean(acc[a])) if acc[a] else float("nan")
+            rec = {"case": case.name, "draw": draw, **measure(case, scribbles, draw)}
             rec["s"] = time.perf_counter() - t0
             print(json.dumps(rec), flush=True)
             out.append(rec)
     Path(args.out).write_text(json.dumps(out))
 
 
-def summary(paths) -> None:
-    cols = [f"IoU / forest, a={a:g}" for a in ALPHAS] + [f"held-out, a={a:g}" for a in ALPHAS]
-    print("| case | " + " | ".join(cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
+def run(args) -> None:
+    from napari_seglab.core.forest import stroke_folds
+
+    def measure(case, scribbles, draw) -> dict:
+        pf, pn = probabilities(case, scribbles, draw, args.steps)
+        rec = {}
+        for a in ALPHAS:
+            s = rs.score(case, scribbles, blend(pf, pn, a))
+            rec[f"iou{a}"], rec[f"pa{a}"] = s["iou"], s["painted_acc"]
+        if args.folds:
+            fold = stroke_folds(scribbles, args.folds)
+            acc = {a: [] for a in ALPHAS}
+            for k in range(args.folds):
+                part = np.where(fold == k, 0, scribbles).astype(np.uint8)
+                if not (np.any(part == BACKGROUND) and np.any(part == FOREGROUND)):
+                    continue
+                pf2, pn2 = probabilities(case, part, draw, args.steps)
+                for a in ALPHAS:
+                    acc[a].append(rs.accuracy(blend(pf2, pn2, a), scribbles, fold == k))
+            for a in ALPHAS:
+                rec[f"ho{a}"] = float(np.mean(acc[a])) if acc[a] else float("nan")
+        return rec
+
+    run_cases(args, measure)
+
+
+def by_case(paths) -> Iterator[tuple[str, list[dict]]]:
+    """The records of each case of the runs' JSON files, file by file, in first-seen order."""
     for path in paths:
         by = collections.defaultdict(list)
         for r in json.loads(Path(path).read_text()):
             by[r["case"]].append(r)
-        for case, recs in by.items():
-            iou = [np.mean([r[f"iou{a}"] for r in recs]) for a in ALPHAS]
-            held = [np.mean([r.get(f"ho{a}", np.nan) for r in recs]) for a in ALPHAS]
-            cells = [f"{v / iou[0]:.3f}" for v in iou]
-            cells += ["-" if np.isnan(v) else f"{v:.3f}" for v in held]
-            print(f"| {case} | " + " | ".join(cells) + " |")
+        yield from by.items()
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def summary(paths) -> None:
+    cols = [f"IoU / forest, a={a:g}" for a in ALPHAS] + [f"held-out, a={a:g}" for a in ALPHAS]
+    print("| case | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for case, recs in by_case(paths):
+        iou = [np.mean([r[f"iou{a}"] for r in recs]) for a in ALPHAS]
+        held = [np.mean([r.get(f"ho{a}", np.nan) for r in recs]) for a in ALPHAS]
+        cells = [f"{v / iou[0]:.3f}" for v in iou]
+        cells += ["-" if np.isnan(v) else f"{v:.3f}" for v in held]
+        print(f"| {case} | " + " | ".join(cells) + " |")
+
+
+def probe_main(argv, doc: str, out: str, run, summary, folds: bool = False) -> int:
+    """The command line of a probe: ``run(args)`` the cases, or ``summary(paths)`` of the
+    JSON files of earlier runs."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--cases", nargs="+")
     p.add_argument("--volume")
     p.add_argument("--draws", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--folds", type=int, default=0)
+    if folds:
+        p.add_argument("--folds", type=int, default=0)
     p.add_argument("--steps", type=int, default=165)
-    p.add_argument("--out", default="probe_forest_blend.json")
+    p.add_argument("--out", default=out)
     p.add_argument("--summary", nargs="+", metavar="JSON")
     args = p.parse_args(argv)
     import torch
@@ -127,6 +146,10 @@ def main(argv=None) -> int:
     else:
         run(args)
     return 0
+
+
+def main(argv=None) -> int:
+    return probe_main(argv, __doc__, "probe_forest_blend.json", run, summary, folds=True)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,14 @@ Run (1 thread each; the two side by side on two cores)::
 
 from __future__ import annotations
 
-import argparse
-import collections
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite as rs
-from probe_forest_blend import blend, probabilities
+from probe_forest_blend import blend, by_case, probabilities, probe_main, run_cases
 
 SETTINGS = [(t, beta) for t in (0.8, 0.95) for beta in (130, 1000)]
 
@@ -55,22 +51,18 @@ def walk(case, scribbles, p_fg: np.ndarray, t: float, beta: float) -> np.ndarray
 
 
 def run(args) -> None:
-    out = []
-    for case in rs.build_cases(args.cases, args.volume):
-        for draw in args.draws:
-            scribbles = case.scribbles(draw)
-            t0 = time.perf_counter()
-            p_forest, p_net = probabilities(case, scribbles, draw, args.steps)
-            rec = {"case": case.name, "draw": draw}
-            rec["forest"] = rs.score(case, scribbles, blend(p_forest, p_net, 0.0))["iou"]
-            rec["cnn"] = rs.score(case, scribbles, blend(p_forest, p_net, 1.0))["iou"]
-            for t, beta in SETTINGS:
-                labels = walk(case, scribbles, p_net[1], t, beta)
-                rec[f"rw{t}_{beta}"] = rs.score(case, scribbles, labels)["iou"]
-            rec["s"] = time.perf_counter() - t0
-            print(json.dumps(rec), flush=True)
-            out.append(rec)
-    Path(args.out).write_text(json.dumps(out))
+    def measure(case, scribbles, draw) -> dict:
+        p_forest, p_net = probabilities(case, scribbles, draw, args.steps)
+        rec = {
+            "forest": rs.score(case, scribbles, blend(p_forest, p_net, 0.0))["iou"],
+            "cnn": rs.score(case, scribbles, blend(p_forest, p_net, 1.0))["iou"],
+        }
+        for t, beta in SETTINGS:
+            labels = walk(case, scribbles, p_net[1], t, beta)
+            rec[f"rw{t}_{beta}"] = rs.score(case, scribbles, labels)["iou"]
+        return rec
+
+    run_cases(args, measure)
 
 
 def summary(paths) -> None:
@@ -78,33 +70,14 @@ def summary(paths) -> None:
     heads = ["network"] + [f"walker t={t:g} beta={beta}" for t, beta in SETTINGS]
     print("| case | draws | " + " | ".join(heads) + " |")
     print("|---" * (len(heads) + 2) + "|")
-    for path in paths:
-        by = collections.defaultdict(list)
-        for r in json.loads(Path(path).read_text()):
-            by[r["case"]].append(r)
-        for case, recs in by.items():
-            forest = np.mean([r["forest"] for r in recs])
-            cells = [f"{np.mean([r[k] for r in recs]) / forest:.3f}" for k in keys]
-            print(f"| {case} | {len(recs)} | " + " | ".join(cells) + " |")
+    for case, recs in by_case(paths):
+        forest = np.mean([r["forest"] for r in recs])
+        cells = [f"{np.mean([r[k] for r in recs]) / forest:.3f}" for k in keys]
+        print(f"| {case} | {len(recs)} | " + " | ".join(cells) + " |")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cases", nargs="+")
-    p.add_argument("--volume")
-    p.add_argument("--draws", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--steps", type=int, default=165)
-    p.add_argument("--out", default="probe_random_walker.json")
-    p.add_argument("--summary", nargs="+", metavar="JSON")
-    args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    if args.summary:
-        summary(args.summary)
-    else:
-        run(args)
-    return 0
+    return probe_main(argv, __doc__, "probe_random_walker.json", run, summary)
 
 
 if __name__ == "__main__":

@@ -151,12 +151,17 @@ def input_select(config: ModelConfig, in_channels: int) -> list[int] | None:
     return [k * in_channels + c for k in range(config.z_window) for c in config.channels]
 
 
-def parameter_count(config: ModelConfig, in_channels: int, out_channels: int) -> int:
+def parameter_count(
+    config: ModelConfig,
+    in_channels: int,
+    out_channels: int,
+    select: Sequence[int] | None = None,
+) -> int:
     """Parameters of the U-Net ``config`` describes, counted without allocating it (torch's
-    ``meta`` device); ``in_channels`` of the network's input, all slices' channels."""
+    ``meta`` device); ``in_channels`` of the network's input (all slices' channels), of which
+    it sees ``select`` (:func:`input_select`; None: all)."""
     with torch.device("meta"):
-        n = len(input_select(config, 1) or []) or None
-        net = UNet(in_channels, out_channels, config, select=range(n) if n else None)
+        net = UNet(in_channels, out_channels, config, select=select)
     return sum(p.numel() for p in net.parameters())
 
 
@@ -349,7 +354,8 @@ class SegModel:
         if config.channels is not None:
             check_channels(config.channels, in_channels)
         n_in, n_out = in_channels * config.z_window, output_channels(num_classes, config)
-        n_params = parameter_count(config, n_in, n_out)
+        select = input_select(config, in_channels)
+        n_params = parameter_count(config, n_in, n_out, select)
         if n_params > MAX_PARAMETERS:
             raise ValueError(
                 f"a U-Net of width {config.width} and depth {config.depth} for {num_classes} "
@@ -359,7 +365,7 @@ class SegModel:
             )
         if seed is not None:
             torch.manual_seed(seed)
-        net = UNet(n_in, n_out, config, select=input_select(config, in_channels))
+        net = UNet(n_in, n_out, config, select=select)
         return cls(net, int(num_classes), int(in_channels), normalization, config)
 
     def check_continued(
