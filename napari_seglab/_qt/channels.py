@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_seglab._qt import layers as lyr
-from napari_seglab._qt.checklist import CheckList
+from napari_seglab._qt.checklist import CheckList, compatible
 
 if TYPE_CHECKING:
     import napari
@@ -100,8 +100,6 @@ def training_inputs(viewer: napari.Viewer, image: Image, choice: ChannelChoice, 
         An other image without a usable scribbles layer, other images with other layers as
         channels, or an extra channel layer of another shape.
     """
-    from napari_seglab._qt.checklist import compatible
-
     others, names = [], [image.name]
     for other in other_images:
         strokes = lyr.find_scribbles(viewer, other)

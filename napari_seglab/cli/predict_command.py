@@ -35,6 +35,7 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
     else ``out/<image name>.tif`` (``.zarr`` for a Zarr image). Raises CLIError for a name
     that cannot be meant."""
+    from napari_seglab.core.batch import same_stem
     from napari_seglab.core.io import TIFF_SUFFIXES  # also what seglab predict writes
     from napari_seglab.core.lazyio import is_zarr
 
@@ -53,29 +54,25 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
             f"output {out}: with {len(images)} images -o names a folder to create, and "
             f"{out.name} looks like a file name; give a folder"
         )
-    stems = [p.name[: -len(p.suffix)] if p.suffix else p.name for p in images]
-    if len(set(stems)) != len(stems):
-        stem = next(s for s in stems if stems.count(s) > 1)
-        same = [p for p, s in zip(images, stems, strict=True) if s == stem]
+    same = same_stem(images)
+    if same:
         if len({p.resolve() for p in same}) == 1:
             raise CLIError(f"{same[0]} is given twice")
         raise CLIError(
-            f"{' and '.join(map(str, same))} would write one labels file ({out / stem}.tif); "
-            "give them other names"
+            f"{' and '.join(map(str, same))} would write one labels file "
+            f"({out / same[0].stem}.tif); give them other names"
         )
     # a Zarr image's labels go to Zarr, the others' to TIFF
-    return [
-        out / f"{s}{'.zarr' if is_zarr(p) else '.tif'}" for s, p in zip(stems, images, strict=True)
-    ]
+    return [out / f"{p.stem}{'.zarr' if is_zarr(p) else '.tif'}" for p in images]
 
 
-def _expand_folders(inputs: list[str]) -> list[Path]:
-    """The images named: a folder (not a Zarr store) stands for its image files
-    (:func:`napari_seglab.core.batch.image_files`)."""
+def _expand_folders(inputs: list[str]) -> tuple[list[Path], bool]:
+    """The images named, and whether a folder was among them: a folder (not a Zarr store)
+    stands for its image files (:func:`napari_seglab.core.batch.image_files`)."""
     from napari_seglab.core.batch import image_files
     from napari_seglab.core.lazyio import is_zarr
 
-    images = []
+    images, folder = [], False
     for text in inputs:
         path = Path(text)
         if path.is_dir() and not is_zarr(path):
@@ -83,18 +80,18 @@ def _expand_folders(inputs: list[str]) -> list[Path]:
             if not found:
                 raise CLIError(f"folder {path} holds no image (.tif, .png, .jpg, ...)")
             images.extend(found)
+            folder = True
         else:
             images.append(path)
-    return images
+    return images, folder
 
 
 def _predict(args: argparse.Namespace) -> int:
     from napari_seglab.cli import blockwise_command
     from napari_seglab.core.lazyio import is_zarr
 
-    images = _expand_folders(args.images)
     # a folder given: its labels go to a folder, however many images it holds
-    folder_in = any(Path(p).is_dir() and not is_zarr(p) for p in args.images)
+    images, folder_in = _expand_folders(args.images)
     if len(images) == 1:  # of several, a missing one is reported with the others predicted
         if is_zarr(images[0]):
             if not images[0].exists():

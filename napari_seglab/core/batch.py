@@ -88,14 +88,20 @@ def label_targets(sources: Sequence[str | os.PathLike], out_folder: str | os.Pat
     folders = {s.parent.resolve() for s in sources}
     if out.resolve() in folders:
         raise ValueError(f"the labels folder {out} holds the images; choose another folder")
-    by_stem: dict[str, list[Path]] = {}
-    for src in sources:
-        by_stem.setdefault(src.stem, []).append(src)
-    clashes = [paths for paths in by_stem.values() if len(paths) > 1]
-    if clashes:
-        names = " and ".join(p.name for p in clashes[0])
-        raise ValueError(f"{names} would write one labels file, {out / clashes[0][0].stem}.tif")
+    same = same_stem(sources)
+    if same:
+        names = " and ".join(p.name for p in same)
+        raise ValueError(f"{names} would write one labels file, {out / same[0].stem}.tif")
     return [out / f"{src.stem}.tif" for src in sources]
+
+
+def same_stem(paths: Sequence[Path]) -> list[Path]:
+    """The first paths, in order, that share a name without its suffix (``c.png`` and
+    ``c.tif``: their labels would be one file); ``[]`` when every name is its own."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in paths:
+        by_stem.setdefault(path.stem, []).append(path)
+    return next((group for group in by_stem.values() if len(group) > 1), [])
 
 
 def predict_files(
