@@ -170,11 +170,6 @@ class AutoSaver(QObject):
         f = self._current
         return f.store.info() if f is not None and f.pending and f.store is not None else None
 
-    @property
-    def store(self) -> StrokeStore | None:
-        """Where the session's image's strokes are saved (None before its first stroke)."""
-        return self._current.store if self._current is not None else None
-
     def key(self, image: Image) -> str:
         """:func:`~napari_seglab.core.autosave.image_key` of a layer's data (computed once
         per layer)."""
