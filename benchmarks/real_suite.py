@@ -31,7 +31,9 @@ through ~12% of the objects and short background lines kept 4 px from any object
 
 Budgets are optimisation steps (``--steps``, deterministic on one thread) or seconds
 (``--seconds``). ``--variant NAME KEY=VALUE ...`` compares TrainConfig settings, as in
-:mod:`scribble_benchmark`.
+:mod:`scribble_benchmark`. seglab's training seed is the draw's number, or each of ``--seeds``
+in turn: the same strokes trained from other initial weights and crops, which on images with
+a class of few painted pixels changes the result more than a setting often does.
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ def heldout(case, scribbles, folds, run: Callable[[np.ndarray], np.ndarray]) -> 
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread over draws for each (case, method, budget)."""
+    """Mean and spread over runs (draws, and training seeds) for each (case, method, budget)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["case"], r["method"], r["budget"]), []).append(r)
@@ -434,13 +436,13 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
     """One line per case: the forest's IoU, seglab's ratio to it at each budget (mean, and the
-    worst draw), the worse class's painted-pixel accuracy and the held-out-stroke accuracy of
+    worst run), the worse class's painted-pixel accuracy and the held-out-stroke accuracy of
     both methods."""
     budgets = list(dict.fromkeys(r["budget"] for r in rows if r["method"] != sb.FOREST))
     head = ["case", "reference", "forest IoU"]
-    head += [f"seglab {b}: IoU / forest (worst draw)" for b in budgets]
+    head += [f"seglab {b}: IoU / forest (worst run)" for b in budgets]
     head += [
-        f"painted acc, worse class, {budgets[-1]} (worst draw)",
+        f"painted acc, worse class, {budgets[-1]} (worst run)",
         "held-out acc: forest / seglab",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -515,6 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=-1,
         help="index of the budget at which held-out strokes are scored (default: the last)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seglab's training seeds, each run on every draw (default: the draw's number)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
@@ -582,25 +591,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 records.append(rec)
                 print(_line(rec), flush=True)
-            for name, settings in variants:
-                for i, budget in enumerate(budgets):
-                    res = _seglab_labels(case, scribbles, budget, draw, args.threads, settings)
-                    label = f"{budget[1]:g} {budget[0]}"
-                    rec = {**base, "method": name, "budget": label, "wall": res["wall"]}
-                    rec["steps"] = res["steps"]
-                    rec.update(score(case, scribbles, res["labels"]))
-                    rec["notes"] = res.get("notes", [])
-                    if args.folds and i == args.heldout_budget % len(budgets):
-                        rec["heldout_acc"] = heldout(
-                            case,
-                            scribbles,
-                            args.folds,
-                            lambda s, c=case, d=draw, b=budget, st=settings: _seglab_labels(
-                                c, s, b, d, args.threads, st
-                            )["labels"],
-                        )
-                    records.append(rec)
-                    print(_line(rec), flush=True)
+            runs = [
+                (n, st, b, i, seed)
+                for n, st in variants
+                for i, b in enumerate(budgets)
+                for seed in (args.seeds or [draw])
+            ]
+            for name, settings, budget, i, seed in runs:
+                res = _seglab_labels(case, scribbles, budget, seed, args.threads, settings)
+                label = f"{budget[1]:g} {budget[0]}"
+                rec = {**base, "method": name, "budget": label, "seed": seed, "wall": res["wall"]}
+                rec["steps"] = res["steps"]
+                rec.update(score(case, scribbles, res["labels"]))
+                rec["notes"] = res.get("notes", [])
+                if args.folds and i == args.heldout_budget % len(budgets):
+                    rec["heldout_acc"] = heldout(
+                        case,
+                        scribbles,
+                        args.folds,
+                        lambda s, c=case, sd=seed, b=budget, st=settings: _seglab_labels(
+                            c, s, b, sd, args.threads, st
+                        )["labels"],
+                    )
+                records.append(rec)
+                print(_line(rec), flush=True)
     rows = summarize(records)
     header = (
         f"{len(cases)} cases, draws {args.draws}, {args.threads} thread(s); {sb.machine()}; "
