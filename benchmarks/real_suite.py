@@ -435,30 +435,42 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    """One line per case: the forest's IoU, seglab's ratio to it at each budget (mean, and the
-    worst run), the worse class's painted-pixel accuracy and the held-out-stroke accuracy of
-    both methods."""
+    """One line per case: the forest's IoU, each seglab variant's ratio to it at each budget
+    (mean, and the worst run), the worse class's painted-pixel accuracy at the last budget and
+    the held-out-stroke accuracy of the forest and of each variant."""
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != sb.FOREST))
     budgets = list(dict.fromkeys(r["budget"] for r in rows if r["method"] != sb.FOREST))
+    named = len(methods) > 1
+
+    def title(method: str) -> str:
+        return method if named else "seglab"
+
     head = ["case", "reference", "forest IoU"]
-    head += [f"seglab {b}: IoU / forest (worst run)" for b in budgets]
-    head += [
-        f"painted acc, worse class, {budgets[-1]} (worst run)",
-        "held-out acc: forest / seglab",
-    ]
+    head += [f"{title(m)} {b}: IoU / forest (worst run)" for m in methods for b in budgets]
+    head += [f"painted acc, worse class, {title(m)} {budgets[-1]} (worst run)" for m in methods]
+    head += ["held-out acc: forest / " + " / ".join(title(m) for m in methods)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = {(r["method"], r["budget"]): r for r in rows if r["case"] == case}
         forest = mine.get((sb.FOREST, None))
-        seglab = [r for r in rows if r["case"] == case and r["method"] != sb.FOREST]
-        cells = [case, seglab[0]["kind"], _f(forest["iou"]) if forest else "-"]
-        for b in budgets:
-            r = next((x for x in seglab if x["budget"] == b), None)
-            cells.append(f"{_f(r['ratio'], 2)} ({_f(r['ratio_min'], 2)})" if r else "-")
-        last = next((x for x in seglab if x["budget"] == budgets[-1]), None)
-        cells.append(f"{_f(last['painted_acc'])} ({_f(last['painted_acc_min'])})" if last else "-")
-        held = [x["heldout_acc"] for x in seglab if np.isfinite(x.get("heldout_acc", np.nan))]
-        f_held = forest.get("heldout_acc", np.nan) if forest else np.nan
-        cells.append(f"{_f(f_held)} / {_f(held[0]) if held else '-'}")
+        kind = next(r["kind"] for r in rows if r["case"] == case)
+        cells = [case, kind, _f(forest["iou"]) if forest else "-"]
+        for m in methods:
+            for b in budgets:
+                r = mine.get((m, b))
+                cells.append(f"{_f(r['ratio'], 2)} ({_f(r['ratio_min'], 2)})" if r else "-")
+        for m in methods:
+            r = mine.get((m, budgets[-1]))
+            cells.append(f"{_f(r['painted_acc'])} ({_f(r['painted_acc_min'])})" if r else "-")
+        held = [forest.get("heldout_acc", np.nan) if forest else np.nan]
+        for m in methods:
+            found = [
+                mine[(m, b)]["heldout_acc"]
+                for b in budgets
+                if (m, b) in mine and np.isfinite(mine[(m, b)].get("heldout_acc", np.nan))
+            ]
+            held.append(found[0] if found else np.nan)
+        cells.append(" / ".join(_f(v) for v in held))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

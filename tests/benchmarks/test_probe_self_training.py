@@ -107,3 +107,19 @@ def test_the_cpu_step_benchmark_times_each_way_on_the_samplers_batches():
     for way in bench.WAYS:
         (t,) = bench.step_time(way, 1, 0, steps=1, rounds=1)
         assert t > 0
+
+
+def test_the_suites_summary_has_a_column_for_each_variant():
+    base = {"case": "c", "kind": "truth", "painted_acc": 1.0, "fg_share": 0.1, "wall": 1.0}
+    runs = [
+        {**base, "draw": d, "method": "random forest", "budget": None, "iou": 0.5} for d in (0, 1)
+    ]
+    for method, ious in (("a", (0.5, 0.6)), ("b", (0.75, 0.25))):
+        runs += [
+            {**base, "draw": d, "method": method, "budget": "9 steps", "iou": iou, "steps": 9}
+            for d, iou in enumerate(ious)
+        ]
+    header, _, row = rs.format_summary(rs.summarize(runs)).splitlines()
+    assert "a 9 steps: IoU / forest" in header and "b 9 steps: IoU / forest" in header
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:5] == ["1.10 (1.00)", "1.00 (0.50)"]
