@@ -39,3 +39,13 @@ def dock(viewer, qtbot, settings: Settings = FAST):
     qtbot.addWidget(w)
     w.settings_panel.set_settings(settings)
     return w
+
+
+def wait_applied(qtbot, widget, timeout: int = 60_000) -> None:
+    """Wait until the dock's prediction of a layer (Apply) has ended and been handled.
+
+    The dock clears ``session.apply_worker`` in its own handler of the worker's end. Waiting
+    for the worker's ``finished`` signal instead could miss it: the worker is running when
+    ``apply_to_layer`` returns, and on a loaded machine it can end before a test connects.
+    """
+    qtbot.waitUntil(lambda: widget.session.apply_worker is None, timeout=timeout)

@@ -10,7 +10,7 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
+from gui_data import FAST, saved_strokes, synthetic_image, wait_applied  # noqa: E402
 
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 
@@ -272,8 +272,8 @@ def test_apply_to_an_image_opened_after_training_shows_above_it(viewer, qtbot):
     other = viewer.add_image(synthetic_image(48, seed=3), name="new")
     w.apply_combo.set_layer(other)
     worker = w.apply_to_layer()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert worker is not None
+    wait_applied(qtbot, w)
     qtbot.waitUntil(lambda: "new prediction" in viewer.layers, timeout=5000)
     names = [ly.name for ly in viewer.layers]
     i = names.index("new")
@@ -351,8 +351,8 @@ def test_apply_to_a_lazy_layer_predicts_it_block_by_block(viewer, qtbot, tmp_pat
     reads.clear()  # napari read the plane on screen
     worker = w.apply_to_layer()
     assert "block by block" in w.status_label.text()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert worker is not None
+    wait_applied(qtbot, w)
     qtbot.waitUntil(lambda: "lazy prediction" in viewer.layers, timeout=5000)
     expected = predict(w.trainer.model, stack).labels
     assert np.array_equal(viewer.layers["lazy prediction"].data, expected)
@@ -363,8 +363,8 @@ def test_apply_to_a_lazy_layer_predicts_it_block_by_block(viewer, qtbot, tmp_pat
     plain = viewer.add_image(da.from_array(synthetic_image(64, seed=7), chunks=32), name="dask")
     w.apply_combo.set_layer(plain)
     worker = w.apply_to_layer()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert worker is not None
+    wait_applied(qtbot, w)
     qtbot.waitUntil(lambda: "dask prediction" in viewer.layers, timeout=5000)
     expected = predict(w.trainer.model, synthetic_image(64, seed=7)).labels
     assert np.array_equal(viewer.layers["dask prediction"].data, expected)

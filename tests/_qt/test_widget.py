@@ -10,7 +10,7 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from gui_data import synthetic_image  # noqa: E402
+from gui_data import synthetic_image, wait_applied  # noqa: E402
 
 from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
@@ -424,8 +424,7 @@ def test_apply_to_another_layer(widget, viewer, qtbot):
     widget.apply_combo.set_layer(other)
     worker = widget.apply_to_layer()
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    wait_applied(qtbot, widget)
     pred = viewer.layers["new prediction"]
     assert pred.data.shape == (48, 48)
     assert set(np.unique(pred.data)) <= {1, 2}
