@@ -66,8 +66,8 @@ def batches(channels: int, z_context: int, n: int, seed: int = 0):
     return out
 
 
-def step_time(way: str, channels: int, z_context: int, steps: int, rounds: int) -> list[float]:
-    """Seconds per step of each round for one way."""
+def step_time(way: str, channels: int, z_context: int, steps: int) -> float:
+    """Seconds per step of one way, over ``steps`` steps after 3 steps of warm-up."""
     import torch
 
     from napari_seglab.core.config import TrainConfig
@@ -105,13 +105,10 @@ def step_time(way: str, channels: int, z_context: int, steps: int, rounds: int) 
 
     for i in range(3):  # warm-up
         one(i)
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for i in range(steps):
-            one(i)
-        times.append((time.perf_counter() - t0) / steps)
-    return times
+    t0 = time.perf_counter()
+    for i in range(steps):
+        one(i)
+    return (time.perf_counter() - t0) / steps
 
 
 def main(argv=None) -> int:
@@ -136,7 +133,7 @@ def main(argv=None) -> int:
             per_way = {w: [] for w in WAYS}
             for _ in range(args.rounds):  # the ways take turns
                 for w in WAYS:
-                    per_way[w] += step_time(w, channels, z_context, args.steps, 1)
+                    per_way[w].append(step_time(w, channels, z_context, args.steps))
             base = float(np.median(per_way["float32"]))
             cells = []
             for w in WAYS:

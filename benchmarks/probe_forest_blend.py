@@ -36,11 +36,23 @@ from scribble_sim import BACKGROUND, FOREGROUND
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def network(case, scribbles, seed, steps, loss_fn=None):
+    """The :class:`~napari_seglab.core.inference.Prediction` of the whole image by seglab
+    trained with the defaults for ``steps`` steps on one thread (``loss_fn``: as
+    :func:`~napari_seglab.core.training.train`'s)."""
+    from napari_seglab.core.inference import predict
+    from napari_seglab.core.training import TrainConfig, train
+
+    config = TrainConfig(
+        steps=steps, seed=seed, preview_every=0, channel_axis=case.channel_axis, num_threads=1
+    )
+    reports = list(train(case.image, scribbles, config, loss_fn=loss_fn))
+    return predict(reports[-1].model, case.image, channel_axis=case.channel_axis)
+
+
 def probabilities(case, scribbles, seed, steps):
     """The forest's and the network's ``(K, *spatial)`` probabilities."""
     from napari_seglab.core.forest import fit_forest
-    from napari_seglab.core.inference import predict
-    from napari_seglab.core.training import TrainConfig, train
 
     forest = fit_forest(
         case.image,
@@ -51,12 +63,7 @@ def probabilities(case, scribbles, seed, steps):
         seed=seed,
         n_jobs=1,
     )
-    config = TrainConfig(
-        steps=steps, seed=seed, preview_every=0, channel_axis=case.channel_axis, num_threads=1
-    )
-    reports = list(train(case.image, scribbles, config))
-    net = predict(reports[-1].model, case.image, channel_axis=case.channel_axis).probabilities
-    return forest.predict().probabilities, net
+    return forest.predict().probabilities, network(case, scribbles, seed, steps).probabilities
 
 
 def blend(p_forest, p_net, a):

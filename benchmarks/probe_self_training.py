@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite as rs
-from probe_forest_blend import by_case, probe_main, run_cases
+from probe_forest_blend import by_case, network, probe_main, run_cases
 
 VARIANTS = ("default", "pseudo", "edge smoothed")
 #: Pseudo-labels: probability threshold, weight, first step, steps of the ramp.
@@ -91,24 +91,16 @@ def pseudo_label_loss(config):
 
 
 def _gaussian(x, sigma: float):
-    """Separable Gaussian blur of ``(B, C, *spatial)`` (2D or 3D), edges replicated."""
+    """``(B, C, *spatial)`` tensor blurred along its spatial axes by scipy's
+    ``gaussian_filter`` (edges replicated, kernel radius 3 sigma)."""
     import torch
-    import torch.nn.functional as F
+    from scipy import ndimage as ndi
 
-    r = int(np.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = k / k.sum()
-    nd, c = x.dim() - 2, x.shape[1]
-    conv = F.conv2d if nd == 2 else F.conv3d
-    for d in range(nd):
-        shape = [1] * nd
-        shape[d] = -1
-        w = k.view(1, 1, *shape).repeat(c, 1, *([1] * nd))
-        pad = [0] * (2 * nd)
-        pad[2 * (nd - 1 - d)] = pad[2 * (nd - 1 - d) + 1] = r
-        x = conv(F.pad(x, pad, mode="replicate"), w, groups=c)
-    return x
+    a = x.detach().cpu().numpy()
+    out = ndi.gaussian_filter(
+        a, sigma=(0, 0) + (sigma,) * (a.ndim - 2), mode="nearest", truncate=3.0
+    )
+    return torch.as_tensor(out, dtype=x.dtype, device=x.device)
 
 
 @contextlib.contextmanager
@@ -136,17 +128,13 @@ def smoothed_edges(smooth: float):
 
 def train_labels(case, scribbles, steps: int, variant: str) -> np.ndarray:
     """Predicted class ids ``(*spatial)`` after ``steps`` steps of the variant (seed 0)."""
-    from napari_seglab.core.inference import predict
-    from napari_seglab.core.training import TrainConfig, train
+    from napari_seglab.core.training import TrainConfig
 
-    config = TrainConfig(
-        steps=steps, seed=0, preview_every=0, channel_axis=case.channel_axis, num_threads=1
-    )
-    loss_fn = pseudo_label_loss(config) if variant == "pseudo" else None
+    # the network trains with the defaults, so the pseudo-labels go with the defaults' loss
+    loss_fn = pseudo_label_loss(TrainConfig()) if variant == "pseudo" else None
     smooth = smoothed_edges(EDGE_SMOOTH) if variant == "edge smoothed" else contextlib.nullcontext()
     with smooth:
-        reports = list(train(case.image, scribbles, config, loss_fn=loss_fn))
-    return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
+        return np.asarray(network(case, scribbles, 0, steps, loss_fn=loss_fn).labels)
 
 
 def errors(case, scribbles, labels) -> dict:
