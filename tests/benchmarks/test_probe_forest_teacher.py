@@ -1,6 +1,7 @@
-"""The forest-teacher and guard probes: the teacher's crops follow the strokes' crops, its term
-counts only unpainted pixels it labels, the guard variant leaves the edge term to its gate, and
-the summary reads the runs."""
+"""The probes built on ``probe_forest_teacher``'s variants harness: the teacher's crops follow
+the strokes' crops and its term counts only unpainted pixels it labels; the guard variant leaves
+the edge term to its gate; the wide jitter moves the painted pixel to the crop's margin; the
+summary reads the runs."""
 
 from __future__ import annotations
 
@@ -100,3 +101,45 @@ def test_the_summary_reads_mean_and_worst_run(tmp_path, capsys):
     probe.summary([str(path)], variants=("default",))
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row == "| c | 2 | 0.500 | 0.800 / 0.600 | 0.900 | - |"
+
+
+def test_the_wide_jitter_moves_the_painted_pixel_up_to_the_margin_and_is_undone():
+    import probe_jitter_lr as jitter_probe
+
+    from napari_seglab.core.data import Normalization, as_zcyx
+    from napari_seglab.core.sampling import CropSampler
+
+    image = np.zeros((200, 200), np.float32)
+    labels = np.zeros((200, 200), np.uint8)
+    labels[100, 100] = 1  # one painted pixel in the middle: where does it land in the crops?
+    view = as_zcyx(image, spatial_shape=labels.shape)
+    original = CropSampler.sample
+
+    def offsets(sampler):
+        out = []
+        for _ in range(400):
+            _, y = sampler.sample()
+            (r,), (c,) = np.nonzero(y == 1)
+            out += [r, c]
+        return np.array(out)
+
+    narrow = offsets(
+        CropSampler(
+            view, labels, Normalization.fit(view), 64, 8, np.random.default_rng(0), augment=False
+        )
+    )
+    with jitter_probe.wide_jitter(margin=4):
+        wide = offsets(
+            CropSampler(
+                view,
+                labels,
+                Normalization.fit(view),
+                64,
+                8,
+                np.random.default_rng(0),
+                augment=False,
+            )
+        )
+    assert narrow.min() >= 16 and narrow.max() <= 48  # a quarter of the crop either way
+    assert wide.min() == 4 and wide.max() == 60  # half the crop, less the margin
+    assert CropSampler.sample is original

@@ -1,0 +1,94 @@
+"""Probe: do crops that place the strokes anywhere in them, or a lower learning rate, keep the
+network from learning only its strokes?
+
+Each crop is centred on a painted pixel of a class chosen uniformly, moved by up to a quarter of
+the crop (``CropSampler.sample``). A class with tens of painted pixels in one place is then
+always seen near the middle of the crop, with the same surroundings: a network can learn those
+pixels rather than what they are (``docs/real-images.md``, "Training seeds"). Variants:
+
+- ``default``: the engine's defaults;
+- ``jitter``: the painted pixel lands anywhere in the crop but its outermost ``JITTER_MARGIN``
+  pixels (the shift is up to half the crop);
+- ``lr 1.5e-3``: half the default learning rate.
+
+Every variant trains with each seed of ``--seeds``; scores and table as
+``probe_forest_teacher.py``.
+
+Run (1 thread each; the two side by side on two cores)::
+
+    python benchmarks/probe_jitter_lr.py --out jl_a.json --cases cell microaneurysms thin \\
+        "small dense" --draws 0 1 --seeds 100 101
+    python benchmarks/probe_jitter_lr.py --out jl_b.json --cases nuclei retina coins camera \\
+        --draws 0 1 --seeds 100 101
+    python benchmarks/probe_jitter_lr.py --summary jl_a.json jl_b.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_forest_teacher import variants_main
+
+VARIANTS = ("default", "jitter", "lr 1.5e-3")
+#: Pixels at the crop's edge that the painted pixel a crop is centred on stays clear of.
+JITTER_MARGIN = 4
+
+
+@contextlib.contextmanager
+def wide_jitter(margin: int = JITTER_MARGIN):
+    """Within the block, ``CropSampler.sample`` shifts the crop by up to half its size (less
+    ``margin``) instead of a quarter."""
+    from napari_seglab.core.sampling import CropSampler
+
+    sample = CropSampler.sample
+
+    def sample_wide(self):
+        rng = self.rng
+        k = int(rng.choice(self.classes))
+        idx = int(self.coords[k][rng.integers(len(self.coords[k]))])
+        _, _, H, W = self.view.data.shape
+        z, rem = divmod(idx, H * W)
+        y, x = divmod(rem, W)
+        ch, cw = self.crop
+        dy, dx = max(ch // 2 - margin, 0), max(cw // 2 - margin, 0)
+        y += int(rng.integers(-dy, dy + 1))
+        x += int(rng.integers(-dx, dx + 1))
+        return self._crop(z, y, x)
+
+    CropSampler.sample = sample_wide
+    try:
+        yield
+    finally:
+        CropSampler.sample = sample
+
+
+def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarray:
+    """Predicted class ids ``(*spatial)`` of the variant after ``steps`` steps (one thread)."""
+    from napari_seglab.core.inference import predict
+    from napari_seglab.core.training import TrainConfig, train
+
+    config = TrainConfig(
+        steps=steps,
+        seed=seed,
+        preview_every=0,
+        channel_axis=case.channel_axis,
+        num_threads=1,
+        lr=1.5e-3 if variant == "lr 1.5e-3" else TrainConfig.lr,
+    )
+    within = wide_jitter() if variant == "jitter" else contextlib.nullcontext()
+    with within:
+        reports = list(train(case.image, scribbles, config))
+    return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
+
+
+def main(argv=None) -> int:
+    return variants_main(argv, __doc__, "probe_jitter_lr.json", VARIANTS, train_labels)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
