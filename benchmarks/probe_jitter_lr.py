@@ -6,10 +6,12 @@ the crop (``CropSampler.sample``). A class with tens of painted pixels in one pl
 always seen near the middle of the crop, with the same surroundings: a network can learn those
 pixels rather than what they are (``docs/real-images.md``, "Training seeds"). Variants:
 
-- ``default``: the engine's defaults;
+- ``default``: the engine's defaults when this probe ran: the crop moved by up to a quarter of
+  its size (pinned here, so that the comparison can be run again);
 - ``jitter``: the painted pixel lands anywhere in the crop but its outermost ``JITTER_MARGIN``
-  pixels (the shift is up to half the crop);
-- ``lr 1.5e-3``: half the default learning rate.
+  pixels (the shift is up to half the crop; what the engine does since, with
+  ``napari_seglab.core.sampling.SHIFT_MARGIN`` = 4);
+- ``lr 1.5e-3``: half the default learning rate (crops as ``default``).
 
 Every variant trains with each seed of ``--seeds``; scores and table as
 ``probe_forest_teacher.py``.
@@ -39,28 +41,37 @@ VARIANTS = ("default", "jitter", "lr 1.5e-3")
 JITTER_MARGIN = 4
 
 
+def quarter(edge: int) -> int:
+    """The largest shift of a crop of ``edge`` pixels when this probe ran."""
+    return edge // 4
+
+
+def half(edge: int, margin: int = JITTER_MARGIN) -> int:
+    """The largest shift of the ``jitter`` variant: half the crop, less ``margin``."""
+    return max(edge // 2 - margin, 0)
+
+
 @contextlib.contextmanager
-def wide_jitter(margin: int = JITTER_MARGIN):
-    """Within the block, ``CropSampler.sample`` shifts the crop by up to half its size (less
-    ``margin``) instead of a quarter."""
+def crop_shift(shift):
+    """Within the block, ``CropSampler.sample`` moves each crop by up to ``shift(edge)``
+    pixels along each axis off the painted pixel it is centred on."""
     from napari_seglab.core.sampling import CropSampler
 
     sample = CropSampler.sample
 
-    def sample_wide(self):
+    def shifted(self):
         rng = self.rng
         k = int(rng.choice(self.classes))
         idx = int(self.coords[k][rng.integers(len(self.coords[k]))])
         _, _, H, W = self.view.data.shape
         z, rem = divmod(idx, H * W)
         y, x = divmod(rem, W)
-        ch, cw = self.crop
-        dy, dx = max(ch // 2 - margin, 0), max(cw // 2 - margin, 0)
+        dy, dx = (shift(c) for c in self.crop)
         y += int(rng.integers(-dy, dy + 1))
         x += int(rng.integers(-dx, dx + 1))
         return self._crop(z, y, x)
 
-    CropSampler.sample = sample_wide
+    CropSampler.sample = shifted
     try:
         yield
     finally:
@@ -80,8 +91,7 @@ def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarra
         num_threads=1,
         lr=1.5e-3 if variant == "lr 1.5e-3" else TrainConfig.lr,
     )
-    within = wide_jitter() if variant == "jitter" else contextlib.nullcontext()
-    with within:
+    with crop_shift(half if variant == "jitter" else quarter):
         reports = list(train(case.image, scribbles, config))
     return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
 

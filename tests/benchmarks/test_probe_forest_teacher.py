@@ -103,43 +103,38 @@ def test_the_summary_reads_mean_and_worst_run(tmp_path, capsys):
     assert row == "| c | 2 | 0.500 | 0.800 / 0.600 | 0.900 | - |"
 
 
-def test_the_wide_jitter_moves_the_painted_pixel_up_to_the_margin_and_is_undone():
+def test_the_probe_pins_the_crop_shift_it_compares_and_undoes_it():
     import probe_jitter_lr as jitter_probe
 
+    from napari_seglab.core.sampling import CropSampler
+
+    original = CropSampler.sample
+    reach = {}
+    for name, shift in (("quarter", jitter_probe.quarter), ("half", jitter_probe.half)):
+        with jitter_probe.crop_shift(shift):
+            reach[name] = centre_offsets(painted_pixel_sampler())
+        assert CropSampler.sample is original
+    assert reach["quarter"].min() == 16 and reach["quarter"].max() == 48
+    assert reach["half"].min() == 4 and reach["half"].max() == 60
+
+
+def painted_pixel_sampler():
+    """A 64-px crop sampler (no augmentation) of a 200x200 image with one painted pixel."""
     from napari_seglab.core.data import Normalization, as_zcyx
     from napari_seglab.core.sampling import CropSampler
 
-    image = np.zeros((200, 200), np.float32)
     labels = np.zeros((200, 200), np.uint8)
-    labels[100, 100] = 1  # one painted pixel in the middle: where does it land in the crops?
-    view = as_zcyx(image, spatial_shape=labels.shape)
-    original = CropSampler.sample
+    labels[100, 100] = 1
+    view = as_zcyx(np.zeros((200, 200), np.float32), spatial_shape=labels.shape)
+    rng = np.random.default_rng(0)
+    return CropSampler(view, labels, Normalization.fit(view), 64, 8, rng, augment=False)
 
-    def offsets(sampler):
-        out = []
-        for _ in range(400):
-            _, y = sampler.sample()
-            (r,), (c,) = np.nonzero(y == 1)
-            out += [r, c]
-        return np.array(out)
 
-    narrow = offsets(
-        CropSampler(
-            view, labels, Normalization.fit(view), 64, 8, np.random.default_rng(0), augment=False
-        )
-    )
-    with jitter_probe.wide_jitter(margin=4):
-        wide = offsets(
-            CropSampler(
-                view,
-                labels,
-                Normalization.fit(view),
-                64,
-                8,
-                np.random.default_rng(0),
-                augment=False,
-            )
-        )
-    assert narrow.min() >= 16 and narrow.max() <= 48  # a quarter of the crop either way
-    assert wide.min() == 4 and wide.max() == 60  # half the crop, less the margin
-    assert CropSampler.sample is original
+def centre_offsets(sampler, n: int = 400) -> np.ndarray:
+    """Where the painted pixel lands in ``n`` crops: its row and column in each."""
+    out = []
+    for _ in range(n):
+        _, y = sampler.sample()
+        (r,), (c,) = np.nonzero(y == 1)
+        out += [r, c]
+    return np.array(out)
