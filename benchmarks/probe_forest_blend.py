@@ -50,8 +50,9 @@ def network(case, scribbles, seed, steps, loss_fn=None):
     return predict(reports[-1].model, case.image, channel_axis=case.channel_axis)
 
 
-def probabilities(case, scribbles, seed, steps):
-    """The forest's and the network's ``(K, *spatial)`` probabilities."""
+def forest_probabilities(case, scribbles, seed: int = 0) -> np.ndarray:
+    """The 100-tree forest's ``(K, *spatial)`` probabilities (the suite's features, one
+    thread)."""
     from napari_seglab.core.forest import fit_forest
 
     forest = fit_forest(
@@ -63,7 +64,14 @@ def probabilities(case, scribbles, seed, steps):
         seed=seed,
         n_jobs=1,
     )
-    return forest.predict().probabilities, network(case, scribbles, seed, steps).probabilities
+    return np.asarray(forest.predict().probabilities)
+
+
+def probabilities(case, scribbles, seed, steps):
+    """The forest's and the network's ``(K, *spatial)`` probabilities."""
+    return forest_probabilities(case, scribbles, seed), network(
+        case, scribbles, seed, steps
+    ).probabilities
 
 
 def blend(p_forest, p_net, a):
@@ -132,15 +140,19 @@ def summary(paths) -> None:
         print(f"| {case} | " + " | ".join(cells) + " |")
 
 
-def probe_main(argv, doc: str, out: str, run, summary, folds: bool = False) -> int:
+def probe_main(
+    argv, doc: str, out: str, run, summary, folds: bool = False, seeds: bool = False
+) -> int:
     """The command line of a probe: ``run(args)`` the cases, or ``summary(paths)`` of the
-    JSON files of earlier runs."""
+    JSON files of earlier runs; ``folds`` and ``seeds`` add ``--folds`` and ``--seeds``."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--cases", nargs="+")
     p.add_argument("--volume")
     p.add_argument("--draws", nargs="+", type=int, default=[0, 1])
     if folds:
         p.add_argument("--folds", type=int, default=0)
+    if seeds:
+        p.add_argument("--seeds", nargs="+", type=int, default=[100, 101])
     p.add_argument("--steps", type=int, default=165)
     p.add_argument("--out", default=out)
     p.add_argument("--summary", nargs="+", metavar="JSON")

@@ -39,7 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite as rs
-from probe_forest_blend import by_case, network, run_cases
+from probe_forest_blend import by_case, forest_probabilities, network, probe_main, run_cases
+from probe_self_training import loss_with_term
 
 VARIANTS = ("default", "teacher", "teacher const")
 #: Teacher: probability a forest class needs to count, start weight, step it has faded at,
@@ -93,50 +94,23 @@ def teacher_loss(config, held: dict, weight_at):
     import torch
     import torch.nn.functional as F
 
-    from napari_seglab.core.training import make_loss
+    def term(logits, mask, step):
+        w = weight_at(step)
+        t = torch.from_numpy(held["crop"]).to(logits.device)[:, 0]
+        chosen = (~mask[:, 0]) & (t > 0)
+        n = chosen.sum()
+        if not (w > 0 and n > 0 and logits.shape[1] > 1):
+            return None
+        ce = F.cross_entropy(logits, (t - 1).clamp(min=0), reduction="none")
+        return w * (ce * chosen).sum() / n
 
-    calls = [0]  # steps so far; the factory is called again when the class weights change
-
-    class Taught(torch.nn.Module):
-        def __init__(self, base):
-            super().__init__()
-            self.base = base
-
-        def forward(self, logits, target, mask=None):
-            loss = self.base(logits, target, mask=mask)
-            self.last_parts = getattr(self.base, "last_parts", None)
-            w = weight_at(calls[0])
-            calls[0] += 1
-            t = torch.from_numpy(held["crop"]).to(logits.device)[:, 0]
-            chosen = (~mask[:, 0]) & (t > 0)
-            n = chosen.sum()
-            if w > 0 and n > 0 and logits.shape[1] > 1:
-                ce = F.cross_entropy(logits, (t - 1).clamp(min=0), reduction="none")
-                loss = loss + w * (ce * chosen).sum() / n
-            return loss
-
-    return lambda weight, sigmoid: Taught(make_loss(config, weight, sigmoid))
+    return loss_with_term(config, term)
 
 
 def weight_schedule(variant: str):
     if variant == "teacher":
         return lambda step: LAMBDA * max(0.0, 1.0 - step / FADE)
     return lambda step: LAMBDA_CONST
-
-
-def forest_probabilities(case, scribbles) -> np.ndarray:
-    from napari_seglab.core.forest import fit_forest
-
-    forest = fit_forest(
-        case.image,
-        scribbles,
-        channel_axis=case.channel_axis,
-        n_estimators=100,
-        heldout_folds=0,
-        seed=0,
-        n_jobs=1,
-    )
-    return np.asarray(forest.predict().probabilities)
 
 
 def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarray:
@@ -203,29 +177,22 @@ def summary(paths, variants=VARIANTS) -> None:
 def variants_main(argv, doc: str, out: str, variants, train) -> int:
     """The command line of a variants probe: run the cases (``train`` as for
     :func:`measure_variants`), or ``--summary`` of the JSON files of earlier runs."""
-    import argparse
 
-    import torch
-
-    p = argparse.ArgumentParser(description=doc.split("\n")[0])
-    p.add_argument("--cases", nargs="+")
-    p.add_argument("--volume")
-    p.add_argument("--draws", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--seeds", nargs="+", type=int, default=[100, 101])
-    p.add_argument("--folds", type=int, default=0)
-    p.add_argument("--steps", type=int, default=165)
-    p.add_argument("--out", default=out)
-    p.add_argument("--summary", nargs="+", metavar="JSON")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    if args.summary:
-        summary(args.summary, variants)
-    else:
+    def run(args):
         run_cases(
             args,
             lambda case, scribbles, draw: measure_variants(args, variants, train, case, scribbles),
         )
-    return 0
+
+    return probe_main(
+        argv,
+        doc,
+        out,
+        run,
+        lambda paths: summary(paths, variants),
+        folds=True,
+        seeds=True,
+    )
 
 
 def main(argv=None) -> int:

@@ -53,29 +53,16 @@ def half(edge: int, margin: int = JITTER_MARGIN) -> int:
 
 @contextlib.contextmanager
 def crop_shift(shift):
-    """Within the block, ``CropSampler.sample`` moves each crop by up to ``shift(edge)``
-    pixels along each axis off the painted pixel it is centred on."""
+    """Within the block, the crop sampler moves each crop by up to ``shift(edge)`` pixels
+    along each axis off the painted pixel it is centred on (``CropSampler.max_shift``)."""
     from napari_seglab.core.sampling import CropSampler
 
-    sample = CropSampler.sample
-
-    def shifted(self):
-        rng = self.rng
-        k = int(rng.choice(self.classes))
-        idx = int(self.coords[k][rng.integers(len(self.coords[k]))])
-        _, _, H, W = self.view.data.shape
-        z, rem = divmod(idx, H * W)
-        y, x = divmod(rem, W)
-        dy, dx = (shift(c) for c in self.crop)
-        y += int(rng.integers(-dy, dy + 1))
-        x += int(rng.integers(-dx, dx + 1))
-        return self._crop(z, y, x)
-
-    CropSampler.sample = shifted
+    max_shift = CropSampler.max_shift
+    CropSampler.max_shift = lambda self, edge: shift(edge)
     try:
         yield
     finally:
-        CropSampler.sample = sample
+        CropSampler.max_shift = max_shift
 
 
 def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarray:

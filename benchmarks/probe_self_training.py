@@ -53,20 +53,21 @@ TAU, LAMBDA, START, RAMP = 0.97, 0.5, 50, 30
 EDGE_SMOOTH = 1.0
 
 
-def pseudo_label_loss(config):
-    """A loss factory for ``train(loss_fn=)``: the configured loss plus the pseudo-label term.
+def loss_with_term(config, term):
+    """A loss factory for ``train(loss_fn=)``: the configured loss plus
+    ``term(logits, mask, step)`` (None: nothing added), ``step`` counted from 0 over the run
+    (the factory is called again when the class weights change; the count goes on).
 
     Shapes: logits ``(B, K, *spatial)``, target ``(B, 1, *spatial)`` class indices, mask
     ``(B, 1, *spatial)`` True where painted (as the training passes them).
     """
     import torch
-    import torch.nn.functional as F
 
     from napari_seglab.core.training import make_loss
 
-    calls = [0]  # steps so far; the factory is called again when the class weights change
+    calls = [0]
 
-    class PseudoLabelled(torch.nn.Module):
+    class WithTerm(torch.nn.Module):
         def __init__(self, base):
             super().__init__()
             self.base = base
@@ -74,20 +75,33 @@ def pseudo_label_loss(config):
         def forward(self, logits, target, mask=None):
             loss = self.base(logits, target, mask=mask)
             self.last_parts = getattr(self.base, "last_parts", None)
-            calls[0] += 1
-            if calls[0] < START or logits.shape[1] < 2:
-                return loss
-            with torch.no_grad():
-                conf, arg = torch.softmax(logits, 1).max(1)  # (B, *spatial)
-                chosen = (~mask[:, 0]) & (conf > TAU)
-            n = chosen.sum()
-            if n > 0:
-                ce = F.cross_entropy(logits, arg, reduction="none")
-                ramp = min(1.0, (calls[0] - START) / RAMP)
-                loss = loss + LAMBDA * ramp * (ce * chosen).sum() / n
-            return loss
+            step, calls[0] = calls[0], calls[0] + 1
+            extra = term(logits, mask, step)
+            return loss if extra is None else loss + extra
 
-    return lambda weight, sigmoid: PseudoLabelled(make_loss(config, weight, sigmoid))
+    return lambda weight, sigmoid: WithTerm(make_loss(config, weight, sigmoid))
+
+
+def pseudo_label_loss(config):
+    """A loss factory for ``train(loss_fn=)``: the configured loss plus the pseudo-label term
+    (see :func:`loss_with_term` for the shapes)."""
+    import torch
+    import torch.nn.functional as F
+
+    def term(logits, mask, step):
+        if step + 1 < START or logits.shape[1] < 2:
+            return None
+        with torch.no_grad():
+            conf, arg = torch.softmax(logits, 1).max(1)  # (B, *spatial)
+            chosen = (~mask[:, 0]) & (conf > TAU)
+        n = chosen.sum()
+        if n == 0:
+            return None
+        ce = F.cross_entropy(logits, arg, reduction="none")
+        ramp = min(1.0, (step + 1 - START) / RAMP)
+        return LAMBDA * ramp * (ce * chosen).sum() / n
+
+    return loss_with_term(config, term)
 
 
 def _gaussian(x, sigma: float):

@@ -166,10 +166,15 @@ class CropSampler:
         _, _, H, W = self.view.data.shape
         z, rem = divmod(idx, H * W)
         y, x = divmod(rem, W)
-        dy, dx = (max(c // 2 - SHIFT_MARGIN, 0) for c in self.crop)
+        dy, dx = (self.max_shift(c) for c in self.crop)
         y += int(rng.integers(-dy, dy + 1))
         x += int(rng.integers(-dx, dx + 1))
         return self._crop(z, y, x)
+
+    def max_shift(self, edge: int) -> int:
+        """How far (pixels, along one axis) a crop ``edge`` pixels long is moved at most off
+        the painted pixel it is centred on: half its size less :data:`SHIFT_MARGIN`."""
+        return max(int(edge) // 2 - SHIFT_MARGIN, 0)
 
     def uniform_batch(self, size: int) -> np.ndarray:
         """Crops ``(B, C, h, w)`` at uniformly random places of the whole image (no labels

@@ -108,12 +108,12 @@ def test_the_probe_pins_the_crop_shift_it_compares_and_undoes_it():
 
     from napari_seglab.core.sampling import CropSampler
 
-    original = CropSampler.sample
+    original = CropSampler.max_shift
     reach = {}
     for name, shift in (("quarter", jitter_probe.quarter), ("half", jitter_probe.half)):
         with jitter_probe.crop_shift(shift):
             reach[name] = centre_offsets(painted_pixel_sampler())
-        assert CropSampler.sample is original
+        assert CropSampler.max_shift is original
     assert reach["quarter"].min() == 16 and reach["quarter"].max() == 48
     assert reach["half"].min() == 4 and reach["half"].max() == 60
 
