@@ -141,10 +141,18 @@ def summary(paths) -> None:
 
 
 def probe_main(
-    argv, doc: str, out: str, run, summary, folds: bool = False, seeds: bool = False
+    argv,
+    doc: str,
+    out: str,
+    run,
+    summary,
+    folds: bool = False,
+    seeds: bool = False,
+    variants: tuple[str, ...] = (),
 ) -> int:
     """The command line of a probe: ``run(args)`` the cases, or ``summary(paths)`` of the
-    JSON files of earlier runs; ``folds`` and ``seeds`` add ``--folds`` and ``--seeds``."""
+    JSON files of earlier runs; ``folds`` and ``seeds`` add ``--folds`` and ``--seeds``,
+    ``variants`` a ``--variants`` choice among them (default: all)."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--cases", nargs="+")
     p.add_argument("--volume")
@@ -153,6 +161,8 @@ def probe_main(
         p.add_argument("--folds", type=int, default=0)
     if seeds:
         p.add_argument("--seeds", nargs="+", type=int, default=[100, 101])
+    if variants:
+        p.add_argument("--variants", nargs="+", choices=variants, default=list(variants))
     p.add_argument("--steps", type=int, default=165)
     p.add_argument("--out", default=out)
     p.add_argument("--summary", nargs="+", metavar="JSON")

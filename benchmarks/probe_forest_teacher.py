@@ -155,7 +155,10 @@ def measure_variants(args, variants, train, case, scribbles, probs=None) -> dict
 def summary(paths, variants=VARIANTS) -> None:
     """Per case and variant: mean IoU over draws and seeds / mean forest IoU, and the worst
     run's IoU / the mean forest IoU (as ``real_suite.py``'s "worst run"); the worse class's
-    painted-pixel accuracy (lowest run) and held-out-stroke accuracy (mean) where measured."""
+    painted-pixel accuracy (lowest run) and held-out-stroke accuracy (mean) where measured.
+    Only the variants that every run of the files has are shown."""
+    runs = [run for _, recs in by_case(paths) for r in recs for run in r["runs"]]
+    variants = [v for v in variants if all(v in run for run in runs)]
     cols = ["runs", "forest IoU"]
     cols += [f"{v}: mean / worst" for v in variants]
     cols += [f"{v}: painted min" for v in variants] + [f"{v}: held-out" for v in variants]
@@ -164,7 +167,7 @@ def summary(paths, variants=VARIANTS) -> None:
     for case, recs in by_case(paths):
         forest = float(np.mean([r["forest"] for r in recs]))
         ratios = {v: [run[v] / forest for r in recs for run in r["runs"]] for v in variants}
-        cells = [str(len(ratios["default"])), f"{forest:.3f}"]
+        cells = [str(len(ratios[variants[0]])), f"{forest:.3f}"]
         cells += [f"{np.mean(ratios[v]):.3f} / {np.min(ratios[v]):.3f}" for v in variants]
         for v in variants:
             cells.append(f"{min(run[f'{v} pa'] for r in recs for run in r['runs']):.3f}")
@@ -179,9 +182,10 @@ def variants_main(argv, doc: str, out: str, variants, train) -> int:
     :func:`measure_variants`), or ``--summary`` of the JSON files of earlier runs."""
 
     def run(args):
+        chosen = tuple(args.variants)
         run_cases(
             args,
-            lambda case, scribbles, draw: measure_variants(args, variants, train, case, scribbles),
+            lambda case, scribbles, draw: measure_variants(args, chosen, train, case, scribbles),
         )
 
     return probe_main(
@@ -192,6 +196,7 @@ def variants_main(argv, doc: str, out: str, variants, train) -> int:
         lambda paths: summary(paths, variants),
         folds=True,
         seeds=True,
+        variants=variants,
     )
 
 

@@ -11,7 +11,10 @@ pixels rather than what they are (``docs/real-images.md``, "Training seeds"). Va
 - ``jitter``: the painted pixel lands anywhere in the crop but its outermost ``JITTER_MARGIN``
   pixels (the shift is up to half the crop; what the engine does since, with
   ``napari_seglab.core.sampling.SHIFT_MARGIN`` = 4);
-- ``lr 1.5e-3``: half the default learning rate (crops as ``default``).
+- ``lr 1.5e-3``: half the default learning rate (crops as ``default``);
+- ``jitter lr 1.5e-3``: both.
+
+``--variants`` runs some of them only.
 
 Every variant trains with each seed of ``--seeds``; scores and table as
 ``probe_forest_teacher.py``.
@@ -36,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_forest_teacher import variants_main
 
-VARIANTS = ("default", "jitter", "lr 1.5e-3")
+VARIANTS = ("default", "jitter", "lr 1.5e-3", "jitter lr 1.5e-3")
 #: Pixels at the crop's edge that the painted pixel a crop is centred on stays clear of.
 JITTER_MARGIN = 4
 
@@ -76,9 +79,9 @@ def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarra
         preview_every=0,
         channel_axis=case.channel_axis,
         num_threads=1,
-        lr=1.5e-3 if variant == "lr 1.5e-3" else TrainConfig.lr,
+        lr=1.5e-3 if variant.endswith("lr 1.5e-3") else TrainConfig.lr,
     )
-    with crop_shift(half if variant == "jitter" else quarter):
+    with crop_shift(half if variant.startswith("jitter") else quarter):
         reports = list(train(case.image, scribbles, config))
     return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
 

@@ -98,7 +98,7 @@ def test_the_summary_reads_mean_and_worst_run(tmp_path, capsys):
     ]
     path = tmp_path / "r.json"
     path.write_text(json.dumps([{"case": "c", "draw": 0, "forest": 0.5, "runs": runs}]))
-    probe.summary([str(path)], variants=("default",))
+    probe.summary([str(path)], variants=("default", "not run"))  # only what was run
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row == "| c | 2 | 0.500 | 0.800 / 0.600 | 0.900 | - |"
 
