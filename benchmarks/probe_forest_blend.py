@@ -36,18 +36,30 @@ from scribble_sim import BACKGROUND, FOREGROUND
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def network(case, scribbles, seed, steps, loss_fn=None):
-    """The :class:`~napari_seglab.core.inference.Prediction` of the whole image by seglab
-    trained with the defaults for ``steps`` steps on one thread (``loss_fn``: as
-    :func:`~napari_seglab.core.training.train`'s)."""
-    from napari_seglab.core.inference import predict
+def train_network(case, scribbles, seed, steps, loss_fn=None, **settings):
+    """The last :class:`~napari_seglab.core.config.TrainReport` of seglab trained with the
+    defaults (and ``settings``, ``TrainConfig`` fields) for ``steps`` steps on one thread
+    (``loss_fn``: as :func:`~napari_seglab.core.training.train`'s)."""
     from napari_seglab.core.training import TrainConfig, train
 
     config = TrainConfig(
-        steps=steps, seed=seed, preview_every=0, channel_axis=case.channel_axis, num_threads=1
+        steps=steps,
+        seed=seed,
+        preview_every=0,
+        channel_axis=case.channel_axis,
+        num_threads=1,
+        **settings,
     )
-    reports = list(train(case.image, scribbles, config, loss_fn=loss_fn))
-    return predict(reports[-1].model, case.image, channel_axis=case.channel_axis)
+    return list(train(case.image, scribbles, config, loss_fn=loss_fn))[-1]
+
+
+def network(case, scribbles, seed, steps, loss_fn=None, **settings):
+    """The :class:`~napari_seglab.core.inference.Prediction` of the whole image by the model of
+    :func:`train_network`."""
+    from napari_seglab.core.inference import predict
+
+    model = train_network(case, scribbles, seed, steps, loss_fn, **settings).model
+    return predict(model, case.image, channel_axis=case.channel_axis)
 
 
 def forest_probabilities(case, scribbles, seed: int = 0) -> np.ndarray:

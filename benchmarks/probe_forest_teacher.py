@@ -126,12 +126,11 @@ def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarra
         return np.asarray(network(case, scribbles, seed, steps, loss_fn=loss_fn).labels)
 
 
-def measure_variants(args, variants, train, case, scribbles, probs=None) -> dict:
+def measure_variants(args, variants, train, case, scribbles) -> dict:
     """One case and draw: the forest's IoU, and for each seed of ``args.seeds`` and each
     variant, ``train(case, scribbles, seed, steps, variant, probs)``'s scores (IoU, worse
     class's painted-pixel accuracy, foreground share; held-out strokes with ``args.folds``)."""
-    if probs is None:
-        probs = forest_probabilities(case, scribbles)
+    probs = forest_probabilities(case, scribbles)
     forest = (probs.argmax(0) + 1).astype(np.uint8)
     rec = {"forest": rs.score(case, scribbles, forest)["iou"], "runs": []}
     for seed in args.seeds:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_forest_blend import train_network
 from probe_forest_teacher import variants_main
 
 VARIANTS = ("default", "keep edge")
@@ -65,16 +66,12 @@ def guard_keeps_edge():
 def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarray:
     """Predicted class ids ``(*spatial)`` of the variant after ``steps`` steps (one thread)."""
     from napari_seglab.core.inference import predict
-    from napari_seglab.core.training import TrainConfig, train
 
-    config = TrainConfig(
-        steps=steps, seed=seed, preview_every=0, channel_axis=case.channel_axis, num_threads=1
-    )
     within = guard_keeps_edge() if variant == "keep edge" else contextlib.nullcontext()
     with within:
-        reports = list(train(case.image, scribbles, config))
-    print(f"  {case.name} seed {seed} {variant}: {list(reports[-1].notes)}", flush=True)
-    return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
+        report = train_network(case, scribbles, seed, steps)
+    print(f"  {case.name} seed {seed} {variant}: {list(report.notes)}", flush=True)
+    return np.asarray(predict(report.model, case.image, channel_axis=case.channel_axis).labels)
 
 
 def main(argv=None) -> int:

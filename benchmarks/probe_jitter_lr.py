@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_forest_blend import network
 from probe_forest_teacher import variants_main
 
 VARIANTS = ("default", "jitter", "lr 1.5e-3", "jitter lr 1.5e-3")
@@ -70,20 +71,9 @@ def crop_shift(shift):
 
 def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarray:
     """Predicted class ids ``(*spatial)`` of the variant after ``steps`` steps (one thread)."""
-    from napari_seglab.core.inference import predict
-    from napari_seglab.core.training import TrainConfig, train
-
-    config = TrainConfig(
-        steps=steps,
-        seed=seed,
-        preview_every=0,
-        channel_axis=case.channel_axis,
-        num_threads=1,
-        lr=1.5e-3 if variant.endswith("lr 1.5e-3") else TrainConfig.lr,
-    )
+    settings = {"lr": 1.5e-3} if variant.endswith("lr 1.5e-3") else {}
     with crop_shift(half if variant.startswith("jitter") else quarter):
-        reports = list(train(case.image, scribbles, config))
-    return np.asarray(predict(reports[-1].model, case.image, channel_axis=case.channel_axis).labels)
+        return np.asarray(network(case, scribbles, seed, steps, **settings).labels)
 
 
 def main(argv=None) -> int:
