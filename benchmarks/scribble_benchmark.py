@@ -257,14 +257,29 @@ def parse_value(text: str) -> Any:
         return text
 
 
+#: TrainConfig fields each run sets itself (:func:`run_seglab`): from the command line's
+#: budgets, seeds, threads and device, or from the case. A ``--set`` or ``--variant`` of one
+#: of them would silently replace what the run's record says it used.
+RUN_OWNED = ("seconds", "steps", "seed", "device", "num_threads", "channel_axis", "preview_every")
+
+
 def parse_settings(items: Iterable[str]) -> dict[str, Any]:
-    """``["lr=1e-3", "model.width=32"]`` -> ``{"lr": 0.001, "model.width": 32}``."""
+    """``["lr=1e-3", "model.width=32"]`` -> ``{"lr": 0.001, "model.width": 32}``.
+
+    Raises ``SystemExit`` for an item that is not ``KEY=VALUE`` and for a key of
+    :data:`RUN_OWNED` (budgets, seeds, threads and the device have their own options)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SystemExit(f"error: setting {item!r} is not KEY=VALUE")
-        out[key.strip()] = parse_value(value.strip())
+        if key in RUN_OWNED:
+            raise SystemExit(
+                f"error: {key!r} is set by the benchmark for each run; give budgets, seeds, "
+                "threads and the device with their own options (see --help)"
+            )
+        out[key] = parse_value(value.strip())
     return out
 
 

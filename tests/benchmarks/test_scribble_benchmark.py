@@ -117,6 +117,13 @@ def test_settings_parsing():
         sb.apply_settings(Config(), {"nope": 1})
 
 
+@pytest.mark.parametrize("item", ["seed=3", "steps=10", "seconds=5", "num_threads=2", "device=cpu"])
+def test_settings_the_run_sets_itself_are_refused(item):
+    # a variant's seed=3 would otherwise replace --seeds while the record says otherwise
+    with pytest.raises(SystemExit, match="set by the benchmark for each run"):
+        sb.parse_settings(["lr=1e-3", item])
+
+
 def test_summary_table_and_plot(tmp_path):
     records = [
         {"method": sb.FOREST, "budget": None, "seed": s, "iou": 0.8, "wall": 1.0} for s in (0, 1)
