@@ -549,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="no runs: print the summary table (and --plot) of earlier runs' --json files",
     )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="NAME",
+        help="with --from-json: only these seglab variants (and the forest)",
+    )
     return p
 
 
@@ -556,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.from_json:
         records = [r for path in args.from_json for r in json.loads(Path(path).read_text())["runs"]]
+        if args.methods:
+            keep = {*args.methods, sb.FOREST}
+            records = [r for r in records if r["method"] in keep]
         rows = summarize(records)
         print(format_summary(rows))
         if args.plot:

@@ -122,3 +122,18 @@ def test_the_suites_summary_has_a_column_for_each_variant():
     assert "a 9 steps: IoU / forest" in header and "b 9 steps: IoU / forest" in header
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:5] == ["1.10 (1.00)", "1.00 (0.50)"]
+
+
+def test_the_suites_table_of_earlier_runs_keeps_the_chosen_variants(tmp_path, capsys):
+    base = {"case": "c", "kind": "truth", "painted_acc": 1.0, "fg_share": 0.1, "wall": 1.0}
+    runs = [{**base, "draw": 0, "method": "random forest", "budget": None, "iou": 0.5}]
+    runs += [
+        {**base, "draw": 0, "method": m, "budget": "9 steps", "iou": iou, "steps": 9}
+        for m, iou in (("a", 0.6), ("b", 0.25))
+    ]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"runs": runs}))
+    assert rs.main(["--from-json", str(path), "--methods", "b"]) == 0
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    assert "seglab 9 steps" in header and "a 9 steps" not in header
+    assert [c.strip() for c in row.strip("|").split("|")][3] == "0.50 (0.50)"
