@@ -23,3 +23,27 @@ def blobs(shape=(96, 96), n=10, seed=0, channels=None, painted=0.03):
     scribbles[sel & gt] = 2
     scribbles[sel & ~gt] = 1
     return image, gt, scribbles
+
+
+def painted_pixel_sampler():
+    """A 64-px crop sampler (no augmentation) of a 200x200 image with one painted pixel, in
+    its middle."""
+    from napari_seglab.core.data import Normalization, as_zcyx
+    from napari_seglab.core.sampling import CropSampler
+
+    labels = np.zeros((200, 200), np.uint8)
+    labels[100, 100] = 1
+    view = as_zcyx(np.zeros((200, 200), np.float32), spatial_shape=labels.shape)
+    rng = np.random.default_rng(0)
+    return CropSampler(view, labels, Normalization.fit(view), 64, 8, rng, augment=False)
+
+
+def centre_offsets(sampler, n: int = 400) -> np.ndarray:
+    """Where the one painted pixel lands in ``n`` crops of ``sampler``: ``(n, 2)`` row and
+    column in each crop."""
+    out = []
+    for _ in range(n):
+        _, y = sampler.sample()
+        (r,), (c,) = np.nonzero(y == 1)
+        out.append((r, c))
+    return np.array(out)

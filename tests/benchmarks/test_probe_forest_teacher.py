@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import probe_forest_teacher as probe
 import probe_guard_edge as guard_probe
+from synthetic import centre_offsets, painted_pixel_sampler
 
 torch = pytest.importorskip("torch")
 
@@ -116,25 +117,3 @@ def test_the_probe_pins_the_crop_shift_it_compares_and_undoes_it():
         assert CropSampler.max_shift is original
     assert reach["quarter"].min() == 16 and reach["quarter"].max() == 48
     assert reach["half"].min() == 4 and reach["half"].max() == 60
-
-
-def painted_pixel_sampler():
-    """A 64-px crop sampler (no augmentation) of a 200x200 image with one painted pixel."""
-    from napari_seglab.core.data import Normalization, as_zcyx
-    from napari_seglab.core.sampling import CropSampler
-
-    labels = np.zeros((200, 200), np.uint8)
-    labels[100, 100] = 1
-    view = as_zcyx(np.zeros((200, 200), np.float32), spatial_shape=labels.shape)
-    rng = np.random.default_rng(0)
-    return CropSampler(view, labels, Normalization.fit(view), 64, 8, rng, augment=False)
-
-
-def centre_offsets(sampler, n: int = 400) -> np.ndarray:
-    """Where the painted pixel lands in ``n`` crops: its row and column in each."""
-    out = []
-    for _ in range(n):
-        _, y = sampler.sample()
-        (r,), (c,) = np.nonzero(y == 1)
-        out += [r, c]
-    return np.array(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from synthetic import centre_offsets, painted_pixel_sampler
 
 from napari_seglab.core.data import Normalization, as_zcyx
 from napari_seglab.core.sampling import CropSampler
@@ -44,18 +45,7 @@ def test_the_painted_pixel_lands_anywhere_in_the_crop_but_its_margin():
     learnt the pixels, not the objects): the crop moves by up to half its size."""
     from napari_seglab.core.sampling import SHIFT_MARGIN
 
-    labels = np.zeros((200, 200), np.uint8)
-    labels[100, 100] = 1
-    view = as_zcyx(np.zeros((200, 200), np.float32), spatial_shape=labels.shape)
-    rng = np.random.default_rng(0)
-    sampler = CropSampler(view, labels, Normalization.fit(view), 64, 8, rng, augment=False)
-    rows, cols = [], []
-    for _ in range(400):
-        _, y = sampler.sample()
-        (r,), (c,) = np.nonzero(y == 1)
-        rows.append(r)
-        cols.append(c)
-    for where in (rows, cols):
+    for where in centre_offsets(painted_pixel_sampler()).T:  # rows, then columns
         assert min(where) == SHIFT_MARGIN and max(where) == 64 - SHIFT_MARGIN
         # spread over the crop, not piled up in its middle
         assert np.mean(np.abs(np.array(where) - 32) > 16) > 0.3
