@@ -11,17 +11,19 @@ painted foreground ones. Variants:
 - ``default``: the engine's defaults (Dice + CE);
 - ``focal early``: ``a * focal + (1 - a) * (Dice + CE)``, ``a`` falling linearly from 1 at the
   first step to 0 at step ``FADE`` (whatever the budget);
-- ``dice_focal``: Dice + focal throughout (``loss="dice_focal"``).
+- ``dice_focal``: Dice + focal throughout (``loss="dice_focal"``; offered, not run for
+  ``benchmarks/results/probe_focal_early.md``).
 
 Every variant trains with each seed of ``--seeds``; scores and table as
 ``probe_forest_teacher.py``.
 
-Run (1 thread each; the two side by side on two cores)::
+Run (1 thread each; the two side by side on two cores; the 27-step run as the first with
+``--steps 27`` and all four cases)::
 
-    python benchmarks/probe_focal_early.py --out fe_a.json --cases cell microaneurysms thin \\
-        --draws 0 1 --seeds 100 101 --steps 27
-    python benchmarks/probe_focal_early.py --out fe_b.json --cases nuclei retina camera \\
-        --draws 0 1 --seeds 100 101 --steps 27
+    python benchmarks/probe_focal_early.py --variants default "focal early" \\
+        --cases cell microaneurysms --draws 0 1 --seeds 100 101 --steps 165 --out fe_a.json
+    python benchmarks/probe_focal_early.py --variants default "focal early" \\
+        --cases retina nuclei --draws 0 1 --seeds 100 101 --steps 165 --out fe_b.json
     python benchmarks/probe_focal_early.py --summary fe_a.json fe_b.json
 """
 
