@@ -73,6 +73,25 @@ class TrainConfig:
         Edge of the training crops in pixels, and crops per step.
     lr, weight_decay : float
         Adam settings.
+    amsgrad : bool
+        Adam's AMSGrad variant (``torch.optim.Adam(amsgrad=True)``; Reddi, Kale and Kumar,
+        ICLR 2018): the step size of each weight never grows back once its gradients shrink.
+    lr_warmup : int
+        Steps over which the learning rate rises linearly to ``lr`` at the start of a training
+        (0 = none), times the decay of ``lr_decay``. Neither option is on by default:
+        ``benchmarks/results/probe_optimizer.md`` has what they did to long and continued
+        trainings.
+    lr_continued : float or None
+        Adam's learning rate when the training continues a model that has been trained
+        (``train(model=...)``: a second click on Train, ``seglab train --init``); None
+        (default): ``lr``. A tenth of ``lr`` kept a good model of
+        ``skimage.data.microaneurysms()`` from losing its vessels in a second training with the
+        same strokes, but fixed a poor one less after strokes were added
+        (``benchmarks/results/probe_optimizer.md``).
+    resume_optimizer : bool
+        A training that continues a model (``train(model=...)``) resumes the Adam state the
+        model's last training ended with (``SegModel.optimizer_state``), as resuming from a
+        PyTorch checkpoint does, instead of a fresh optimiser.
     lr_decay : bool
         With a budget, keep ``lr`` for the first ``1 - LR_DECAY_SHARE`` of it, then lower it
         along a cosine to 5% of ``lr`` at its end (a "warm-stable-decay" schedule). A cosine over
@@ -143,6 +162,10 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 3e-3
     weight_decay: float = 0.0
+    amsgrad: bool = False
+    lr_warmup: int = 0
+    resume_optimizer: bool = False
+    lr_continued: float | None = None
     lr_decay: bool = True
     ema: float = 0.9
     augment: bool = True
@@ -173,7 +196,16 @@ class TrainConfig:
                 raise ValueError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
 
     def _check_counts(self) -> None:
-        for name in ("steps", "crop_size", "batch_size", "tile", "num_threads", "edge_ramp"):
+        names = (
+            "steps",
+            "crop_size",
+            "batch_size",
+            "tile",
+            "num_threads",
+            "edge_ramp",
+            "lr_warmup",
+        )
+        for name in names:
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, numbers.Integral)
@@ -189,8 +221,9 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be >= 1 and crop_size ({self.crop_size}) >= 8"
             )
-        if int(self.edge_ramp) < 0:
-            raise ValueError(f"edge_ramp must be >= 0 steps, got {self.edge_ramp}")
+        for name in ("edge_ramp", "lr_warmup"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0 steps, got {getattr(self, name)}")
 
     def _check_rates(self) -> None:
         if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
@@ -199,12 +232,21 @@ class TrainConfig:
             raise ValueError(f"preview_every must be >= 0, got {self.preview_every}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.lr_continued is not None and not self.lr_continued > 0:
+            raise ValueError(f"lr_continued must be positive, got {self.lr_continued}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
         if self.edge_sigma is not None and not self.edge_sigma > 0:
             raise ValueError(f"edge_sigma must be positive, got {self.edge_sigma}")
+
+    def lr_for(self, continued: bool) -> float:
+        """Adam's learning rate for a training of a new model, or of one that continues a
+        trained model (``continued``): ``lr_continued`` there if set, else ``lr``."""
+        if continued and self.lr_continued is not None:
+            return float(self.lr_continued)
+        return float(self.lr)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

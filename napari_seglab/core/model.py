@@ -292,6 +292,11 @@ class SegModel:
         One name per class id 1..K.
     version : str
         napari-seglab version that created the model.
+    optimizer_state : dict or None
+        The ``state_dict()`` of the Adam optimiser at the end of the last training when that
+        training had ``TrainConfig.resume_optimizer`` (tensors on the CPU; else None), which
+        a continued training with that option resumes; held in memory only, not saved with the
+        model.
     """
 
     net: UNet
@@ -302,6 +307,7 @@ class SegModel:
     train_settings: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
     version: str = ""
+    optimizer_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.class_names:

@@ -264,9 +264,17 @@ class _Run:
             torch.manual_seed(config.seed)
         net.to(device)
         net.train()
+        self.lr = config.lr_for(continued=bool(model.train_settings.get("steps_done")))
         self.optimizer = torch.optim.Adam(
-            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            net.parameters(), lr=self.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad
         )
+        state = model.optimizer_state
+        if config.resume_optimizer and state is not None and _same_kind(state, config):
+            self.optimizer.load_state_dict(state)  # moves the state to the weights' device
+            for group in self.optimizer.param_groups:
+                group.update(lr=self.lr, weight_decay=config.weight_decay)
+        if config.lr_warmup:
+            self.decay_lr(0, 0.0)
         self.average: AveragedModel | None = None
         if config.ema > 0:
             self.average = AveragedModel(net, multi_avg_fn=ema_with_warmup(config.ema))
@@ -387,11 +395,16 @@ class _Run:
             self.last_action = step
 
     def decay_lr(self, step: int, elapsed: float) -> None:
+        """The learning rate for the step after ``step``: the warm-up, then the budget's decay."""
+        factor = 1.0
         if self.config.lr_decay:
             fraction = budget_fraction(self.config, step, elapsed)
             if fraction is not None:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.config.lr * lr_factor(fraction)
+                factor = lr_factor(fraction)
+        if self.config.lr_warmup:
+            factor *= min(1.0, (step + 1) / self.config.lr_warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * factor
 
     def recalibrate(self, net: torch.nn.Module) -> None:
         """Re-measure batch-norm statistics for ``net``'s weights (torch's ``update_bn``): the
@@ -442,6 +455,8 @@ class _Run:
 
     def close(self, previous_threads: int) -> None:
         self.finish()  # stopped early (close() or an error): keep the averaged weights
+        keep = self.config.resume_optimizer  # 2 floats per weight: only when asked for
+        self.model.optimizer_state = _to_cpu(self.optimizer.state_dict()) if keep else None
         del self.optimizer
         _release(self.net, self.device, previous_threads)
 
@@ -467,6 +482,7 @@ def _run(
             "channels": view.channels,
             "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
             "lambda_edge_used": run.lambda_edge,
+            "lr_used": run.lr,
         }
         if loss_name != config.loss:  # a loss of one's own: its factory and what it built
             model.train_settings["loss"] = f"{loss_name} -> {type(run.loss_fn).__name__}"
@@ -568,6 +584,23 @@ def _predict(
     if not previewer.accept(prediction, _in_region(run.sampler.labels, run.view, region), step):
         return None, None
     return prediction, region
+
+
+def _same_kind(state: dict[str, Any], config: TrainConfig) -> bool:
+    """Whether an optimiser state saved by an earlier training fits this one's optimiser."""
+    groups = state.get("param_groups") or [{}]
+    return bool(groups[0].get("amsgrad", False)) == bool(config.amsgrad)
+
+
+def _to_cpu(value: Any) -> Any:
+    """A copy of an optimiser's ``state_dict()`` with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value
 
 
 def _scribbles_items(new: Any, ndim: int) -> list[Any]:

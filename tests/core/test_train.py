@@ -268,11 +268,89 @@ def test_bad_inputs_raise_immediately(name, make, match):
         {"device": "tpu"},
         {"num_threads": 0},
         {"preview_every": -1.0},
+        {"lr_warmup": -1},
+        {"lr_warmup": 2.5},
+        {"lr_continued": 0.0},
     ],
 )
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         TrainConfig(**kwargs)
+
+
+def test_the_optimiser_options_reach_adam_and_the_warm_up_precedes_the_decay(monkeypatch):
+    made = []
+
+    class Spy(torch.optim.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.rates = []
+            made.append(self)
+
+        def step(self, closure=None):
+            self.rates.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Spy)
+    image, _, scribbles = blobs((32, 32))
+    for amsgrad, warmup in ((False, 0), (True, 4)):
+        config = TrainConfig(
+            steps=10, lr=1e-3, amsgrad=amsgrad, lr_warmup=warmup, final_prediction=False, **FAST
+        )
+        model = run(train(image, scribbles, config))[-1].model
+        assert made[-1].param_groups[0]["amsgrad"] is amsgrad
+        assert model.train_settings["amsgrad"] is amsgrad
+        assert model.train_settings["lr_warmup"] == warmup
+    plain, warmed = made[-2].rates, made[-1].rates
+    assert len(plain) == len(warmed) == 10
+    # held for 70% of the budget, then the cosine decay; the warm-up multiplies the first steps
+    assert plain[:7] == pytest.approx([1e-3] * 7)
+    assert warmed[:4] == pytest.approx([0.25e-3, 0.5e-3, 0.75e-3, 1e-3])
+    assert warmed[4:] == pytest.approx(plain[4:])
+    assert plain[-1] < 0.3e-3
+
+
+def _untrained(image):
+    return core_training.SegModel.create(2, 1, Normalization.fit(as_zcyx(image)), ModelConfig())
+
+
+def test_a_training_that_continues_a_trained_model_steps_at_its_own_rate_if_given():
+    image, _, scribbles = blobs((32, 32))
+    config = TrainConfig(steps=3, lr=2e-3, final_prediction=False, **FAST)
+    model = run(train(image, scribbles, config, model=_untrained(image)))[-1].model
+    assert model.train_settings["lr_used"] == pytest.approx(2e-3)
+    run(train(image, scribbles, config, model=model))
+    assert model.train_settings["lr_used"] == pytest.approx(2e-3)  # by default the same rate
+    own = dataclasses.replace(config, lr_continued=5e-4)
+    assert own.lr_for(continued=False) == pytest.approx(2e-3)
+    untrained = _untrained(image)
+    run(train(image, scribbles, own, model=untrained))
+    assert untrained.train_settings["lr_used"] == pytest.approx(2e-3)  # never trained
+    run(train(image, scribbles, own, model=model))
+    assert model.train_settings["lr_used"] == pytest.approx(5e-4)
+
+
+def test_a_continued_training_resumes_the_optimiser_state_of_the_last():
+    image, _, scribbles = blobs((32, 32))
+    config = TrainConfig(steps=5, resume_optimizer=True, final_prediction=False, **FAST)
+    model = run(train(image, scribbles, config))[-1].model
+    state = model.optimizer_state
+    assert {float(s["step"]) for s in state["state"].values()} == {5.0}
+    tensors = [t for s in state["state"].values() for t in s.values() if torch.is_tensor(t)]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+    before = {k: v["exp_avg_sq"].clone() for k, v in state["state"].items()}
+    again = dataclasses.replace(config, steps=3, lr_continued=1e-4)
+    run(train(image, scribbles, again, model=model))
+    after = model.optimizer_state
+    assert {float(s["step"]) for s in after["state"].values()} == {8.0}
+    assert after["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.05)  # this run's rate, decayed
+    # the second moments carry the first training's gradients (a fresh Adam's would not)
+    for k, v in before.items():
+        assert bool((after["state"][k]["exp_avg_sq"] >= 0.999**3 * v * (1 - 1e-6)).all())
+    # without the option nothing is kept, and the next training starts a fresh Adam
+    plain = dataclasses.replace(again, resume_optimizer=False)
+    run(train(image, scribbles, plain, model=model))
+    assert model.optimizer_state is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
