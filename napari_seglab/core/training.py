@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from napari_seglab.core import losses, weights
 from napari_seglab.core.config import (
@@ -71,6 +71,12 @@ from napari_seglab.core.guard import (
 from napari_seglab.core.inference import Prediction, predict
 from napari_seglab.core.losses.registry import LossFactory, build_loss
 from napari_seglab.core.model import SegModel
+from napari_seglab.core.optim import (
+    build_optimizer,
+    copy_parameters,
+    ema_with_warmup,
+    kept_state,
+)
 from napari_seglab.core.preview import Previewer
 from napari_seglab.core.sampling import CropSampler
 
@@ -102,19 +108,6 @@ def _loss_parts(
     return out
 
 
-def ema_with_warmup(decay: float) -> Callable[[list, list, torch.Tensor], None]:
-    """``multi_avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`: torch's exponential
-    moving average (``get_ema_multi_avg_fn``) with the decay warming up as
-    ``min(decay, (1 + n) / (10 + n))`` after ``n`` averages, so that the first steps, far from
-    where training goes, are not held on to."""
-
-    def update(averaged: list, current: list, num_averaged: torch.Tensor) -> None:
-        n = int(num_averaged)
-        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, num_averaged)
-
-    return update
-
-
 def _release(net: torch.nn.Module, device: torch.device, previous_threads: int) -> None:
     """The end of every run: the network in eval mode on the CPU, the device's cached memory
     returned, torch's thread count as it was."""
@@ -124,12 +117,6 @@ def _release(net: torch.nn.Module, device: torch.device, previous_threads: int) 
     release_memory(device)
     if torch.get_num_threads() != previous_threads:
         torch.set_num_threads(previous_threads)
-
-
-@torch.no_grad()
-def _copy_parameters(source: torch.nn.Module, target: torch.nn.Module) -> None:
-    for s, t in zip(source.parameters(), target.parameters(), strict=True):
-        t.copy_(s)
 
 
 def _prepare(
@@ -265,14 +252,7 @@ class _Run:
         net.to(device)
         net.train()
         self.lr = config.lr_for(continued=bool(model.train_settings.get("steps_done")))
-        self.optimizer = torch.optim.Adam(
-            net.parameters(), lr=self.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad
-        )
-        state = model.optimizer_state
-        if config.resume_optimizer and state is not None and _same_kind(state, config):
-            self.optimizer.load_state_dict(state)  # moves the state to the weights' device
-            for group in self.optimizer.param_groups:
-                group.update(lr=self.lr, weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(net, config, self.lr, model.optimizer_state)
         if config.lr_warmup:
             self.decay_lr(0, 0.0)
         self.average: AveragedModel | None = None
@@ -421,7 +401,7 @@ class _Run:
     def finish(self) -> None:
         """The model ends with the averaged weights (also when stopped early)."""
         if self.average is not None:
-            _copy_parameters(self.average.module, self.net)
+            copy_parameters(self.average.module, self.net)
             self.average = None
 
     def averaged_model(self) -> SegModel:
@@ -455,8 +435,7 @@ class _Run:
 
     def close(self, previous_threads: int) -> None:
         self.finish()  # stopped early (close() or an error): keep the averaged weights
-        keep = self.config.resume_optimizer  # 2 floats per weight: only when asked for
-        self.model.optimizer_state = _to_cpu(self.optimizer.state_dict()) if keep else None
+        self.model.optimizer_state = kept_state(self.optimizer, self.config)
         del self.optimizer
         _release(self.net, self.device, previous_threads)
 
@@ -584,23 +563,6 @@ def _predict(
     if not previewer.accept(prediction, _in_region(run.sampler.labels, run.view, region), step):
         return None, None
     return prediction, region
-
-
-def _same_kind(state: dict[str, Any], config: TrainConfig) -> bool:
-    """Whether an optimiser state saved by an earlier training fits this one's optimiser."""
-    groups = state.get("param_groups") or [{}]
-    return bool(groups[0].get("amsgrad", False)) == bool(config.amsgrad)
-
-
-def _to_cpu(value: Any) -> Any:
-    """A copy of an optimiser's ``state_dict()`` with every tensor on the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
-    return value
 
 
 def _scribbles_items(new: Any, ndim: int) -> list[Any]:

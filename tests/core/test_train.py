@@ -23,6 +23,7 @@ from napari_seglab.core.guard import (
 from napari_seglab.core.inference import predict
 from napari_seglab.core.losses.registry import LOSSES, LossName, build_loss
 from napari_seglab.core.model import ModelConfig
+from napari_seglab.core.optim import ema_with_warmup
 from napari_seglab.core.training import TrainConfig, TrainReport, make_loss, train
 from napari_seglab.core.weights import class_weights
 
@@ -474,7 +475,7 @@ def test_the_weight_average_is_torchs_ema_with_a_warm_up():
     from torch.optim.swa_utils import AveragedModel
 
     net = torch.nn.Linear(3, 2)
-    average = AveragedModel(net, multi_avg_fn=core_training.ema_with_warmup(0.9))
+    average = AveragedModel(net, multi_avg_fn=ema_with_warmup(0.9))
     average.update_parameters(net)  # the first call copies
     expected = [p.detach().clone() for p in net.parameters()]
     for n in range(1, 30):
