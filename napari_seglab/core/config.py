@@ -77,8 +77,9 @@ class TrainConfig:
         Adam's AMSGrad variant (``torch.optim.Adam(amsgrad=True)``; Reddi, Kale and Kumar,
         ICLR 2018): the step size of each weight never grows back once its gradients shrink.
     lr_warmup : int
-        Steps over which the learning rate rises linearly to ``lr`` at the start of a training
-        (0 = none), times the decay of ``lr_decay``. Neither option is on by default:
+        Steps over which the learning rate rises linearly to its value (``lr``, or
+        ``lr_continued``) at the start of a training (0 = none), times the decay of
+        ``lr_decay``. Neither option is on by default:
         ``benchmarks/results/probe_optimizer.md`` has what they did to long and continued
         trainings.
     lr_continued : float or None
@@ -89,9 +90,11 @@ class TrainConfig:
         same strokes, but fixed a poor one less after strokes were added
         (``benchmarks/results/probe_optimizer.md``).
     resume_optimizer : bool
-        A training that continues a model (``train(model=...)``) resumes the Adam state the
-        model's last training ended with (``SegModel.optimizer_state``), as resuming from a
-        PyTorch checkpoint does, instead of a fresh optimiser.
+        A training that continues a model (``train(model=...)``) resumes the Adam moments the
+        model's last training ended with (``SegModel.optimizer_state``) instead of starting a
+        fresh optimiser, when that training also had this option and the same ``amsgrad``. The
+        state is kept in memory only (``seglab train --init``, which loads a file, starts a
+        fresh one); the learning rate and its schedule start again.
     lr_decay : bool
         With a budget, keep ``lr`` for the first ``1 - LR_DECAY_SHARE`` of it, then lower it
         along a cosine to 5% of ``lr`` at its end (a "warm-stable-decay" schedule). A cosine over
