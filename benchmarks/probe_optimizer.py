@@ -17,13 +17,16 @@ records:
 
 Variants (``VARIANTS``; every other setting the engine's default):
 
-- ``adam``: Adam, a continued training at the full rate (``lr_continued=3e-3``);
+- ``adam``: Adam; a continued training starts a fresh Adam at the full rate
+  (``lr_continued=3e-3, resume_optimizer=False``), as the engine did before this probe;
 - ``amsgrad``: Adam's AMSGrad variant (``amsgrad=True``);
 - ``autoclip``: each step's gradient norm clipped to the 10th percentile of the norms so far
   (AutoClip; Seetharaman et al., MLSP 2020);
 - ``warm-up``: the continued training's rate rising over 30 steps (``lr_warmup=30``);
-- ``resume``: the continued training resumes the Adam state (``resume_optimizer=True``);
-- ``lr/10``: the continued training at a tenth of the rate (``lr_continued=3e-4``);
+- ``resume``: the continued training resumes the Adam state (``resume_optimizer=True``, the
+  engine's default since this probe);
+- ``lr/10``: the continued training, with a fresh Adam, at a tenth of the rate
+  (``lr_continued=3e-4``);
 - ``edge off``: the continued training at the full rate without the edge-aware term.
 
 One thread per run; the budgets are steps, so results do not depend on the machine's load.
@@ -57,8 +60,9 @@ import scribble_benchmark as sb
 from napari_seglab.core.forest import stroke_folds
 from napari_seglab.core.preview import Previewer
 
-#: A continued training at the full rate, as the engine does by default (``lr_continued``).
-FULL = {"lr_continued": 3e-3}
+#: A continued training with a fresh Adam at the full rate (the engine's behaviour before
+#: ``resume_optimizer`` became the default).
+FULL = {"lr_continued": 3e-3, "resume_optimizer": False}
 #: The variants: settings of ``TrainConfig`` for the first training and for a continued one
 #: (``--then``), and AutoClip's percentile (0: no clipping).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -71,7 +75,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "then": {"resume_optimizer": True, **FULL},
         "autoclip": 0,
     },
-    "lr/10": {"first": {}, "then": {"lr_continued": 3e-4}, "autoclip": 0},
+    "lr/10": {
+        "first": {},
+        "then": {"lr_continued": 3e-4, "resume_optimizer": False},
+        "autoclip": 0,
+    },
     "edge off": {"first": {}, "then": {"lambda_edge": 0.0, **FULL}, "autoclip": 0},
 }
 

@@ -331,6 +331,18 @@ def test_a_training_that_continues_a_trained_model_steps_at_its_own_rate_if_give
     assert model.train_settings["lr_used"] == pytest.approx(5e-4)
 
 
+def test_keeping_the_optimiser_state_by_default_leaves_a_first_training_unchanged():
+    image, _, scribbles = blobs((32, 32))
+    assert TrainConfig().resume_optimizer is True
+    nets = []
+    for keep in (True, False):
+        config = TrainConfig(steps=6, resume_optimizer=keep, final_prediction=False, **FAST)
+        model = run(train(image, scribbles, config))[-1].model
+        assert (model.optimizer_state is not None) is keep
+        nets.append([p.detach().clone() for p in model.net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*nets, strict=True))
+
+
 def test_a_continued_training_resumes_the_optimiser_state_of_the_last():
     image, _, scribbles = blobs((32, 32))
     config = TrainConfig(steps=5, resume_optimizer=True, final_prediction=False, **FAST)
