@@ -72,7 +72,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "warm-up": {"first": {}, "then": {"lr_warmup": 30, **FULL}, "autoclip": 0},
     "resume": {
         "first": {"resume_optimizer": True},
-        "then": {"resume_optimizer": True, **FULL},
+        "then": {**FULL, "resume_optimizer": True},
         "autoclip": 0,
     },
     "lr/10": {

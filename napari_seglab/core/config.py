@@ -91,15 +91,15 @@ class TrainConfig:
         (``benchmarks/results/probe_optimizer.md``).
     resume_optimizer : bool
         A training that continues a model (``train(model=...)``, a second click on Train)
-        resumes the Adam moments the model's last training ended with
+        resumes the Adam state (moments and step count) the model's last training ended with
         (``SegModel.optimizer_state``) instead of starting a fresh optimiser, when that training
         also had this option and the same ``amsgrad``; on by default. The state is kept in
         memory only (``seglab train --init``, which loads a file, starts a fresh one); the
         learning rate and its schedule start again. A first training is the same either way.
-        With a fresh optimiser a second training of ``skimage.data.microaneurysms()`` with the
-        same strokes lost most of the vessels in 3 of 4 seeds (resumed: 1 of 4), and one after
-        added strokes lowered ``skimage.data.cell()`` from 0.95 to 0.54 IoU (resumed: 0.90)
-        (``benchmarks/results/probe_optimizer.md``).
+        With a fresh Adam at the full rate, a second training of
+        ``skimage.data.microaneurysms()`` with the same strokes lost most of the vessels in 3 of
+        4 seeds (resumed: 1 of 4), and one after added strokes lowered ``skimage.data.cell()``
+        from 0.95 to 0.54 IoU (resumed: 0.90) (``benchmarks/results/probe_optimizer.md``).
     lr_decay : bool
         With a budget, keep ``lr`` for the first ``1 - LR_DECAY_SHARE`` of it, then lower it
         along a cosine to 5% of ``lr`` at its end (a "warm-stable-decay" schedule). A cosine over

@@ -2,7 +2,8 @@
 it (resuming an earlier training's state when asked), the state a model keeps for the next
 training, and the exponential moving average that previews and the final model use.
 
-Why the options exist and why none is on by default: ``benchmarks/results/probe_optimizer.md``.
+Why the options exist, why ``resume_optimizer`` is on by default and the others are off:
+``benchmarks/results/probe_optimizer.md``.
 """
 
 from __future__ import annotations

@@ -79,6 +79,19 @@ def test_the_variants_train_different_weights_and_the_summary_reads_them(tmp_pat
     assert [line.split(" | ")[0] for line in table[2:]] == ["| adam", "| amsgrad"]
 
 
+def test_each_variant_sets_what_its_name_says_for_the_continued_training():
+    from napari_seglab.core.training import TrainConfig
+
+    def then(variant):
+        return TrainConfig(**probe.VARIANTS[variant]["then"])
+
+    assert then("adam").resume_optimizer is False and then("adam").lr_continued == 3e-3
+    assert then("resume").resume_optimizer is True and then("resume").lr_continued == 3e-3
+    assert then("lr/10").resume_optimizer is False and then("lr/10").lr_continued == 3e-4
+    assert then("warm-up").lr_warmup == 30 and then("warm-up").resume_optimizer is False
+    assert then("edge off").lambda_edge == 0.0 and then("amsgrad").amsgrad is True
+
+
 def test_a_continued_run_is_summarised_at_the_end_of_each_training():
     runs = [{"steps": 165, "then": 165}, {"steps": 165}]
     assert probe.checkpoints(runs) == [165, 330]
