@@ -299,10 +299,14 @@ def test_retrain_continues_from_the_current_model(widget, qtbot):
     model = widget.trainer.model
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     first_losses = list(widget.loss_plot.losses)
+    (first_steps,) = {float(s["step"]) for s in model.optimizer_state["state"].values()}
     reports = []
     widget.trainer.reported.connect(reports.append)
     _train(widget, qtbot)
     assert widget.trainer.model is model  # trained in place, not a new model
+    # the second click resumed the first training's optimiser (TrainConfig.resume_optimizer)
+    resumed = {float(s["step"]) for s in model.optimizer_state["state"].values()}
+    assert resumed == {2 * first_steps}
     assert all(u.report.model is model for u in reports)
     after = model.net.state_dict()
     assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before)
