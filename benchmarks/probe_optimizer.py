@@ -95,6 +95,13 @@ class StepPreviewer(Previewer):
         return step % self.steps == 0
 
 
+def _norm(tensors) -> float:
+    """The L2 norm of all the tensors together (what ``clip_grad_norm_`` measures)."""
+    import torch
+
+    return float(torch.sqrt(sum((t.float() ** 2).sum() for t in tensors)))
+
+
 @contextmanager
 def autoclip(percentile: float) -> Iterator[None]:
     """While open, ``torch.optim.Adam`` clips each step's gradient norm to the ``percentile``
@@ -111,7 +118,7 @@ def autoclip(percentile: float) -> Iterator[None]:
         def step(self, closure=None):
             params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
             norms = self.__dict__.setdefault("norms", [])
-            norms.append(float(torch.sqrt(sum((p.grad.float() ** 2).sum() for p in params))))
+            norms.append(_norm(p.grad for p in params))
             torch.nn.utils.clip_grad_norm_(params, float(np.percentile(norms, percentile)))
             return super().step(closure)
 
@@ -126,7 +133,6 @@ def _train(case, scribbles, config, model, every, offset, records, scored, added
     """One call of ``train`` on ``scribbles``; appends its records (steps counted from
     ``offset``; scores against all the strokes ``scored``, and the share of the ``added``
     strokes' pixels predicted as painted) and returns the model."""
-    import torch
 
     from napari_seglab.core.training import train
 
@@ -138,13 +144,11 @@ def _train(case, scribbles, config, model, every, offset, records, scored, added
     for report in gen:
         params = [p.detach() for p in report.model.net.parameters()]
         if previous is not None and not report.done:
-            change = torch.sqrt(
-                sum(((p - q) ** 2).sum() for p, q in zip(params, previous, strict=True))
-            )
-            update = max(update, float(change))
+            change = _norm(p - q for p, q in zip(params, previous, strict=True))
+            update = max(update, change)
         grads = [p.grad for p in report.model.net.parameters() if p.grad is not None]
         if grads:
-            grad = max(grad, float(torch.sqrt(sum((g**2).sum() for g in grads))))
+            grad = max(grad, _norm(grads))
         previous = [p.clone() for p in params]
         if report.prediction is None:
             continue
@@ -183,9 +187,9 @@ def trace(
     end of each: ``step`` (counted over both), ``iou`` (on the pixels no stroke paints),
     ``fg`` (predicted foreground share), ``painted`` (the worse class's painted-pixel
     accuracy, all strokes), ``added`` (accuracy on the added strokes' pixels), ``grad`` and
-    ``update`` (largest
-    L2 norms of the gradient and of one step's change of the raw weights since the last
-    record; the first step of a continued training counts from the model it continues)."""
+    ``update`` (largest L2 norms of the gradient and of one step's change of the raw weights
+    since the last record; the first step of a continued training counts from the model it
+    continues)."""
     from napari_seglab.core.training import TrainConfig
 
     spec = VARIANTS[variant]
@@ -249,8 +253,15 @@ def plot(runs: Sequence[dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    colours = {"adam": "tab:red", "amsgrad": "tab:blue", "autoclip": "tab:green"}
-    colours["warm-up"] = "tab:purple"
+    colours = {
+        "adam": "tab:red",
+        "amsgrad": "tab:blue",
+        "autoclip": "tab:green",
+        "warm-up": "tab:purple",
+        "resume": "tab:orange",
+        "lr/10": "tab:brown",
+        "edge off": "tab:gray",
+    }
     for run in runs:
         rec = run["records"]
         steps = [r["step"] for r in rec]
