@@ -211,7 +211,7 @@ def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def _set_data(layer: napari.layers.Layer, data: np.ndarray) -> None:
+def set_data(layer: napari.layers.Layer, data: np.ndarray) -> None:
     """Replace a layer's data, in place when shape and dtype allow (no re-allocation)."""
     current = layer.data
     if (
@@ -362,7 +362,7 @@ def update_prediction_layers(
     """
     labels = np.asarray(prediction.labels)
     if region is None:
-        _set_data(pred, labels)
+        set_data(pred, labels)
     else:
         pred.data[region] = labels
         pred.refresh()
@@ -370,7 +370,7 @@ def update_prediction_layers(
         return
     values = np.asarray(foreground_probability(np.asarray(prediction.probabilities)), np.float32)
     if region is None and values.shape == prob.data.shape:
-        _set_data(prob, values)
+        set_data(prob, values)
     elif region is not None and values.ndim == prob.data.ndim:
         index = region if values.ndim == labels.ndim else (slice(None), *region)
         prob.data[index] = values

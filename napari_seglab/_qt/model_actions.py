@@ -1,4 +1,5 @@
-"""What the dock does with model files and with other images: save, load, apply.
+"""What the dock does with model files and with other images: save, load, apply; and the
+way back to the model (and overlay) from before the last training.
 
 :class:`ModelActions` is a part of :class:`~napari_seglab._qt.session.Session`, kept in its own
 module: it uses the session's trainer, classes, viewer, signals and status line
@@ -7,6 +8,8 @@ module: it uses the session's trainer, classes, viewer, signals and status line
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,41 @@ if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
 
 
+#: The overlays (prediction and probability layers) of the model before a training are kept for
+#: "Undo training" up to this many bytes in all; larger or lazy ones are not (the model is).
+UNDO_OVERLAY_BYTES = 512 * 1024**2
+
+
+@dataclass
+class Before:
+    """What a training replaced: the model as it was (a deep copy: the training changes the
+    model in place), the image it was shown on, and copies of its overlays' data by layer name
+    (empty when they were too large, lazy or not there)."""
+
+    model: SegModel
+    image_name: str
+    overlays: dict[str, np.ndarray]
+
+
+def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
+    """:class:`Before` for a training about to start on ``image`` (None without a model)."""
+    if model is None:
+        return None
+    from napari.layers import Image as ImageLayer
+    from napari.layers import Labels
+
+    found = [
+        lyr.find_layer(viewer, lyr.prediction_name(image), Labels),
+        lyr.find_layer(viewer, lyr.probability_name(image), ImageLayer),
+    ]
+    layers = [x for x in found if x is not None and lyr.role(x) in ("prediction", "probability")]
+    arrays = [x.data for x in layers]
+    small = sum(getattr(a, "nbytes", UNDO_OVERLAY_BYTES + 1) for a in arrays) <= UNDO_OVERLAY_BYTES
+    keep = small and all(isinstance(a, np.ndarray) for a in arrays)
+    overlays = {x.name: x.data.copy() for x in layers} if keep else {}
+    return Before(copy.deepcopy(model), image.name, overlays)
+
+
 class PredictionStopped(Exception):
     """Raised in the network's forward pass to abandon a prediction (the session closed)."""
 
@@ -37,8 +75,50 @@ def _reason(exc: BaseException) -> str:
 
 
 class ModelActions:
-    """Save, load and apply the session's model (a part of
+    """Save, load and apply the session's model, and undo its last training (a part of
     :class:`~napari_seglab._qt.session.Session`)."""
+
+    #: What the last training replaced (:meth:`undo_training`), None when nothing.
+    before: Before | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a training or a prediction runs."""
+        return self.trainer.running or self.apply_worker is not None
+
+    @property
+    def can_undo_training(self) -> bool:
+        """Whether :meth:`undo_training` has a model to go back to (and nothing runs)."""
+        return self.before is not None and not self.busy
+
+    def undo_training(self) -> SegModel | None:
+        """Go back to the model from before the last training, and to its overlay where it
+        was kept (:data:`UNDO_OVERLAY_BYTES`); the scribbles stay as they are. One step back:
+        the model the training made is dropped. Returns the model, None when there is
+        nothing to go back to or a training or prediction runs (``status`` says why)."""
+        before = self.before
+        if before is None or self.busy:
+            why = "training or predicting" if self.busy else "no training to undo"
+            self._say(f"Nothing undone: {why}.", "warning")
+            return None
+        self.before = None
+        model = before.model
+        self.trainer.model = model
+        shown = []
+        for name, data in before.overlays.items():
+            layer = next((x for x in self.viewer.layers if x.name == name), None)
+            if layer is not None and tuple(layer.data.shape) == data.shape:
+                lyr.set_data(layer, data)
+                shown.append(layer)
+        image = next((x for x in self.viewer.layers if x.name == before.image_name), None)
+        if shown and image is not None:
+            guidance.refresh(self.viewer, image)
+        self._notes.reset()
+        self.modelReplaced.emit()
+        where = "" if shown else " (its overlay was not kept: Apply to layer shows it)"
+        self._say(f"Back to the model from before the last training{where}.")
+        self._emit_changed()
+        return model
 
     def save_model(self, path: str | Path) -> Path | None:
         """Save the current model to ``path`` (the core's safe format); returns the path written.
@@ -82,6 +162,7 @@ class ModelActions:
             self._say(f"Could not load a model from {path}: {_reason(exc)}", "error")
             return None
         self.trainer.model = model
+        self.before = None
         k = int(model.num_classes)
         while len(self.classes) < k:
             self.classes.append(default_class(len(self.classes) + 1))

@@ -30,7 +30,7 @@ from napari_seglab._qt.classes import (
     default_class,
     default_classes,
 )
-from napari_seglab._qt.model_actions import ModelActions
+from napari_seglab._qt.model_actions import ModelActions, keep_before
 from napari_seglab._qt.readout import NoteTracker
 from napari_seglab._qt.scribble_sync import ScribbleSync
 from napari_seglab._qt.training import Run, Trainer, Update
@@ -144,11 +144,6 @@ class Session(ModelActions, QObject):
     def stopping(self) -> bool:
         """Whether the running training was asked to stop."""
         return self.trainer.running and self._stop_reason is not None
-
-    @property
-    def busy(self) -> bool:
-        """Whether a training or a prediction runs."""
-        return self.trainer.running or self.apply_worker is not None
 
     @property
     def notes(self) -> list[str]:
@@ -419,6 +414,7 @@ class Session(ModelActions, QObject):
         num_classes = max(2, top) if fresh else model.num_classes
         try:
             config = choice.config(settings.train_config())
+            before = keep_before(self.viewer, image, model)  # for Undo training
             # the overlay layers exist from the start (empty), so that previews only write data
             lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
             region = lyr.visible_region(image)
@@ -428,6 +424,7 @@ class Session(ModelActions, QObject):
             self.trainer.start(data, scribbles.data, config, region, others=others, names=names)
         except (ValueError, TypeError, RuntimeError) as exc:
             return self._not_started(str(exc))
+        self.before = before
         sync = ScribbleSync(scribbles, parent=self)
         sync.edited.connect(self._on_scribbles_edited)
         sync.replaced.connect(self._on_scribbles_replaced)
@@ -568,6 +565,7 @@ class Session(ModelActions, QObject):
         if self.trainer.running:
             return
         self.trainer.reset()
+        self.before = None
         self._notes.reset()
         self.modelReplaced.emit()
         self._say("Model reset: the next training starts from scratch.")

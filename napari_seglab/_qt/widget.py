@@ -143,7 +143,13 @@ class SegLabWidget(QWidget):
         )
         self.reset_button = QPushButton("Reset model", train_box)
         self.reset_button.setToolTip("Forget the model: the next training starts from scratch")
+        self.undo_button = QPushButton("Undo training", train_box)
+        self.undo_button.setToolTip(
+            "Go back to the model and overlay from before the last training (one step back; "
+            "the scribbles stay as they are)"
+        )
         row.addWidget(self.train_button, 2)
+        row.addWidget(self.undo_button, 1)
         row.addWidget(self.reset_button, 1)
         tl.addLayout(row)
         self.where_button = QPushButton("Where to paint next", train_box)
@@ -206,6 +212,7 @@ class SegLabWidget(QWidget):
         self.settings_panel.device.currentTextChanged.connect(self._update_device_label)
         self.train_button.clicked.connect(self._on_train_clicked)
         self.reset_button.clicked.connect(self.reset_model)
+        self.undo_button.clicked.connect(self.undo_training)
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
         self.apply_button.clicked.connect(self.apply_to_layer)
@@ -332,6 +339,11 @@ class SegLabWidget(QWidget):
         """Forget the model (not while training)."""
         self.session.reset_model()
 
+    def undo_training(self) -> SegModel | None:
+        """Go back to the model (and overlay) from before the last training; None when there
+        is none (the status line says why)."""
+        return self.session.undo_training()
+
     def save_model(self, path: str | Path) -> Path | None:
         """Save the current model to ``path``; returns the path written (``.seglab`` added to
         a path without a suffix), None when not saved (the status line says why)."""
@@ -419,6 +431,7 @@ class SegLabWidget(QWidget):
             running or (s.image is not None and s.scribbles is not None and not busy)
         )
         self.reset_button.setEnabled(has_model and not busy)
+        self.undo_button.setEnabled(s.can_undo_training)
         self.save_button.setEnabled(has_model and not busy)
         self.load_button.setEnabled(not busy)
         self.apply_button.setEnabled(has_model and not busy)

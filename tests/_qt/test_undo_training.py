@@ -1,0 +1,138 @@
+"""Undo training: back to the model and overlay from before the last training."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+napari = pytest.importorskip("napari")
+
+from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
+
+from napari_seglab._qt import layers as lyr  # noqa: E402
+from napari_seglab._qt import model_actions  # noqa: E402
+from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
+
+
+@pytest.fixture
+def widget(viewer, qtbot):
+    image = viewer.add_image(synthetic_image(), name="img")
+    viewer.add_labels(saved_strokes(), name="img scribbles")  # the user's own strokes layer
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    assert w.session.image is image and w.session.scribbles is viewer.layers["img scribbles"]
+    yield w
+    w.cleanup(timeout=20)
+
+
+def _train(widget, qtbot):
+    with qtbot.waitSignal(widget.trainer.finished, timeout=60_000):
+        assert widget.start_training()
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+
+
+def _overlays(viewer):
+    return {
+        name: np.array(viewer.layers[name].data) for name in ("img prediction", "img probability")
+    }
+
+
+def test_undo_goes_back_to_the_model_and_overlay_before_the_last_training(widget, viewer, qtbot):
+    assert not widget.undo_button.isEnabled()  # nothing trained yet
+    _train(widget, qtbot)
+    assert not widget.undo_button.isEnabled()  # the first model replaced none
+    first_weights, first_overlays = _weights(widget.trainer.model), _overlays(viewer)
+    first_steps = widget.trainer.model.train_settings["steps_done"]
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1  # more background, then a second click
+    viewer.layers["img scribbles"].refresh()
+    _train(widget, qtbot)
+    second = _overlays(viewer)
+    assert any(not np.array_equal(first_overlays[k], second[k]) for k in second)
+    assert widget.undo_button.isEnabled()
+    strokes = np.array(viewer.layers["img scribbles"].data)
+
+    widget.undo_button.click()
+
+    model = widget.trainer.model
+    for k, v in _weights(model).items():
+        torch.testing.assert_close(v, first_weights[k])
+    assert model.train_settings["steps_done"] == first_steps
+    for name, data in _overlays(viewer).items():
+        np.testing.assert_array_equal(data, first_overlays[name])
+    np.testing.assert_array_equal(viewer.layers["img scribbles"].data, strokes)  # untouched
+    assert "Back to the model from before the last training" in widget.status_label.text()
+    assert not widget.undo_button.isEnabled()  # one step back
+    # the next click on Train continues the model gone back to
+    _train(widget, qtbot)
+    assert widget.trainer.model is model and widget.undo_button.isEnabled()
+
+
+def test_reset_and_load_forget_what_undo_would_go_back_to(widget, qtbot, tmp_path):
+    _train(widget, qtbot)
+    _train(widget, qtbot)
+    assert widget.session.can_undo_training
+    path = widget.save_model(tmp_path / "m.seglab")
+    widget.load_model(path)
+    assert not widget.undo_button.isEnabled()
+    _train(widget, qtbot)
+    assert widget.undo_button.isEnabled()
+    widget.reset_button.click()
+    assert not widget.undo_button.isEnabled()
+    assert widget.undo_training() is None
+    assert "Nothing undone" in widget.status_label.text()
+
+
+def test_an_overlay_too_large_to_keep_is_said_and_the_model_still_goes_back(
+    widget, viewer, qtbot, monkeypatch
+):
+    monkeypatch.setattr(model_actions, "UNDO_OVERLAY_BYTES", 100)
+    _train(widget, qtbot)
+    first_weights = _weights(widget.trainer.model)
+    _train(widget, qtbot)
+    second = _overlays(viewer)
+    widget.undo_training()
+    for k, v in _weights(widget.trainer.model).items():
+        torch.testing.assert_close(v, first_weights[k])
+    for name, data in _overlays(viewer).items():  # left as the last training made it
+        np.testing.assert_array_equal(data, second[name])
+    assert "overlay was not kept" in widget.status_label.text()
+
+
+def test_undo_is_refused_while_training(widget, qtbot):
+    _train(widget, qtbot)
+    _train(widget, qtbot)
+    widget.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
+    assert widget.start_training()
+    qtbot.waitUntil(lambda: widget.trainer.last_report is not None, timeout=30_000)
+    assert not widget.undo_button.isEnabled()
+    assert widget.session.undo_training() is None
+    with qtbot.waitSignal(widget.trainer.finished, timeout=10_000):
+        widget.stop_training()
+    assert widget.undo_button.isEnabled()  # the stopped training can be undone
+
+
+def test_the_kept_overlays_are_copies_of_the_layers_made_here_only(viewer):
+    image = viewer.add_image(synthetic_image(), name="img")
+    assert model_actions.keep_before(viewer, image, None) is None
+    from napari_seglab.core.data import Normalization, as_zcyx
+    from napari_seglab.core.model import ModelConfig, SegModel
+
+    data = synthetic_image()
+    model = SegModel.create(2, 1, Normalization.fit(as_zcyx(data)), ModelConfig(width=8))
+    viewer.add_labels(np.ones((64, 64), np.uint8), name=lyr.prediction_name(image))  # the user's
+    kept = model_actions.keep_before(viewer, image, model)
+    assert kept.overlays == {} and kept.model is not model
+    viewer.layers.remove(lyr.prediction_name(image))
+    pred, prob = lyr.ensure_prediction_layers(viewer, image, 2, [])
+    pred.data[:] = 2
+    kept = model_actions.keep_before(viewer, image, model)
+    assert set(kept.overlays) == {pred.name, prob.name}
+    pred.data[:] = 1
+    assert (kept.overlays[pred.name] == 2).all()
