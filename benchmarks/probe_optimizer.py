@@ -27,7 +27,11 @@ Variants (``VARIANTS``; every other setting the engine's default):
   engine's default since this probe);
 - ``lr/10``: the continued training, with a fresh Adam, at a tenth of the rate
   (``lr_continued=3e-4``);
-- ``edge off``: the continued training at the full rate without the edge-aware term.
+- ``edge off``: the continued training at the full rate without the edge-aware term;
+- ``teacher``, ``teacher x10``: a mean-teacher consistency term on the unpainted pixels
+  (``consistency=1`` or ``10``, the teacher's decay ``consistency_ema``'s default) in both
+  trainings, the continued one resuming the Adam state (the engine's default); ``teacher
+  then``: the term (``consistency=1``) in the continued training only.
 
 One thread per run; the budgets are steps, so results do not depend on the machine's load.
 The commands behind ``benchmarks/results/probe_optimizer.md`` are listed there, e.g.::
@@ -81,6 +85,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "autoclip": 0,
     },
     "edge off": {"first": {}, "then": {"lambda_edge": 0.0, **FULL}, "autoclip": 0},
+    "teacher": {"first": {"consistency": 1.0}, "then": {"consistency": 1.0}, "autoclip": 0},
+    "teacher x10": {"first": {"consistency": 10.0}, "then": {"consistency": 10.0}, "autoclip": 0},
+    "teacher then": {"first": {}, "then": {"consistency": 1.0}, "autoclip": 0},
 }
 
 
@@ -261,6 +268,9 @@ def plot(runs: Sequence[dict[str, Any]], path: str) -> None:
         "resume": "tab:orange",
         "lr/10": "tab:brown",
         "edge off": "tab:gray",
+        "teacher": "tab:cyan",
+        "teacher x10": "tab:olive",
+        "teacher then": "tab:pink",
     }
     for run in runs:
         rec = run["records"]

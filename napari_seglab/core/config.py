@@ -110,6 +110,17 @@ class TrainConfig:
         Decay of the exponential moving average of the weights that previews, the final model
         and the returned model use (0 = use the raw weights). Averaging removes the step-to-step
         jitter of a small network trained on few pixels.
+    consistency : float
+        Weight of a mean-teacher consistency term
+        (:func:`napari_seglab.core.losses.consistency_mse`) on the unpainted pixels of every
+        crop: the squared difference between the network's class probabilities and those of a
+        slower moving average of its weights (the teacher, decay ``consistency_ema``), which
+        keeps the prediction away from the strokes from jumping in a few steps (Tarvainen and
+        Valpola, NeurIPS 2017). A continued training's teacher starts from the model it
+        continues. 0 (default) = off; each step then costs one more forward pass.
+    consistency_ema : float
+        Decay of the teacher's average, in (0, 1); in a first training it warms up as the
+        ``ema`` average does.
     augment : bool
         Random flips and 90 degree rotations of the crops.
     lambda_edge : float or None
@@ -176,6 +187,8 @@ class TrainConfig:
     lr_continued: float | None = None
     lr_decay: bool = True
     ema: float = 0.9
+    consistency: float = 0.0
+    consistency_ema: float = 0.99
     augment: bool = True
     intensity_augment: float = 0.0
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
@@ -244,6 +257,10 @@ class TrainConfig:
             raise ValueError(f"lr_continued must be positive, got {self.lr_continued}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if not 0 < self.consistency_ema < 1:
+            raise ValueError(f"consistency_ema must be in (0, 1), got {self.consistency_ema}")
+        if not self.consistency >= 0:
+            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
         if self.edge_sigma is not None and not self.edge_sigma > 0:

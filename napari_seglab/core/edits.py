@@ -13,6 +13,7 @@ classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -183,3 +184,15 @@ class ScribbleEdit:
             rev, first = np.unique(flat[::-1], return_index=True)
             flat, values = rev, values[::-1][first]
         return flat, values
+
+
+def scribble_items(new: Any, ndim: int) -> list[Any]:
+    """What was sent to a training generator (one edit, a sequence of edits and full
+    ``ndim``-dimensional arrays, or one full array), as a list of edits and arrays, in order."""
+    if isinstance(new, ScribbleEdit):
+        return [new]
+    if isinstance(new, (list, tuple)) and all(
+        isinstance(x, ScribbleEdit) or (isinstance(x, np.ndarray) and x.ndim == ndim) for x in new
+    ):
+        return list(new)
+    return [new]

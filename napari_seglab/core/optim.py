@@ -1,6 +1,7 @@
 """The optimiser of a training and the average of its weights: Adam as ``TrainConfig`` sets
 it (resuming an earlier training's state when asked), the state a model keeps for the next
-training, and the exponential moving average that previews and the final model use.
+training, the exponential moving average that previews and the final model use, and the
+slower one that teaches a consistency term.
 
 Why the options exist, why ``resume_optimizer`` is on by default and the others are off:
 ``benchmarks/results/probe_optimizer.md``.
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.optim.swa_utils import get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 if TYPE_CHECKING:
     from napari_seglab.core.config import TrainConfig
@@ -65,6 +66,18 @@ def ema_with_warmup(decay: float) -> Callable[[list, list, torch.Tensor], None]:
         get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, num_averaged)
 
     return update
+
+
+def build_teacher(net: torch.nn.Module, decay: float, continued: bool) -> AveragedModel:
+    """The mean teacher of ``TrainConfig.consistency``: an exponential moving average of
+    ``net``'s weights with ``decay``, starting from its current weights, warming up as
+    :func:`ema_with_warmup` in a first training and at the full decay from the start when
+    the training continues a trained model (whose weights are the anchor then)."""
+    average = get_ema_multi_avg_fn(decay) if continued else ema_with_warmup(decay)
+    teacher = AveragedModel(net, multi_avg_fn=average)
+    teacher.update_parameters(net)
+    teacher.requires_grad_(False)
+    return teacher
 
 
 @torch.no_grad()

@@ -55,7 +55,7 @@ from napari_seglab.core.device import (
     release_memory,
     resolve_device,
 )
-from napari_seglab.core.edits import ScribbleEdit
+from napari_seglab.core.edits import ScribbleEdit, scribble_items
 from napari_seglab.core.guard import (
     EDGE_NOISE_FACTOR,
     EDGE_SIGMA_MIN,
@@ -73,6 +73,7 @@ from napari_seglab.core.losses.registry import LossFactory, build_loss
 from napari_seglab.core.model import SegModel
 from napari_seglab.core.optim import (
     build_optimizer,
+    build_teacher,
     copy_parameters,
     ema_with_warmup,
     kept_state,
@@ -94,17 +95,23 @@ def make_loss(config: TrainConfig, weight: torch.Tensor | None, sigmoid: bool) -
 
 
 def _loss_parts(
-    loss_fn: torch.nn.Module, name: str, total: float, edge: torch.Tensor | None = None
+    loss_fn: torch.nn.Module,
+    name: str,
+    total: float,
+    edge: torch.Tensor | None = None,
+    consistency: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """The parts of a combined loss (its ``last_parts``, else ``{name: total}``), plus the
-    edge-aware regulariser's value under ``"edge"`` when it is on."""
+    edge-aware regulariser's value under ``"edge"`` and the consistency term's under
+    ``"consistency"`` when they are on."""
     parts = getattr(loss_fn, "last_parts", None)
     if isinstance(parts, dict) and parts:
         out = {str(k): float(v) for k, v in parts.items()}
     else:
         out = {name: total}
-    if edge is not None:
-        out["edge"] = float(edge.detach())
+    for key, value in (("edge", edge), ("consistency", consistency)):
+        if value is not None:
+            out[key] = float(value.detach())
     return out
 
 
@@ -251,8 +258,13 @@ class _Run:
             torch.manual_seed(config.seed)
         net.to(device)
         net.train()
-        self.lr = config.lr_for(continued=bool(model.train_settings.get("steps_done")))
+        continued = bool(model.train_settings.get("steps_done"))
+        self.lr = config.lr_for(continued)
         self.optimizer = build_optimizer(net, config, self.lr, model.optimizer_state)
+        self.teacher: AveragedModel | None = None
+        self.consistency: torch.Tensor | None = None
+        if config.consistency > 0:
+            self.teacher = build_teacher(net, config.consistency_ema, continued)
         if config.lr_warmup:
             self.decay_lr(0, 0.0)
         self.average: AveragedModel | None = None
@@ -294,6 +306,9 @@ class _Run:
         )
         self.set_loss()
 
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+
     def set_loss(self) -> None:
         """Class weights from the counts (and the guard's boosts), and the loss built on them."""
         config = self.config
@@ -313,7 +328,7 @@ class _Run:
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
         mask = yt > 0
         target = (yt - 1).clamp_(min=0)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.autocast():
             logits = net(xt)
         loss = self.loss_fn(logits.float(), target, mask=mask)
         edge = None
@@ -329,6 +344,11 @@ class _Run:
             edge = losses.edge_aware_potts(probs, xt, sigma=self.edge_sigma)
             if edge_now > 0:
                 loss = loss + edge_now * edge
+        if self.teacher is not None:
+            with torch.no_grad(), self.autocast():
+                taught = model.probabilities(self.teacher(xt))
+            self.consistency = losses.consistency_mse(model.probabilities(logits), taught, ~mask)
+            loss = loss + config.consistency * self.consistency
         if self.monitor is not None:
             self.monitor.update(logits.detach(), yt, model.sigmoid)
         self.optimizer.zero_grad(set_to_none=True)
@@ -337,6 +357,8 @@ class _Run:
         self.scaler.update()
         if self.average is not None:
             self.average.update_parameters(net)
+        if self.teacher is not None:
+            self.teacher.update_parameters(net)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"training diverged: loss is {loss_value} at step {step + 1}")
@@ -395,7 +417,7 @@ class _Run:
             torch.from_numpy(self.sampler.uniform_batch(self.config.batch_size)).to(self.device)
             for _ in range(4)
         ]
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with self.autocast():
             update_bn(batches, net)
 
     def finish(self) -> None:
@@ -415,7 +437,7 @@ class _Run:
         """Scribbles sent to the generator; edits cost time in proportion to the stroke, a full
         array in proportion to the image."""
         K, spatial = self.K, self.view.spatial_shape
-        for item in _scribbles_items(new_scribbles, len(spatial)):
+        for item in scribble_items(new_scribbles, len(spatial)):
             if isinstance(item, ScribbleEdit):
                 self.counter.update(*self.sampler.apply_edit(item, K))
                 continue
@@ -437,6 +459,7 @@ class _Run:
         self.finish()  # stopped early (close() or an error): keep the averaged weights
         self.model.optimizer_state = kept_state(self.optimizer, self.config)
         del self.optimizer
+        self.teacher = None  # its weights leave the device's memory with the optimiser's
         _release(self.net, self.device, previous_threads)
 
 
@@ -499,7 +522,7 @@ def _run(
             report = TrainReport(
                 step=step,
                 loss=loss_value,
-                parts=_loss_parts(run.loss_fn, loss_name, loss_value, edge),
+                parts=_loss_parts(run.loss_fn, loss_name, loss_value, edge, run.consistency),
                 class_weights=run.class_weights.copy(),
                 counts=run.counts.copy(),
                 elapsed=elapsed,
@@ -511,13 +534,7 @@ def _run(
                 stopped=finishing,
                 stroke_recall=None if run.monitor is None else run.monitor.recall(),
                 notes=tuple(run.notes),
-                painted_accuracy=None
-                if prediction is None
-                else painted_accuracy(
-                    np.asarray(prediction.labels),
-                    _in_region(run.sampler.labels, view, region),
-                    run.K,
-                ),
+                painted_accuracy=_painted(run, prediction, region),
             )
             new_scribbles = yield report
             if done:
@@ -563,17 +580,6 @@ def _predict(
     if not previewer.accept(prediction, _in_region(run.sampler.labels, run.view, region), step):
         return None, None
     return prediction, region
-
-
-def _scribbles_items(new: Any, ndim: int) -> list[Any]:
-    """What was sent to the generator, as a list of edits and full arrays, in order."""
-    if isinstance(new, ScribbleEdit):
-        return [new]
-    if isinstance(new, (list, tuple)) and all(
-        isinstance(x, ScribbleEdit) or (isinstance(x, np.ndarray) and x.ndim == ndim) for x in new
-    ):
-        return list(new)
-    return [new]
 
 
 def _in_region(labels: np.ndarray, view: ImageView, region: tuple[slice, ...] | None) -> np.ndarray:

@@ -38,6 +38,7 @@ Bad input (mismatched shapes, wrong dims, labels outside ``[0, C)`` other than
 from __future__ import annotations
 
 from napari_seglab.core.losses.compound import DiceCELoss, DiceFocalLoss
+from napari_seglab.core.losses.consistency import consistency_mse
 from napari_seglab.core.losses.dice import DiceLoss, GeneralizedDiceLoss, TverskyLoss
 from napari_seglab.core.losses.edge import edge_aware_potts
 from napari_seglab.core.losses.focal import FocalLoss
@@ -49,5 +50,6 @@ __all__ = [
     "FocalLoss",
     "GeneralizedDiceLoss",
     "TverskyLoss",
+    "consistency_mse",
     "edge_aware_potts",
 ]
