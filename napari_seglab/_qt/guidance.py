@@ -51,7 +51,9 @@ def refresh(
 ) -> Image | None:
     """Compute ``"<image> uncertainty"`` from the probability layer (making the layer when
     ``create``); returns it, or None when there is no prediction yet. With ``region`` (a
-    preview of part of the image) an existing layer is refreshed there only."""
+    preview of part of the image) an existing layer is refreshed there only. A layer of that
+    name that SegLab did not make is never touched: a refresh leaves it (None), ``create``
+    raises ValueError saying so."""
     from napari.layers import Image, Labels
 
     prob = lyr.find_layer(viewer, lyr.probability_name(image), Image)
@@ -59,6 +61,8 @@ def refresh(
     if prob is None or lyr.role(prob) != "probability" or (existing is None and not create):
         return None
     if existing is not None and lyr.role(existing) != "uncertainty":
+        if not create:  # a layer of the user's with that name: left alone by a refresh
+            return None
         raise ValueError(
             f"layer {existing.name!r} was not made by SegLab; rename it to see the uncertainty"
         )

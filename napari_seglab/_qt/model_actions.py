@@ -9,6 +9,7 @@ module: it uses the session's trainer, classes, viewer, signals and status line
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,19 +35,32 @@ UNDO_OVERLAY_BYTES = 512 * 1024**2
 
 @dataclass
 class Before:
-    """What a training replaced: the model as it was (a deep copy: the training changes the
-    model in place), the image it was shown on, and copies of its overlays' data by layer name
-    (empty when they were too large, lazy or not there)."""
+    """What a training may replace, for "Undo training".
+
+    Attributes
+    ----------
+    model : SegModel
+        A deep copy of the model at the start (the training changes the model in place).
+    original : SegModel
+        The model object itself, to tell whether the training changed anything.
+    image : weakref.ref
+        The image layer trained on.
+    overlays : list of (weakref.ref, np.ndarray)
+        Its overlay layers made by SegLab, each with a copy of its data; empty when they were
+        too large or lazy (``kept`` False) or not there (``existed`` False).
+    existed, kept : bool
+    """
 
     model: SegModel
-    image_name: str
-    overlays: dict[str, np.ndarray]
+    original: SegModel
+    image: weakref.ref
+    overlays: list[tuple[weakref.ref, np.ndarray]]
+    existed: bool
+    kept: bool
 
 
-def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
-    """:class:`Before` for a training about to start on ``image`` (None without a model)."""
-    if model is None:
-        return None
+def _overlay_layers(viewer, image: Image) -> list:
+    """``image``'s prediction and probability layers, those SegLab made only."""
     from napari.layers import Image as ImageLayer
     from napari.layers import Labels
 
@@ -54,12 +68,19 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
         lyr.find_layer(viewer, lyr.prediction_name(image), Labels),
         lyr.find_layer(viewer, lyr.probability_name(image), ImageLayer),
     ]
-    layers = [x for x in found if x is not None and lyr.role(x) in ("prediction", "probability")]
+    return [x for x in found if x is not None and lyr.role(x) in ("prediction", "probability")]
+
+
+def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
+    """:class:`Before` for a training about to start on ``image`` (None without a model)."""
+    if model is None:
+        return None
+    layers = _overlay_layers(viewer, image)
     arrays = [x.data for x in layers]
-    small = sum(getattr(a, "nbytes", UNDO_OVERLAY_BYTES + 1) for a in arrays) <= UNDO_OVERLAY_BYTES
-    keep = small and all(isinstance(a, np.ndarray) for a in arrays)
-    overlays = {x.name: x.data.copy() for x in layers} if keep else {}
-    return Before(copy.deepcopy(model), image.name, overlays)
+    size = sum(a.nbytes if isinstance(a, np.ndarray) else UNDO_OVERLAY_BYTES + 1 for a in arrays)
+    kept = size <= UNDO_OVERLAY_BYTES
+    overlays = [(weakref.ref(x), x.data.copy()) for x in layers] if kept else []
+    return Before(copy.deepcopy(model), model, weakref.ref(image), overlays, bool(layers), kept)
 
 
 class PredictionStopped(Exception):
@@ -80,6 +101,8 @@ class ModelActions:
 
     #: What the last training replaced (:meth:`undo_training`), None when nothing.
     before: Before | None = None
+    #: What the running training may replace, until it has changed the model.
+    pending_before: Before | None = None
 
     @property
     def busy(self) -> bool:
@@ -91,34 +114,69 @@ class ModelActions:
         """Whether :meth:`undo_training` has a model to go back to (and nothing runs)."""
         return self.before is not None and not self.busy
 
+    def settle_undo(self, report) -> None:
+        """At the end of a training: Undo goes back to the model from before it, unless the
+        training changed nothing (it failed or was stopped before its first step; ``report``
+        is its last report, None then), when Undo keeps what it had."""
+        pending, self.pending_before = self.pending_before, None
+        if pending is not None and (
+            report is not None or self.trainer.model is not pending.original
+        ):
+            self.before = pending
+
     def undo_training(self) -> SegModel | None:
         """Go back to the model from before the last training, and to its overlay where it
-        was kept (:data:`UNDO_OVERLAY_BYTES`); the scribbles stay as they are. One step back:
-        the model the training made is dropped. Returns the model, None when there is
-        nothing to go back to or a training or prediction runs (``status`` says why)."""
+        was kept (:data:`UNDO_OVERLAY_BYTES`); overlays that training made for an image that
+        had none are emptied. The scribbles stay as they are. One step back: the model the
+        training made is dropped. Returns the model, None when there is nothing to go back to
+        or a training or prediction runs (``status`` says why, as it says an overlay that
+        could not be restored)."""
         before = self.before
         if before is None or self.busy:
             why = "training or predicting" if self.busy else "no training to undo"
             self._say(f"Nothing undone: {why}.", "warning")
             return None
         self.before = None
-        model = before.model
-        self.trainer.model = model
-        shown = []
-        for name, data in before.overlays.items():
-            layer = next((x for x in self.viewer.layers if x.name == name), None)
-            if layer is not None and tuple(layer.data.shape) == data.shape:
+        self.trainer.model = before.model
+        complete = False
+        try:
+            complete = self._restore_overlays(before)
+        finally:
+            self._notes.reset()
+            self.modelReplaced.emit()
+            if complete:
+                self._say("Training undone: the model and its overlay are back.")
+            else:
+                self._say(
+                    "Training undone: the model is back, its overlay is not (Apply to layer "
+                    "shows it).",
+                    "warning",
+                )
+            self._emit_changed()
+        return before.model
+
+    def _restore_overlays(self, before: Before) -> bool:
+        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are
+        and whatever they are named now); True when every one was."""
+        layers = self.viewer.layers
+        complete = before.kept
+        for ref, data in before.overlays:
+            layer = ref()
+            if layer is not None and layer in layers and tuple(layer.data.shape) == data.shape:
                 lyr.set_data(layer, data)
-                shown.append(layer)
-        image = next((x for x in self.viewer.layers if x.name == before.image_name), None)
-        if shown and image is not None:
-            guidance.refresh(self.viewer, image)
-        self._notes.reset()
-        self.modelReplaced.emit()
-        where = "" if shown else " (its overlay was not kept: Apply to layer shows it)"
-        self._say(f"Back to the model from before the last training{where}.")
-        self._emit_changed()
-        return model
+            else:
+                complete = False
+        image = before.image()
+        if image is None or image not in layers:
+            return complete
+        if not before.existed:  # made (empty) by the undone training: empty again
+            for layer in _overlay_layers(self.viewer, image):
+                if not isinstance(layer.data, np.ndarray):
+                    complete = False
+                    continue
+                lyr.set_data(layer, np.zeros_like(layer.data))
+        guidance.refresh(self.viewer, image)
+        return complete
 
     def save_model(self, path: str | Path) -> Path | None:
         """Save the current model to ``path`` (the core's safe format); returns the path written.

@@ -424,7 +424,7 @@ class Session(ModelActions, QObject):
             self.trainer.start(data, scribbles.data, config, region, others=others, names=names)
         except (ValueError, TypeError, RuntimeError) as exc:
             return self._not_started(str(exc))
-        self.before = before
+        self.pending_before = before
         sync = ScribbleSync(scribbles, parent=self)
         sync.edited.connect(self._on_scribbles_edited)
         sync.replaced.connect(self._on_scribbles_replaced)
@@ -544,6 +544,7 @@ class Session(ModelActions, QObject):
             return
         run = self._end_run()
         report = self.trainer.last_report
+        self.settle_undo(report)
         error = self.trainer.error
         if error is not None:
             self._say(f"Training failed: {error}", "error")

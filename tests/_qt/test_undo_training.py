@@ -67,7 +67,7 @@ def test_undo_goes_back_to_the_model_and_overlay_before_the_last_training(widget
     for name, data in _overlays(viewer).items():
         np.testing.assert_array_equal(data, first_overlays[name])
     np.testing.assert_array_equal(viewer.layers["img scribbles"].data, strokes)  # untouched
-    assert "Back to the model from before the last training" in widget.status_label.text()
+    assert "Training undone: the model and its overlay are back" in widget.status_label.text()
     assert not widget.undo_button.isEnabled()  # one step back
     # the next click on Train continues the model gone back to
     _train(widget, qtbot)
@@ -102,7 +102,7 @@ def test_an_overlay_too_large_to_keep_is_said_and_the_model_still_goes_back(
         torch.testing.assert_close(v, first_weights[k])
     for name, data in _overlays(viewer).items():  # left as the last training made it
         np.testing.assert_array_equal(data, second[name])
-    assert "overlay was not kept" in widget.status_label.text()
+    assert "its overlay is not" in widget.status_label.text()
 
 
 def test_undo_is_refused_while_training(widget, qtbot):
@@ -128,11 +128,85 @@ def test_the_kept_overlays_are_copies_of_the_layers_made_here_only(viewer):
     model = SegModel.create(2, 1, Normalization.fit(as_zcyx(data)), ModelConfig(width=8))
     viewer.add_labels(np.ones((64, 64), np.uint8), name=lyr.prediction_name(image))  # the user's
     kept = model_actions.keep_before(viewer, image, model)
-    assert kept.overlays == {} and kept.model is not model
+    assert kept.overlays == [] and not kept.existed and kept.model is not model
+    assert kept.original is model
     viewer.layers.remove(lyr.prediction_name(image))
     pred, prob = lyr.ensure_prediction_layers(viewer, image, 2, [])
     pred.data[:] = 2
     kept = model_actions.keep_before(viewer, image, model)
-    assert set(kept.overlays) == {pred.name, prob.name}
+    assert [ref() for ref, _ in kept.overlays] == [pred, prob] and kept.existed and kept.kept
     pred.data[:] = 1
-    assert (kept.overlays[pred.name] == 2).all()
+    assert (kept.overlays[0][1] == 2).all()
+
+
+def test_undo_never_writes_into_a_layer_of_the_users_and_survives_their_names(
+    widget, viewer, qtbot
+):
+    """The overlays go back into the layers SegLab made, wherever they are and whatever they
+    are called now; a user's layer that took an overlay's, the image's or the uncertainty
+    layer's name is left alone."""
+    _train(widget, qtbot)
+    viewer.add_image(np.full((64, 64), 5.0, np.float32), name="img uncertainty")  # the user's
+    first = _overlays(viewer)
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1
+    _train(widget, qtbot)
+    viewer.layers["img prediction"].name = "kept prediction"
+    own = viewer.add_labels(np.full((64, 64), 7, np.uint8), name="img prediction")
+    viewer.layers["img"].name = "raw"
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="img")
+    widget.undo_button.click()
+    assert (own.data == 7).all()
+    assert (viewer.layers["img uncertainty"].data == 5.0).all()
+    np.testing.assert_array_equal(viewer.layers["kept prediction"].data, first["img prediction"])
+    np.testing.assert_array_equal(viewer.layers["img probability"].data, first["img probability"])
+    assert "Training undone: the model and its overlay are back" in widget.status_label.text()
+    assert not widget.undo_button.isEnabled()
+
+
+def test_overlays_made_for_another_image_by_the_undone_training_are_emptied(widget, viewer, qtbot):
+    _train(widget, qtbot)
+    other = viewer.add_image(synthetic_image(seed=1), name="other")
+    viewer.add_labels(saved_strokes(), name="other scribbles")
+    widget.image_combo.set_layer(other)
+    assert widget.session.scribbles is viewer.layers["other scribbles"]
+    _train(widget, qtbot)  # continues the model, on the other image
+    assert viewer.layers["other prediction"].data.any()
+    widget.undo_training()
+    assert not viewer.layers["other prediction"].data.any()  # as before that training: empty
+    assert not viewer.layers["other probability"].data.any()
+    assert "Training undone: the model and its overlay are back" in widget.status_label.text()
+
+
+def test_a_training_that_changed_nothing_keeps_the_way_back(widget, qtbot, monkeypatch):
+    _train(widget, qtbot)
+    first_weights = _weights(widget.trainer.model)
+    _train(widget, qtbot)
+    from napari_seglab._qt import training as qt_training
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("no step made")
+
+    monkeypatch.setattr(qt_training, "_run_training", fails)
+    with qtbot.waitSignal(widget.trainer.finished, timeout=60_000):
+        assert widget.start_training()
+    assert widget.trainer.last_report is None and widget.trainer.error is not None
+    assert widget.undo_button.isEnabled()
+    widget.undo_training()
+    for k, v in _weights(widget.trainer.model).items():  # back to the first, not the second
+        torch.testing.assert_close(v, first_weights[k])
+
+
+def test_a_fresh_model_undone_says_what_it_could_not_restore(widget, viewer, qtbot):
+    """A third class makes a new model, whose probability layer has a class axis: the old
+    two-class one cannot be put back into it, and the status says so."""
+    _train(widget, qtbot)
+    first_weights = _weights(widget.trainer.model)
+    viewer.layers["img scribbles"].data[50:54, 2:20] = 3
+    viewer.layers["img scribbles"].refresh()
+    _train(widget, qtbot)
+    assert widget.trainer.model.num_classes == 3
+    widget.undo_training()
+    assert widget.trainer.model.num_classes == 2
+    for k, v in _weights(widget.trainer.model).items():
+        torch.testing.assert_close(v, first_weights[k])
+    assert "its overlay is not" in widget.status_label.text()

@@ -323,6 +323,31 @@ def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot
     _assert_untouched(theirs, before)
 
 
+def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
+    """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
+    with its name is never written and raises nothing; "Where to paint next" says why it
+    cannot show the uncertainty."""
+    viewer.add_image(synthetic_image(), name="img")
+    theirs = viewer.add_image(np.full((64, 64), 5.0, np.float32), name="img uncertainty")
+    before = (np.array(theirs.data), dict(theirs.metadata), theirs.colormap.name)
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    _train(w, qtbot)
+    _train(w, qtbot)
+    assert w.trainer.error is None
+    w.apply_button.click()
+    wait_applied(qtbot, w)
+    assert "Predicted 'img'" in w.status_label.text()
+    w.undo_training()
+    assert "Training undone" in w.status_label.text()
+    notes.clear()
+    w.show_me_where()
+    assert any("not made by SegLab" in n for n in notes), notes
+    np.testing.assert_array_equal(theirs.data, before[0])
+    assert (dict(theirs.metadata), theirs.colormap.name) == before[1:]
+
+
 def test_apply_to_a_lazy_layer_predicts_it_block_by_block(viewer, qtbot, tmp_path):
     """A Zarr-backed stack (as napari opens one) and a Dask image: Apply predicts them in
     blocks, never reading the whole image at once, with the labels of an in-memory prediction."""
