@@ -230,10 +230,13 @@ def checkpoints(runs: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def summary_table(runs: Sequence[dict[str, Any]], at: Sequence[int]) -> str:
-    """Markdown: one row per variant and seed, the IoU at the steps ``at`` (the nearest
-    record), the lowest IoU after the first quarter of the first training, and the largest
-    update."""
+    """Markdown: one row per variant and seed (and per case and draw, when the runs have
+    several), the IoU at the steps ``at`` (the nearest record), the lowest IoU after the first
+    quarter of the first training, and the largest update."""
+    cases = len({(run["case"], run["draw"]) for run in runs}) > 1
     head = ["variant", "seed", *(f"IoU at {s}" for s in at), "lowest IoU after 1/4", "max update"]
+    if cases:
+        head = ["case", "draw", *head]
     adds = any(run.get("add") for run in runs)
     if adds:
         head += ["added strokes' acc, end of first", "end of second"]
@@ -244,6 +247,8 @@ def summary_table(runs: Sequence[dict[str, Any]], at: Sequence[int]) -> str:
         ious = [rec[int(np.argmin(np.abs(steps - s)))]["iou"] for s in at]
         late = [r["iou"] for r in rec if r["step"] >= run["steps"] / 4]
         cells = [run["variant"], str(run["seed"]), *(f"{v:.3f}" for v in ious)]
+        if cases:
+            cells = [run["case"], str(run["draw"]), *cells]
         cells += [f"{min(late):.3f}", f"{max(r['update'] for r in rec):.2f}"]
         if adds:
             first = [r for r in rec if r["step"] <= run["steps"]][-1]

@@ -77,6 +77,17 @@ def test_the_variants_train_different_weights_and_the_summary_reads_them(tmp_pat
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| variant | seed | IoU at 1 | IoU at 2 | IoU at 3 | IoU at 4 |")
     assert [line.split(" | ")[0] for line in table[2:]] == ["| adam", "| amsgrad"]
+    # runs of several cases: a case and a draw column
+    other = [{**runs[0], "case": "cell", "draw": 1}]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert probe.main(["--summary", str(out), str(tmp_path / "other.json")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| case | draw | variant | seed | IoU at 1 |")
+    assert [line.split(" | ")[:3] for line in table[2:]] == [
+        ["| coins", "0", "adam"],
+        ["| coins", "0", "amsgrad"],
+        ["| cell", "1", "adam"],
+    ]
 
 
 def test_each_variant_sets_what_its_name_says_for_the_continued_training():
