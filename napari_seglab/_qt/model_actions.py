@@ -83,6 +83,16 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
     return Before(copy.deepcopy(model), model, weakref.ref(image), overlays, bool(layers), kept)
 
 
+def _unchanged(before: Before, model: SegModel | None) -> bool:
+    """Whether ``model`` is the model ``before`` was taken of, with the same weights."""
+    if model is not before.original:
+        return False
+    import torch  # imported by then (the widget loads it in the background, not on opening)
+
+    kept, now = before.model.net.state_dict(), model.net.state_dict()
+    return kept.keys() == now.keys() and all(torch.equal(kept[k], now[k]) for k in kept)
+
+
 class PredictionStopped(Exception):
     """Raised in the network's forward pass to abandon a prediction (the session closed)."""
 
@@ -114,14 +124,12 @@ class ModelActions:
         """Whether :meth:`undo_training` has a model to go back to (and nothing runs)."""
         return self.before is not None and not self.busy
 
-    def settle_undo(self, report) -> None:
+    def settle_undo(self) -> None:
         """At the end of a training: Undo goes back to the model from before it, unless the
-        training changed nothing (it failed or was stopped before its first step; ``report``
-        is its last report, None then), when Undo keeps what it had."""
+        training left the model as it was (it failed or was stopped before changing a
+        weight), when Undo keeps what it had."""
         pending, self.pending_before = self.pending_before, None
-        if pending is not None and (
-            report is not None or self.trainer.model is not pending.original
-        ):
+        if pending is not None and not _unchanged(pending, self.trainer.model):
             self.before = pending
 
     def undo_training(self) -> SegModel | None:

@@ -544,7 +544,7 @@ class Session(ModelActions, QObject):
             return
         run = self._end_run()
         report = self.trainer.last_report
-        self.settle_undo(report)
+        self.settle_undo()
         error = self.trainer.error
         if error is not None:
             self._say(f"Training failed: {error}", "error")

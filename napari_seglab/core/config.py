@@ -117,7 +117,8 @@ class TrainConfig:
         slower moving average of its weights (the teacher, decay ``consistency_ema``), which
         keeps the prediction away from the strokes from jumping in a few steps (Tarvainen and
         Valpola, NeurIPS 2017). A continued training's teacher starts from the model it
-        continues. 0 (default) = off; each step then costs one more forward pass.
+        continues. 0 (default) = off. When on, each step costs one more forward pass (the
+        teacher's).
     consistency_ema : float
         Decay of the teacher's average, in (0, 1); in a first training it warms up as the
         ``ema`` average does.

@@ -196,6 +196,33 @@ def test_a_training_that_changed_nothing_keeps_the_way_back(widget, qtbot, monke
         torch.testing.assert_close(v, first_weights[k])
 
 
+def test_a_training_that_failed_after_changing_the_weights_can_be_undone(
+    widget, qtbot, monkeypatch
+):
+    """A run that diverges in its first step has already changed the weights (the core's
+    check follows the optimiser's step): Undo goes back to before it."""
+    _train(widget, qtbot)
+    _train(widget, qtbot)
+    second = _weights(widget.trainer.model)
+    from napari_seglab._qt import training as qt_training
+
+    model = widget.trainer.model
+
+    def diverges(*args, **kwargs):
+        with torch.no_grad():
+            for p in model.net.parameters():
+                p.fill_(float("nan"))
+        raise RuntimeError("training diverged: loss is nan at step 1")
+
+    monkeypatch.setattr(qt_training, "_run_training", diverges)
+    with qtbot.waitSignal(widget.trainer.finished, timeout=60_000):
+        assert widget.start_training()
+    assert widget.trainer.error is not None and widget.undo_button.isEnabled()
+    widget.undo_training()
+    for k, v in _weights(widget.trainer.model).items():
+        torch.testing.assert_close(v, second[k])
+
+
 def test_a_fresh_model_undone_says_what_it_could_not_restore(widget, viewer, qtbot):
     """A third class makes a new model, whose probability layer has a class axis: the old
     two-class one cannot be put back into it, and the status says so."""
