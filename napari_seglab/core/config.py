@@ -136,6 +136,10 @@ class TrainConfig:
         The edge-aware term's weight rises linearly over this many steps, from 0 to
         ``lambda_edge``: at full weight from the first step, before the network has learnt the
         strokes, it pulls the prediction towards one class (0 = no ramp).
+    edge_min_painted : int
+        The edge-aware term's weight is multiplied by ``min(1, n / edge_min_painted)``, ``n``
+        the painted pixels of the least-painted class
+        (:func:`napari_seglab.core.guard.sparse_class_factor`); 0 = not.
     guard : bool
         Watch, while training, how well the network reproduces the painted pixels of each class
         (the running recall on the training crops, ``TrainReport.stroke_recall``); when a class's
@@ -167,6 +171,7 @@ class TrainConfig:
     lambda_ce: float = 1.0
     lambda_edge: float | None = None
     edge_ramp: int = 20
+    edge_min_painted: int = 0
     guard: bool = True
     edge_sigma: float | None = None
     seconds: float | None = None
@@ -226,6 +231,7 @@ class TrainConfig:
             "num_threads",
             "edge_ramp",
             "lr_warmup",
+            "edge_min_painted",
         )
         for name in names:
             value = getattr(self, name)
@@ -243,7 +249,7 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be >= 1 and crop_size ({self.crop_size}) >= 8"
             )
-        for name in ("edge_ramp", "lr_warmup"):
+        for name in ("edge_ramp", "lr_warmup", "edge_min_painted"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0 steps, got {getattr(self, name)}")
 

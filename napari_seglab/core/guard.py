@@ -97,6 +97,21 @@ EDGE_NOISE_FACTOR = 1.2
 EDGE_SIGMA_MIN = 0.01
 
 
+def sparse_class_factor(counts: np.ndarray, min_painted: int) -> float:
+    """Factor 0..1 on the edge-aware term from the painted pixels per class ``counts`` ``(K,)``:
+    ``min(1, n / min_painted)`` for ``n`` the painted pixels of the least-painted class that is
+    painted at all; 1 when ``min_painted`` is 0 (``TrainConfig.edge_min_painted``).
+
+    The Potts term pays for the length of class boundaries, so it favours the smallest region
+    a class can keep: for a class painted on a few pixels, those pixels (the "shrinking bias"
+    of graph-cut segmentation; Vicente, Kolmogorov and Rother, CVPR 2008).
+    """
+    painted = np.asarray(counts)[np.asarray(counts) > 0]
+    if min_painted <= 0 or len(painted) == 0:
+        return 1.0
+    return float(min(1.0, painted.min() / min_painted))
+
+
 def lambda_edge_for(config: TrainConfig, stack: bool) -> float:
     """The edge-aware term's weight for a run: ``config.lambda_edge``, or when it is None
     ``DEFAULT_LAMBDA_EDGE`` for a 2D image and 0 for a stack.

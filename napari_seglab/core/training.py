@@ -67,6 +67,7 @@ from napari_seglab.core.guard import (
     edge_gate,
     lambda_edge_for,
     noise_level,
+    sparse_class_factor,
 )
 from napari_seglab.core.inference import Prediction, predict
 from napari_seglab.core.losses.registry import LossFactory, build_loss
@@ -317,6 +318,7 @@ class _Run:
             self.counts, scheme=config.class_weighting, beta=config.class_weight_beta
         )
         self.class_weights = np.asarray(w, dtype=np.float32) * self.boost
+        self.edge_sparse = sparse_class_factor(self.counts, config.edge_min_painted)
         weight = torch.as_tensor(self.class_weights, device=self.device)
         self.loss_fn = self.loss_factory(weight, self.model.sigmoid)
 
@@ -332,7 +334,7 @@ class _Run:
             logits = net(xt)
         loss = self.loss_fn(logits.float(), target, mask=mask)
         edge = None
-        edge_now = self.lambda_edge * self.edge_scale
+        edge_now = self.lambda_edge * self.edge_scale * self.edge_sparse
         if config.edge_ramp > 0:
             edge_now *= min(1.0, (step + 1) / config.edge_ramp)
         if self.monitor is not None and edge_now > 0:

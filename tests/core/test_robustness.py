@@ -18,7 +18,7 @@ from skimage import data, draw
 from napari_seglab.core import guard as guard_module
 from napari_seglab.core.config import lr_factor
 from napari_seglab.core.data import painted_accuracy
-from napari_seglab.core.guard import StrokeMonitor, edge_gate
+from napari_seglab.core.guard import StrokeMonitor, edge_gate, sparse_class_factor
 from napari_seglab.core.losses.registry import LOSSES
 from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.training import TrainConfig, train
@@ -141,6 +141,39 @@ GATE_CASES = [
 @pytest.mark.parametrize(("recall", "expected"), GATE_CASES)
 def test_edge_gate(recall, expected):
     assert edge_gate(np.array(recall, float)) == pytest.approx(expected)
+
+
+SPARSE_CASES = [
+    # painted pixels per class, edge_min_painted, expected factor
+    ([11, 2000], 50, 0.22),
+    ([2000, 11], 50, 0.22),
+    ([500, 2000], 50, 1.0),
+    ([0, 11, 2000], 50, 0.22),  # an unpainted class does not count
+    ([11, 2000], 0, 1.0),  # off
+    ([0, 0], 50, 1.0),
+]
+
+
+@pytest.mark.parametrize(("counts", "min_painted", "expected"), SPARSE_CASES)
+def test_the_edge_term_weakens_for_a_class_painted_on_few_pixels(counts, min_painted, expected):
+    got = sparse_class_factor(np.array(counts), min_painted)
+    assert got == pytest.approx(expected)
+
+
+def test_a_training_with_enough_painted_pixels_is_the_same_with_or_without_the_rule():
+    """The rule only changes runs with a class under ``edge_min_painted`` painted pixels."""
+    image, scribbles = cell_case()
+    crop = np.s_[200:600, 150:550]
+    fewest = min(np.count_nonzero(scribbles[crop] == k) for k in (1, 2))
+    nets = []
+    for min_painted in (0, fewest, 10 * fewest):
+        config = TrainConfig(
+            steps=8, edge_ramp=0, guard=False, edge_min_painted=min_painted, **FAST
+        )
+        nets.append(last_report(image[crop], scribbles[crop], config).model.net.state_dict())
+    same = all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+    differs = any(not torch.equal(nets[0][k], nets[2][k]) for k in nets[0])
+    assert same and differs
 
 
 LR_CASES = [(0.0, 1.0), (0.5, 1.0), (0.7, 1.0), (0.85, 0.525), (1.0, 0.05)]
