@@ -4,7 +4,7 @@ The suite's held-out-stroke accuracy (``real_suite.heldout``) pools every class 
 held-out strokes. This probe trains, for each draw and each of ``--folds`` folds of strokes
 (``napari_seglab.core.forest.stroke_folds``), on the other folds (the suite's training, seed =
 the draw's number), and prints for each class how many pixels it had to learn from, how many
-are held out and how many of those the network gives back, next to the pooled accuracy the
+are held out and the share of those the network gives back, next to the pooled accuracy the
 suite averages::
 
     python benchmarks/probe_heldout_classes.py --case immunohistochemistry --draws 0 1 \

@@ -137,9 +137,10 @@ class TrainConfig:
         ``lambda_edge``: at full weight from the first step, before the network has learnt the
         strokes, it pulls the prediction towards one class (0 = no ramp).
     edge_min_painted : int
-        The edge-aware term's weight is multiplied by ``min(1, n / edge_min_painted)``, ``n``
-        the painted pixels of the least-painted class
-        (:func:`napari_seglab.core.guard.sparse_class_factor`); 0 = not.
+        The edge-aware term's weight is multiplied, for the whole run, by
+        ``min(1, n / edge_min_painted)``, ``n`` the painted pixels of the least-painted class
+        among those painted at all (:func:`napari_seglab.core.guard.sparse_class_factor`);
+        0 (default) = off.
     guard : bool
         Watch, while training, how well the network reproduces the painted pixels of each class
         (the running recall on the training crops, ``TrainReport.stroke_recall``); when a class's
