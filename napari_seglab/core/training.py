@@ -263,7 +263,6 @@ class _Run:
         self.lr = config.lr_for(continued)
         self.optimizer = build_optimizer(net, config, self.lr, model.optimizer_state)
         self.teacher: AveragedModel | None = None
-        self.consistency: torch.Tensor | None = None
         if config.consistency > 0:
             self.teacher = build_teacher(net, config.consistency_ema, continued)
         if config.lr_warmup:
@@ -323,7 +322,8 @@ class _Run:
         self.loss_fn = self.loss_factory(weight, self.model.sigmoid)
 
     def step(self, step: int) -> tuple[float, torch.Tensor | None]:
-        """One optimisation step (``step`` done before it); the loss and the edge term."""
+        """One optimisation step (``step`` done before it); the loss, the edge term and the
+        consistency term (None when off)."""
         config, net, model = self.config, self.net, self.model
         x, y = self.sampler.batch(config.batch_size)
         xt = torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -346,11 +346,14 @@ class _Run:
             edge = losses.edge_aware_potts(probs, xt, sigma=self.edge_sigma)
             if edge_now > 0:
                 loss = loss + edge_now * edge
+        consistency = None
         if self.teacher is not None:
             with torch.no_grad(), self.autocast():
                 taught = model.probabilities(self.teacher(xt))
-            self.consistency = losses.consistency_mse(model.probabilities(logits), taught, ~mask)
-            loss = loss + config.consistency * self.consistency
+            # its own probabilities (not the edge term's): one graph branch per term, as the
+            # runs in benchmarks/results/probe_optimizer.md were trained
+            consistency = losses.consistency_mse(model.probabilities(logits), taught, ~mask)
+            loss = loss + config.consistency * consistency
         if self.monitor is not None:
             self.monitor.update(logits.detach(), yt, model.sigmoid)
         self.optimizer.zero_grad(set_to_none=True)
@@ -364,7 +367,7 @@ class _Run:
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"training diverged: loss is {loss_value} at step {step + 1}")
-        return loss_value, edge
+        return loss_value, edge, consistency
 
     def guard(self, step: int) -> None:
         """After ``step`` steps: switch the edge term off, then boost a class whose painted
@@ -497,7 +500,7 @@ def _run(
         if previewer is not None:
             previewer.start()
         while True:
-            loss_value, edge = run.step(step)
+            loss_value, edge, consistency = run.step(step)
             step += 1
             run.guard(step)
             elapsed = time.perf_counter() - t0
@@ -524,7 +527,7 @@ def _run(
             report = TrainReport(
                 step=step,
                 loss=loss_value,
-                parts=_loss_parts(run.loss_fn, loss_name, loss_value, edge, run.consistency),
+                parts=_loss_parts(run.loss_fn, loss_name, loss_value, edge, consistency),
                 class_weights=run.class_weights.copy(),
                 counts=run.counts.copy(),
                 elapsed=elapsed,
