@@ -47,15 +47,14 @@ class Before:
         The image layer trained on.
     overlays : list of (weakref.ref, np.ndarray)
         Its overlay layers made by SegLab, each with a copy of its data; empty when they were
-        too large or lazy (``kept`` False) or not there (``existed`` False).
-    existed, kept : bool
+        too large or lazy (``kept`` False) or not there (``kept`` True).
+    kept : bool
     """
 
     model: SegModel
     original: SegModel
     image: weakref.ref
     overlays: list[tuple[weakref.ref, np.ndarray]]
-    existed: bool
     kept: bool
 
 
@@ -80,7 +79,7 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
     size = sum(a.nbytes if isinstance(a, np.ndarray) else UNDO_OVERLAY_BYTES + 1 for a in arrays)
     kept = size <= UNDO_OVERLAY_BYTES
     overlays = [(weakref.ref(x), x.data.copy()) for x in layers] if kept else []
-    return Before(copy.deepcopy(model), model, weakref.ref(image), overlays, bool(layers), kept)
+    return Before(copy.deepcopy(model), model, weakref.ref(image), overlays, kept)
 
 
 def _unchanged(before: Before, model: SegModel | None) -> bool:
@@ -177,7 +176,7 @@ class ModelActions:
         image = before.image()
         if image is None or image not in layers:
             return complete
-        if not before.existed:  # made (empty) by the undone training: empty again
+        if before.kept and not before.overlays:  # none before: the undone training made them
             for layer in _overlay_layers(self.viewer, image):
                 if not isinstance(layer.data, np.ndarray):
                     complete = False

@@ -128,13 +128,13 @@ def test_the_kept_overlays_are_copies_of_the_layers_made_here_only(viewer):
     model = SegModel.create(2, 1, Normalization.fit(as_zcyx(data)), ModelConfig(width=8))
     viewer.add_labels(np.ones((64, 64), np.uint8), name=lyr.prediction_name(image))  # the user's
     kept = model_actions.keep_before(viewer, image, model)
-    assert kept.overlays == [] and not kept.existed and kept.model is not model
+    assert kept.overlays == [] and kept.kept and kept.model is not model
     assert kept.original is model
     viewer.layers.remove(lyr.prediction_name(image))
     pred, prob = lyr.ensure_prediction_layers(viewer, image, 2, [])
     pred.data[:] = 2
     kept = model_actions.keep_before(viewer, image, model)
-    assert [ref() for ref, _ in kept.overlays] == [pred, prob] and kept.existed and kept.kept
+    assert [ref() for ref, _ in kept.overlays] == [pred, prob] and kept.kept
     pred.data[:] = 1
     assert (kept.overlays[0][1] == 2).all()
 
