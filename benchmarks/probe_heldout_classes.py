@@ -31,33 +31,30 @@ from napari_seglab.core.forest import stroke_folds
 def fold_scores(
     case: rs.SuiteCase, draw: int, folds: int, steps: int, settings: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One record per fold that keeps both classes to train on: ``fold``, ``pooled`` (the
-    suite's held-out accuracy of that fold) and per class ``k`` ``train_k`` (painted pixels
-    trained on), ``held_k`` (held out) and ``acc_k`` (share of those predicted as ``k``)."""
+    """One record per fold that keeps both classes to train on (the folds, the training and
+    the skip rule of ``real_suite.heldout``): ``fold``, ``pooled`` (the suite's held-out
+    accuracy of that fold) and per class ``k`` ``train_k`` (painted pixels trained on),
+    ``held_k`` (held out) and ``acc_k`` (share of those predicted as ``k``)."""
     scribbles = case.scribbles(draw)
     fold = stroke_folds(scribbles, folds)
-    out = []
-    for k in range(folds):
-        train_s = np.where(fold == k, 0, scribbles).astype(np.uint8)
-        if not (np.any(train_s == rs.BACKGROUND) and np.any(train_s == rs.FOREGROUND)):
-            continue
-        res = sb.run_seglab(
-            rs._as_case(case, train_s),
-            seconds=None,
-            steps=steps,
-            seed=draw,
-            threads=1,
-            settings=settings,
-            return_labels=True,
-        )
-        labels, held = res["labels"], fold == k
-        record: dict[str, Any] = {"fold": k, "pooled": rs.accuracy(labels, scribbles, held)}
+    out: list[dict[str, Any]] = []
+
+    def run(train_s: np.ndarray) -> np.ndarray:
+        labels = rs._seglab_labels(case, train_s, ("steps", steps), draw, 1, settings)["labels"]
+        held = (scribbles > 0) & (train_s == 0)
+        record: dict[str, Any] = {
+            "fold": int(fold[held][0]),
+            "pooled": rs.accuracy(labels, scribbles, held),
+        }
         for c in (rs.BACKGROUND, rs.FOREGROUND):
             mask = held & (scribbles == c)
             record[f"train_{c}"] = int(np.count_nonzero(train_s == c))
             record[f"held_{c}"] = int(np.count_nonzero(mask))
             record[f"acc_{c}"] = float(np.mean(labels[mask] == c)) if mask.any() else float("nan")
         out.append(record)
+        return labels
+
+    rs.heldout(case, scribbles, folds, run)
     return out
 
 
