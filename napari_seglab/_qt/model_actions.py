@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import weakref
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from napari_seglab._qt import guidance
 from napari_seglab._qt import layers as lyr
@@ -25,12 +27,26 @@ from napari_seglab._qt.training import predict_worker
 if TYPE_CHECKING:
     from napari.layers import Image
 
+    from napari_seglab.core.inference import Prediction
     from napari_seglab.core.model import SegModel
 
 
 #: The overlays (prediction and probability layers) of the model before a training are kept for
 #: "Undo training" up to this many bytes in all; larger or lazy ones are not (the model is).
 UNDO_OVERLAY_BYTES = 512 * 1024**2
+
+#: Overlays larger than this in all are copied off the GUI thread (a copy of 512 MiB took
+#: 1.2 s on a 2-core AMD EPYC, ``benchmarks/bench_undo_copy.py``); smaller ones at once.
+UNDO_COPY_IN_THREAD_BYTES = 16 * 1024**2
+
+#: How often held previews look whether the copy is done (ms).
+HOLD_POLL_MS = 20
+
+_copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seglab-undo-copy")
+
+
+def _copies(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    return [a.copy() for a in arrays]
 
 
 @dataclass
@@ -45,17 +61,32 @@ class Before:
         The model object itself, to tell whether the training changed anything.
     image : weakref.ref
         The image layer trained on.
-    overlays : list of (weakref.ref, np.ndarray)
-        Its overlay layers made by SegLab, each with a copy of its data; empty when they were
-        too large or lazy (``kept`` False) or not there (``kept`` True).
+    layers : list of weakref.ref
+        Its overlay layers made by SegLab; empty when they were too large or lazy (``kept``
+        False) or not there (``kept`` True).
+    copies : Future
+        Of the list of copies of those layers' data, one per layer (:attr:`overlays`). Large
+        overlays are copied in a thread: until :attr:`ready`, nothing may write into them
+        (the session holds back the training's previews).
     kept : bool
     """
 
     model: SegModel
     original: SegModel
     image: weakref.ref
-    overlays: list[tuple[weakref.ref, np.ndarray]]
+    layers: list[weakref.ref]
+    copies: Future = field(repr=False)
     kept: bool
+
+    @property
+    def ready(self) -> bool:
+        """Whether the overlays have been copied."""
+        return self.copies.done()
+
+    @property
+    def overlays(self) -> list[tuple[weakref.ref, np.ndarray]]:
+        """``(layer, copy of its data)`` pairs; waits for the copies."""
+        return list(zip(self.layers, self.copies.result(), strict=True))
 
 
 def _overlay_layers(viewer, image: Image) -> list:
@@ -78,8 +109,15 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
     arrays = [x.data for x in layers]
     size = sum(a.nbytes if isinstance(a, np.ndarray) else UNDO_OVERLAY_BYTES + 1 for a in arrays)
     kept = size <= UNDO_OVERLAY_BYTES
-    overlays = [(weakref.ref(x), x.data.copy()) for x in layers] if kept else []
-    return Before(copy.deepcopy(model), model, weakref.ref(image), overlays, kept)
+    if not kept:
+        layers, arrays = [], []
+    if size > UNDO_COPY_IN_THREAD_BYTES and kept:
+        copies = _copier.submit(_copies, arrays)  # numpy copies without the GIL
+    else:
+        copies = Future()
+        copies.set_result(_copies(arrays))
+    refs = [weakref.ref(x) for x in layers]
+    return Before(copy.deepcopy(model), model, weakref.ref(image), refs, copies, kept)
 
 
 def _unchanged(before: Before, model: SegModel | None) -> bool:
@@ -112,6 +150,9 @@ class ModelActions:
     before: Before | None = None
     #: What the running training may replace, until it has changed the model.
     pending_before: Before | None = None
+    #: Previews ``(image, prediction, region)`` held back until the overlays they would
+    #: write into have been copied for Undo (:meth:`hold_preview`), and that copy.
+    _held: tuple[list, Before | None] = ([], None)
 
     @property
     def busy(self) -> bool:
@@ -131,6 +172,40 @@ class ModelActions:
         if pending is not None and not _unchanged(pending, self.trainer.model):
             self.before = pending
 
+    def _show_prediction(self, image: Image, prediction: Prediction, region=None) -> None:
+        """A training's preview into the overlays of ``region`` (or all the image), and the
+        uncertainty once it is shown; held back while they are copied for Undo."""
+        if self.hold_preview(image, prediction, region):
+            return
+        if image in self.viewer.layers:
+            lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
+            guidance.refresh(self.viewer, image, region=region)
+
+    def hold_preview(self, image: Image, prediction, region) -> bool:
+        """Whether a preview of the training must wait, because the overlays it would write
+        into are still being copied for Undo; it is shown, in its turn, once they are."""
+        held = self._held[0]
+        pending = self.pending_before
+        if not held and (pending is None or pending.ready):
+            return False
+        if not held:
+            held = []
+            self._held = (held, pending)
+            QTimer.singleShot(HOLD_POLL_MS, self._show_held)
+        held.append((image, prediction, region))
+        return True
+
+    def _show_held(self) -> None:
+        held, waiting = self._held
+        if not held or self.closed:
+            self._held = ([], None)
+        elif waiting is not None and not waiting.ready:
+            QTimer.singleShot(HOLD_POLL_MS, self._show_held)
+        else:
+            self._held = ([], None)
+            for image, prediction, region in held:
+                self._show_prediction(image, prediction, region)
+
     def undo_training(self) -> SegModel | None:
         """Go back to the model from before the last training, and to its overlay where it
         was kept (:data:`UNDO_OVERLAY_BYTES`); overlays that training made for an image that
@@ -144,6 +219,7 @@ class ModelActions:
             self._say(f"Nothing undone: {why}.", "warning")
             return None
         self.before = None
+        self._held = ([], None)  # the undone training's last previews
         self.trainer.model = before.model
         complete = False
         try:
@@ -176,7 +252,7 @@ class ModelActions:
         image = before.image()
         if image is None or image not in layers:
             return complete
-        if before.kept and not before.overlays:  # none before: the undone training made them
+        if before.kept and not before.layers:  # none before: the undone training made them
             for layer in _overlay_layers(self.viewer, image):
                 if not isinstance(layer.data, np.ndarray):
                     complete = False

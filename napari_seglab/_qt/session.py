@@ -20,7 +20,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import QObject, Signal
 
-from napari_seglab._qt import align, guidance, weights_panel
+from napari_seglab._qt import align, weights_panel
 from napari_seglab._qt import layers as lyr
 from napari_seglab._qt.channels import ChannelChoice, pooled_counts, training_inputs
 from napari_seglab._qt.classes import (
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import napari
 
     from napari_seglab._qt.settings import Settings
-    from napari_seglab.core.inference import Prediction
     from napari_seglab.core.model import SegModel
 
 
@@ -532,12 +531,6 @@ class Session(ModelActions, QObject):
             self.reported.emit(report)
         for note in fresh:
             self.notice.emit(note)
-
-    def _show_prediction(self, image: Image, prediction: Prediction, region=None) -> None:
-        """The overlays of ``region`` (or all the image); uncertainty once it is shown."""
-        if image in self.viewer.layers:
-            lyr.show_prediction(self.viewer, image, prediction, self.classes, region=region)
-            guidance.refresh(self.viewer, image, region=region)
 
     def _on_training_finished(self, model: SegModel | None) -> None:
         if self.closed:

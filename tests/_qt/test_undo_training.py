@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -237,3 +238,64 @@ def test_a_fresh_model_undone_says_what_it_could_not_restore(widget, viewer, qtb
     for k, v in _weights(widget.trainer.model).items():
         torch.testing.assert_close(v, first_weights[k])
     assert "its overlay is not" in widget.status_label.text()
+
+
+def test_a_large_overlay_is_copied_in_a_thread_and_previews_wait_for_the_copy(
+    widget, viewer, qtbot, monkeypatch
+):
+    """Overlays over UNDO_COPY_IN_THREAD_BYTES are copied off the GUI thread; the training's
+    previews (its quick-forest overlay included) wait for that copy, then show in order, and
+    Undo restores what was there when Train was clicked."""
+    _train(widget, qtbot)
+    first = _overlays(viewer)
+    release = threading.Event()
+    copied = []
+
+    def slow_copies(arrays):
+        assert threading.current_thread() is not threading.main_thread()
+        release.wait(30)
+        copied.append(True)
+        return [a.copy() for a in arrays]
+
+    monkeypatch.setattr(model_actions, "UNDO_COPY_IN_THREAD_BYTES", 0)
+    monkeypatch.setattr(model_actions, "_copies", slow_copies)
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1  # more background, then a second click
+    viewer.layers["img scribbles"].refresh()
+    with qtbot.waitSignal(widget.trainer.finished, timeout=60_000):
+        assert widget.start_training()  # returns at once: the copy runs in the thread
+        assert not widget.session.pending_before.ready
+    assert not copied
+    for name, data in _overlays(viewer).items():  # no preview has written into them
+        np.testing.assert_array_equal(data, first[name])
+    assert widget.session._held[0]  # the previews wait, the last one among them
+
+    release.set()
+    qtbot.waitUntil(lambda: not widget.session._held[0], timeout=10_000)
+    second = _overlays(viewer)
+    assert any(not np.array_equal(first[k], second[k]) for k in second)
+
+    widget.undo_button.click()
+    for name, data in _overlays(viewer).items():
+        np.testing.assert_array_equal(data, first[name])
+    assert "the model and its overlay are back" in widget.status_label.text()
+
+
+def test_undo_before_the_held_previews_are_shown_drops_them(widget, viewer, qtbot, monkeypatch):
+    _train(widget, qtbot)
+    first = _overlays(viewer)
+    release = threading.Event()
+
+    def slow_copies(arrays):
+        release.wait(30)
+        return [a.copy() for a in arrays]
+
+    monkeypatch.setattr(model_actions, "UNDO_COPY_IN_THREAD_BYTES", 0)
+    monkeypatch.setattr(model_actions, "_copies", slow_copies)
+    _train(widget, qtbot)
+    assert widget.session._held[0]
+    threading.Timer(0.2, release.set).start()
+    widget.undo_button.click()  # waits for the copy, then restores
+    qtbot.wait(200)
+    assert not widget.session._held[0]
+    for name, data in _overlays(viewer).items():  # not overwritten by the dropped previews
+        np.testing.assert_array_equal(data, first[name])
