@@ -26,6 +26,21 @@ def test_teacher_labels_are_the_confident_classes_only():
     assert probe.teacher_labels(p, tau=0.7).tolist() == [[1, 0, 2]]
 
 
+def test_the_sparse_teacher_keeps_the_classes_painted_on_few_pixels_only():
+    labels = np.array([[1, 2, 2, 0, 3]], np.uint8)
+    scribbles = np.zeros((10, 10), np.uint8)
+    scribbles[:6] = 1  # 60 pixels
+    scribbles[6, :5] = 2  # 5 pixels
+    scribbles[7:, :] = 3  # 30 pixels
+    assert probe.sparse_teacher(labels, scribbles).tolist() == [[0, 2, 2, 0, 3]]
+    scribbles[7:, :] = 1
+    assert probe.sparse_teacher(labels, scribbles).tolist() == [[0, 2, 2, 0, 0]]
+    scribbles[:5], scribbles[5:] = 1, 2  # 50 pixels each: no class is sparse
+    assert not probe.sparse_teacher(labels, scribbles).any()
+    sparse = probe.weight_schedule("sparse 0.3")
+    assert sparse(0) == sparse(1000) == 0.3
+
+
 def test_the_teacher_is_cropped_and_flipped_with_the_strokes_and_split_off_again():
     from napari_seglab.core.data import Normalization, as_zcyx
     from napari_seglab.core.sampling import CropSampler
