@@ -36,6 +36,9 @@ DEFAULT_CLASS_WEIGHTS = "none"
 #: Neighbouring slices on each side that a network trained on a stack sees (2.5D); chosen on
 #: the nuclei volume (``benchmarks/results/nuclei3d.md``).
 DEFAULT_Z_CONTEXT = 4
+#: Weight of the forest's teaching of classes painted on few pixels
+#: (:mod:`napari_seglab.core.forest_teacher`).
+DEFAULT_FOREST_TEACHER = 0.3
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,13 @@ class TrainConfig:
         ``min(1, n / edge_min_painted)``, ``n`` the painted pixels of the least-painted class
         among those painted at all (:func:`napari_seglab.core.guard.sparse_class_factor`);
         0 (default) = off.
+    forest_teacher : float
+        Weight of the random forest's teaching (:mod:`napari_seglab.core.forest_teacher`): for the
+        classes painted on fewer than ``forest_teacher_painted`` pixels, a forest fitted on the
+        strokes when training starts gives its confident pixels as cross-entropy targets on
+        the unpainted pixels of each crop. 0 = off. Default 0.3.
+    forest_teacher_painted : int
+        A class painted on fewer pixels than this is taught by the forest (default 50).
     guard : bool
         Watch, while training, how well the network reproduces the painted pixels of each class
         (the running recall on the training crops, ``TrainReport.stroke_recall``); when a class's
@@ -173,6 +183,8 @@ class TrainConfig:
     lambda_edge: float | None = None
     edge_ramp: int = 20
     edge_min_painted: int = 0
+    forest_teacher: float = DEFAULT_FOREST_TEACHER
+    forest_teacher_painted: int = 50
     guard: bool = True
     edge_sigma: float | None = None
     seconds: float | None = None
@@ -233,6 +245,7 @@ class TrainConfig:
             "edge_ramp",
             "lr_warmup",
             "edge_min_painted",
+            "forest_teacher_painted",
         )
         for name in names:
             value = getattr(self, name)
@@ -250,7 +263,7 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be >= 1 and crop_size ({self.crop_size}) >= 8"
             )
-        for name in ("edge_ramp", "lr_warmup", "edge_min_painted"):
+        for name in ("edge_ramp", "lr_warmup", "edge_min_painted", "forest_teacher_painted"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0 steps, got {getattr(self, name)}")
 
@@ -269,6 +282,8 @@ class TrainConfig:
             raise ValueError(f"consistency_ema must be in (0, 1), got {self.consistency_ema}")
         if not self.consistency >= 0:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
+        if not (self.forest_teacher >= 0 and math.isfinite(self.forest_teacher)):
+            raise ValueError(f"forest_teacher must be >= 0, got {self.forest_teacher}")
         if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
         if self.edge_sigma is not None and not self.edge_sigma > 0:

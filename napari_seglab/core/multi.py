@@ -150,6 +150,7 @@ def train_many(
     config : TrainConfig, optional
         As for :func:`~napari_seglab.core.training.train`. Previews and the final prediction
         are not made (``TrainReport.prediction`` is None): predict each image with the model.
+        The forest does not teach (``forest_teacher`` is 0): its filters would mix the images.
     model : SegModel, optional
         Warm start.
     names : sequence of str, optional
@@ -187,6 +188,7 @@ def train_many(
         preview_every=0,
         final_prediction=False,
         lambda_edge=lambda_edge_for(config, m.is_3d),
+        forest_teacher=0.0,  # its filters would reach across the images of the montage
     )
     return _record(train(m.image, m.scribbles, config, model=model), m, names)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_seglab.core.data import painted_accuracy
+from napari_seglab.core.data import ImageView, painted_accuracy
 from napari_seglab.core.inference import Prediction, predict
 
 if TYPE_CHECKING:
@@ -205,3 +205,50 @@ class Previewer:
         prediction = forest.predict(region)
         self.forest_shown = True
         return prediction, region
+
+
+def painted_in(
+    run, prediction: Prediction | None, region: tuple[slice, ...] | None
+) -> np.ndarray | None:
+    """``TrainReport.painted_accuracy`` of a report's prediction (of ``region``); ``run`` is
+    the training's ``napari_seglab.core.training._Run``."""
+    if prediction is None:
+        return None
+    painted = in_region(run.sampler.labels, run.view, region)
+    return painted_accuracy(np.asarray(prediction.labels), painted, run.K)
+
+
+def report_prediction(
+    run, previewer: Previewer | None, final: bool, finishing: bool, step: int
+) -> tuple[Prediction | None, tuple[slice, ...] | None]:
+    """The prediction a report carries, with the averaged weights of ``run`` (the training's
+    ``_Run``): the whole image at the end (the region in view when the user stopped early),
+    or a preview the previewer asked for."""
+    shown = run.averaged_model()
+    image = original_layout(run.view)
+    tile = run.config.tile
+    if final and previewer is None:
+        return predict(shown, image, tile=tile, channel_axis=-1), None
+    if final:  # band by band: a stop request is honoured within a band
+        got = previewer.predict(shown, image, -1, tile, region="view" if finishing else None)
+        previewer.forest_shown = False
+        return got if got is not None else (None, None)
+    got = previewer.predict(shown, image, channel_axis=-1, tile=tile)
+    if got is None:
+        return None, None
+    prediction, region = got
+    if not previewer.accept(prediction, in_region(run.sampler.labels, run.view, region), step):
+        return None, None
+    return prediction, region
+
+
+def in_region(labels: np.ndarray, view: ImageView, region: tuple[slice, ...] | None) -> np.ndarray:
+    """The sampler's labels as ``(*spatial)``, cut to ``region`` (None: all)."""
+    spatial = labels.reshape(view.spatial_shape)
+    return spatial if region is None else spatial[region]
+
+
+def original_layout(view: ImageView) -> np.ndarray:
+    """The image in a layout :func:`predict` understands: ``(Z, Y, X, C)`` or ``(Y, X, C)``."""
+    data = np.moveaxis(view.data, 1, -1)
+    return data if view.is_3d else data[0]

@@ -71,7 +71,17 @@ class CropSampler:
             return min(int(crop_size), -(-n // multiple) * multiple)
 
         self.crop = (max(multiple, fit(h)), max(multiple, fit(w)))
+        #: ``(Z, Y, X)`` uint8 class ids a teacher gives (0 = none), cropped with the labels
+        #: (:meth:`set_teacher`); None: no teacher.
+        self.teacher: np.ndarray | None = None
         self.set_labels(labels)
+
+    def set_teacher(self, teacher: np.ndarray | None) -> None:
+        """Crop ``teacher`` (the labels' shape, 0 = no class) with the labels from now on:
+        :meth:`batch` then returns its crops as a second label channel."""
+        if teacher is not None:
+            teacher = np.ascontiguousarray(teacher, np.uint8).reshape(self.labels.shape)
+        self.teacher = teacher
 
     def set_labels(self, labels: np.ndarray) -> None:
         """Replace the scribbles (same shape); recomputes the per-class pixel lists.
@@ -159,7 +169,8 @@ class CropSampler:
         return 0, n, (size - n) // 2, size - n - (size - n) // 2
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """One crop: image ``(C, h, w)`` float32 normalised, labels ``(h, w)`` int64."""
+        """One crop: image ``(C, h, w)`` float32 normalised, labels ``(h, w)`` int64 (``(2, h,
+        w)`` with a teacher)."""
         rng = self.rng
         k = int(rng.choice(self.classes))
         idx = int(self.coords[k][rng.integers(len(self.coords[k]))])
@@ -203,9 +214,12 @@ class CropSampler:
             ]
         )
         lab = self.labels[z, y0:y1, x0:x1].astype(np.int64)
+        if self.teacher is not None:  # (2, h, w): the strokes, then the teacher
+            lab = np.stack([lab, self.teacher[z, y0:y1, x0:x1]])
         if py0 or py1 or px0 or px1:
             img = np.pad(img, ((0, 0), (py0, py1), (px0, px1)), mode="symmetric")
-            lab = np.pad(lab, ((py0, py1), (px0, px1)), mode="constant")
+            pad = ((0, 0),) * (lab.ndim - 2) + ((py0, py1), (px0, px1))
+            lab = np.pad(lab, pad, mode="constant")
         if self.augment if augment is None else augment:
             img, lab = self._augment(img, lab)
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
@@ -213,11 +227,11 @@ class CropSampler:
     def _augment(self, img: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
         if rng.random() < 0.5:
-            img, lab = img[:, :, ::-1], lab[:, ::-1]
+            img, lab = img[:, :, ::-1], lab[..., ::-1]
         if rng.random() < 0.5:
-            img, lab = img[:, ::-1], lab[::-1]
+            img, lab = img[:, ::-1], lab[..., ::-1, :]
         if img.shape[1] == img.shape[2] and rng.random() < 0.5:
-            img, lab = img.transpose(0, 2, 1), lab.T
+            img, lab = img.transpose(0, 2, 1), np.swapaxes(lab, -1, -2)
         if self.z_context and rng.random() < 0.5:
             c = self.view.channels
             img = img.reshape(-1, c, *img.shape[1:])[::-1].reshape(img.shape)
@@ -235,8 +249,9 @@ class CropSampler:
         return img.astype(np.float32, copy=False), lab
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A batch: images ``(B, C, h, w)`` float32, labels ``(B, 1, h, w)`` int64."""
+        """A batch: images ``(B, C, h, w)`` float32, labels ``(B, 1, h, w)`` int64; with a
+        teacher (:meth:`set_teacher`) labels ``(B, 2, h, w)``, the teacher's classes second."""
         pairs = [self.sample() for _ in range(size)]
         x = np.stack([p[0] for p in pairs])
-        y = np.stack([p[1] for p in pairs])[:, None]
-        return x, y
+        y = np.stack([p[1] for p in pairs])
+        return x, (y[:, None] if y.ndim == 3 else y)

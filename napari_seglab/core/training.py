@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from napari_seglab.core import losses, weights
+from napari_seglab.core import forest_teacher, losses, preview, weights
 from napari_seglab.core.config import (
     DEFAULT_Z_CONTEXT,
     TrainConfig,
@@ -46,7 +46,6 @@ from napari_seglab.core.data import (
     as_zcyx,
     check_finite,
     check_scribbles,
-    painted_accuracy,
     present_classes,
 )
 from napari_seglab.core.device import (
@@ -69,7 +68,6 @@ from napari_seglab.core.guard import (
     noise_level,
     sparse_class_factor,
 )
-from napari_seglab.core.inference import Prediction, predict
 from napari_seglab.core.losses.registry import LossFactory, build_loss
 from napari_seglab.core.model import SegModel
 from napari_seglab.core.optim import (
@@ -301,10 +299,33 @@ class _Run:
         if self.edge_sigma is None and self.lambda_edge > 0:
             noise = noise_level(self.sampler.uniform_batch(8))
             self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
+        self.forest_taught = self.fit_forest_teacher()
         self.has_batchnorm = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
         )
         self.set_loss()
+
+    def fit_forest_teacher(self) -> bool:
+        """Fit the forest that teaches the classes painted on few pixels
+        (:mod:`napari_seglab.core.forest_teacher`) when there are any; whether it teaches."""
+        config = self.config
+        counts = np.asarray(self.counter.counts)
+        sparse = forest_teacher.sparse_classes(counts, config.forest_teacher_painted)
+        if config.forest_teacher <= 0 or not len(sparse):
+            return False
+        sampler = self.sampler
+        try:
+            taught = forest_teacher.fit_teacher(
+                self.view, sampler.labels, max(sampler.crop), config.seed, self.threads
+            )
+        except (ValueError, MemoryError) as exc:
+            self.notes.append(f"no forest teacher: {exc}")
+            return False
+        self.sampler.set_teacher(taught)
+        names = self.model.class_names
+        said = ", ".join(f"{names[k - 1]} ({counts[k - 1]} painted pixels)" for k in sparse)
+        self.notes.append(f"the random forest teaches {said}")
+        return True
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
@@ -318,6 +339,8 @@ class _Run:
         )
         self.class_weights = np.asarray(w, dtype=np.float32) * self.boost
         self.edge_sparse = sparse_class_factor(self.counts, config.edge_min_painted)
+        taught = forest_teacher.sparse_classes(self.counts, config.forest_teacher_painted)
+        self.taught = torch.as_tensor(taught, device=self.device)
         weight = torch.as_tensor(self.class_weights, device=self.device)
         self.loss_fn = self.loss_factory(weight, self.model.sigmoid)
 
@@ -328,11 +351,18 @@ class _Run:
         x, y = self.sampler.batch(config.batch_size)
         xt = torch.from_numpy(x).to(self.device, non_blocking=True)
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
+        yt, taught_t = yt[:, :1], yt[:, 1:]  # the forest teacher's classes, if it teaches
         mask = yt > 0
         target = (yt - 1).clamp_(min=0)
         with self.autocast():
             logits = net(xt)
         loss = self.loss_fn(logits.float(), target, mask=mask)
+        if taught_t.shape[1] and len(self.taught):
+            term = forest_teacher.teacher_loss(
+                logits.float(), taught_t, self.taught, mask, model.sigmoid
+            )
+            if term is not None:
+                loss = loss + config.forest_teacher * term
         edge = None
         edge_now = self.lambda_edge * self.edge_scale * self.edge_sparse
         if config.edge_ramp > 0:
@@ -518,7 +548,9 @@ def _run(
             run.decay_lr(step, elapsed)
             prediction, region = None, None
             if final or want_preview:
-                prediction, region = _predict(run, previewer, final, finishing, step)
+                prediction, region = preview.report_prediction(
+                    run, previewer, final, finishing, step
+                )
             model.train_settings["steps_done"] = step
             model.train_settings["seconds_done"] = round(elapsed, 3)
             if run.notes:
@@ -539,7 +571,7 @@ def _run(
                 stopped=finishing,
                 stroke_recall=None if run.monitor is None else run.monitor.recall(),
                 notes=tuple(run.notes),
-                painted_accuracy=_painted(run, prediction, region),
+                painted_accuracy=preview.painted_in(run, prediction, region),
             )
             new_scribbles = yield report
             if done:
@@ -552,48 +584,3 @@ def _run(
         else:  # the set-up failed: the network leaves the device all the same
             _release(model.net, device, previous_threads)
     return model
-
-
-def _painted(
-    run: _Run, prediction: Prediction | None, region: tuple[slice, ...] | None
-) -> np.ndarray | None:
-    """``TrainReport.painted_accuracy`` of a report's prediction (of ``region``)."""
-    if prediction is None:
-        return None
-    painted = _in_region(run.sampler.labels, run.view, region)
-    return painted_accuracy(np.asarray(prediction.labels), painted, run.K)
-
-
-def _predict(
-    run: _Run, previewer: Previewer | None, final: bool, finishing: bool, step: int
-) -> tuple[Prediction | None, tuple[slice, ...] | None]:
-    """The prediction a report carries, with the averaged weights: the whole image at the end
-    (the region in view when the user stopped early), or a preview the previewer asked for."""
-    shown = run.averaged_model()
-    image = _original_layout(run.view)
-    tile = run.config.tile
-    if final and previewer is None:
-        return predict(shown, image, tile=tile, channel_axis=-1), None
-    if final:  # band by band: a stop request is honoured within a band
-        got = previewer.predict(shown, image, -1, tile, region="view" if finishing else None)
-        previewer.forest_shown = False
-        return got if got is not None else (None, None)
-    got = previewer.predict(shown, image, channel_axis=-1, tile=tile)
-    if got is None:
-        return None, None
-    prediction, region = got
-    if not previewer.accept(prediction, _in_region(run.sampler.labels, run.view, region), step):
-        return None, None
-    return prediction, region
-
-
-def _in_region(labels: np.ndarray, view: ImageView, region: tuple[slice, ...] | None) -> np.ndarray:
-    """The sampler's labels as ``(*spatial)``, cut to ``region`` (None: all)."""
-    spatial = labels.reshape(view.spatial_shape)
-    return spatial if region is None else spatial[region]
-
-
-def _original_layout(view: ImageView) -> np.ndarray:
-    """The image in a layout :func:`predict` understands: ``(Z, Y, X, C)`` or ``(Y, X, C)``."""
-    data = np.moveaxis(view.data, 1, -1)
-    return data if view.is_3d else data[0]
