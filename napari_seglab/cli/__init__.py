@@ -120,7 +120,12 @@ def _old_name(parser: argparse.ArgumentParser, old: str, new: str, **kwargs: Any
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``seglab`` command."""
     from napari_seglab import __version__
-    from napari_seglab.core.config import DEFAULT_CLASS_WEIGHTS, DEFAULT_LOSS
+    from napari_seglab.core.config import (
+        DEFAULT_CLASS_WEIGHTS,
+        DEFAULT_FOREST_TEACHER,
+        DEFAULT_LOSS,
+        TrainConfig,
+    )
     from napari_seglab.core.device import DEVICES
     from napari_seglab.core.guard import DEFAULT_LAMBDA_EDGE
     from napari_seglab.core.losses.registry import LOSSES
@@ -217,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         "0 = off)",
     )
     _old_name(tr, "--edge-weight", "--lambda-edge", type=_non_negative_float)
+    tr.add_argument(
+        "--forest-teacher",
+        type=_non_negative_float,
+        default=DEFAULT_FOREST_TEACHER,
+        metavar="W",
+        help="weight of the random forest's teaching of classes painted on fewer than "
+        f"{TrainConfig.forest_teacher_painted} pixels (TrainConfig.forest_teacher; default "
+        f"{DEFAULT_FOREST_TEACHER:g}, 0 = off)",
+    )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 

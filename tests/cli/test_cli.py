@@ -374,6 +374,13 @@ def test_train_help_names_the_defaults(capsys):
     config = TrainConfig()
     assert f"(default: {config.loss}" in text
     assert f"(default: {config.class_weighting})" in text
+    assert f"default {config.forest_teacher:g}, 0 = off" in text
+    from napari_seglab.cli import build_parser
+
+    parsed = build_parser().parse_args(["train", "i.tif", "s.tif", "-o", "m.seglab"])
+    assert parsed.forest_teacher == config.forest_teacher
+    off = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--forest-teacher", "0"]
+    assert build_parser().parse_args(off).forest_teacher == 0.0
 
 
 # ------------------------------------------------------------------------------------------
