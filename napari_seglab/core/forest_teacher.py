@@ -23,6 +23,9 @@ stroke erased) is taught where the forest saw it, a class painted later is not.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,10 +33,18 @@ import torch.nn.functional as F
 from napari_seglab.core.data import ImageView
 from napari_seglab.core.forest import fit_forest
 
+if TYPE_CHECKING:
+    from napari_seglab.core.config import TrainConfig
+
 #: The forest's probability a class needs at a pixel to be taught there.
 TEACHER_CONFIDENCE = 0.7
 #: Trees of the teacher forest (ilastik's default).
 TEACHER_TREES = 100
+#: A class is taught only where the forest finds at least this many times as many pixels of
+#: it (confidently) as were painted: where it finds little more than the strokes, teaching
+#: would only weigh the strokes again (on the nuclei volume's 61x57 plane, with 8 painted
+#: foreground pixels, that lowered the network's IoU; ``docs/real-images.md``).
+TEACHER_MIN_SPREAD = 10
 #: Slices above and below the painted ones that the forest of a stack sees (its filters are 3D).
 Z_MARGIN = 4
 
@@ -110,6 +121,60 @@ def fit_teacher(
     out = np.zeros(labels.shape, np.uint8)
     out[region] = np.where(probs.max(0) >= TEACHER_CONFIDENCE, probs.argmax(0) + 1, 0)
     return out
+
+
+def prepare(
+    view: ImageView,
+    labels: np.ndarray,
+    counts: Sequence[int],
+    config: TrainConfig,
+    margin: int,
+    n_jobs: int,
+    class_names: Sequence[str],
+) -> tuple[np.ndarray | None, str | None]:
+    """The teacher of a training, and what to say about it.
+
+    The classes painted on fewer than ``config.forest_teacher_painted`` pixels are taught where
+    :func:`fit_teacher`'s forest finds at least :data:`TEACHER_MIN_SPREAD` times as many
+    pixels of them as were painted.
+
+    Parameters
+    ----------
+    view, labels, margin, n_jobs
+        As for :func:`fit_teacher`.
+    counts : sequence of int
+        ``(K,)`` painted pixels of classes 1..K.
+    config : TrainConfig
+        ``forest_teacher`` (0: no teacher), ``forest_teacher_painted``, ``seed``.
+    class_names : sequence of str
+        Names of classes 1..K, for the note.
+
+    Returns
+    -------
+    teacher : np.ndarray or None
+        ``(Z, Y, X)`` uint8, the taught classes' pixels (0 elsewhere); None: no class taught.
+    note : str or None
+        For ``TrainReport.notes``: which classes are taught, or why none is.
+    """
+    counts = np.asarray(counts)
+    sparse = sparse_classes(counts, config.forest_teacher_painted)
+    if config.forest_teacher <= 0 or not len(sparse):
+        return None, None
+    try:
+        teacher = fit_teacher(view, labels, margin, config.seed, n_jobs)
+    except (ValueError, MemoryError) as exc:
+        return None, f"no forest teacher: {exc}"
+    found = np.bincount(teacher.ravel(), minlength=len(counts) + 1)
+    kept = [int(k) for k in sparse if found[k] >= TEACHER_MIN_SPREAD * counts[k - 1]]
+    teacher[~np.isin(teacher, kept)] = 0
+    said = ", ".join(f"{class_names[k - 1]} ({counts[k - 1]} painted pixels)" for k in sparse)
+    if not kept:
+        return (
+            None,
+            f"no forest teacher: the random forest finds little more of {said} than the strokes",
+        )
+    taught = ", ".join(f"{class_names[k - 1]} ({counts[k - 1]} painted pixels)" for k in kept)
+    return teacher, f"the random forest teaches {taught}"
 
 
 def teacher_loss(

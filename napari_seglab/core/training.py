@@ -306,26 +306,17 @@ class _Run:
         self.set_loss()
 
     def fit_forest_teacher(self) -> bool:
-        """Fit the forest that teaches the classes painted on few pixels
-        (:mod:`napari_seglab.core.forest_teacher`) when there are any; whether it teaches."""
-        config = self.config
-        counts = np.asarray(self.counter.counts)
-        sparse = forest_teacher.sparse_classes(counts, config.forest_teacher_painted)
-        if config.forest_teacher <= 0 or not len(sparse):
-            return False
+        """Fit the forest that teaches the classes painted on few pixels, when there are any
+        (:func:`napari_seglab.core.forest_teacher.prepare`); whether it teaches."""
         sampler = self.sampler
-        try:
-            taught = forest_teacher.fit_teacher(
-                self.view, sampler.labels, max(sampler.crop), config.seed, self.threads
-            )
-        except (ValueError, MemoryError) as exc:
-            self.notes.append(f"no forest teacher: {exc}")
-            return False
-        self.sampler.set_teacher(taught)
-        names = self.model.class_names
-        said = ", ".join(f"{names[k - 1]} ({counts[k - 1]} painted pixels)" for k in sparse)
-        self.notes.append(f"the random forest teaches {said}")
-        return True
+        taught, note = forest_teacher.prepare(
+            self.view, sampler.labels, self.counter.counts, self.config, max(sampler.crop),
+            self.threads, self.model.class_names,
+        )  # fmt: skip
+        if note:
+            self.notes.append(note)
+        sampler.set_teacher(taught)
+        return taught is not None
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)

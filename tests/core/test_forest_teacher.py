@@ -196,6 +196,38 @@ def test_a_stack_is_taught_with_slices_around_the_painted_one():
     assert any("random forest teaches" in n for n in report.notes)
 
 
+def test_a_class_the_forest_finds_little_more_of_than_its_strokes_is_not_taught():
+    """One small disk, painted: the forest finds it and nothing else, so teaching would only
+    weigh those pixels again; the note says why nothing is taught."""
+    yy, xx = np.mgrid[:64, :64]
+    image = (0.2 + 0.6 * ((yy - 30) ** 2 + (xx - 30) ** 2 <= 9)).astype(np.float32)
+    image += np.random.default_rng(0).normal(0, 0.05, image.shape).astype(np.float32)
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[30, 28:33] = 2
+    strokes[29:32, 30] = 2
+    strokes[10, 4:60] = 1
+    strokes[50, 4:60] = 1
+    view = as_zcyx(image)
+    config = TrainConfig()
+    teacher, note = ft.prepare(view, strokes[None], [112, 7], config, 64, 1, ["bg", "fg"])
+    assert teacher is None
+    assert note == (
+        "no forest teacher: the random forest finds little more of fg (7 painted pixels) "
+        "than the strokes"
+    )
+    wide = ft.fit_teacher(view, strokes[None], 64, 0, 1)
+    assert 0 < np.count_nonzero(wide == 2) < ft.TEACHER_MIN_SPREAD * 7
+    assert ft.prepare(
+        view,
+        strokes[None],
+        [112, 7],
+        dataclasses.replace(config, forest_teacher=0),
+        64,
+        1,
+        ["bg", "fg"],
+    ) == (None, None)
+
+
 def test_a_region_too_large_for_the_forest_is_said_and_the_network_trains(monkeypatch):
     from napari_seglab.core import forest
 
