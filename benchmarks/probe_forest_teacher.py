@@ -52,6 +52,9 @@ VARIANTS = ("default", "teacher", "teacher const", "sparse 0.3", "sparse 1")
 TAU, LAMBDA, FADE, LAMBDA_CONST = 0.7, 1.0, 80, 0.3
 #: The sparse variants teach the classes painted on fewer pixels than this.
 SPARSE_PAINTED = 50
+#: Every variant trains without the engine's own forest teacher (``TrainConfig.forest_teacher``,
+#: which grew out of ``sparse 0.3``): ``default`` is the engine without it.
+NO_ENGINE_TEACHER = {"forest_teacher": 0.0}
 
 
 def teacher_labels(probabilities: np.ndarray, tau: float = TAU) -> np.ndarray:
@@ -142,7 +145,8 @@ def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarra
         if key not in _defaults:  # the sparse variants are the defaults where none is sparse
             if len(_defaults) >= 32:
                 _defaults.pop(next(iter(_defaults)))
-            _defaults[key] = np.asarray(network(case, scribbles, seed, steps).labels)
+            labels = network(case, scribbles, seed, steps, **NO_ENGINE_TEACHER).labels
+            _defaults[key] = np.asarray(labels)
         return _defaults[key]
     if probs is None:
         probs = forest_probabilities(case, scribbles)
@@ -153,7 +157,9 @@ def train_labels(case, scribbles, seed, steps, variant, probs=None) -> np.ndarra
             return train_labels(case, scribbles, seed, steps, "default")
     with teaching(teacher, probs.shape[0]) as held:
         loss_fn = teacher_loss(TrainConfig(), held, weight_schedule(variant))
-        return np.asarray(network(case, scribbles, seed, steps, loss_fn=loss_fn).labels)
+        return np.asarray(
+            network(case, scribbles, seed, steps, loss_fn=loss_fn, **NO_ENGINE_TEACHER).labels
+        )
 
 
 def measure_variants(args, variants, train, case, scribbles) -> dict:

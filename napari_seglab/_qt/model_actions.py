@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 #: "Undo training" up to this many bytes in all; larger or lazy ones are not (the model is).
 UNDO_OVERLAY_BYTES = 512 * 1024**2
 
-#: Overlays larger than this in all are copied off the GUI thread (a copy of 512 MiB took
-#: 1.2 s on a 2-core AMD EPYC, ``benchmarks/bench_undo_copy.py``); smaller ones at once.
+#: Overlays larger than this in all are copied off the GUI thread (copies of 320 and 477 MiB
+#: held it 1.0 and 1.7 s on a 2-core AMD EPYC, ``benchmarks/bench_undo_copy.py``); smaller
+#: ones at once.
 UNDO_COPY_IN_THREAD_BYTES = 16 * 1024**2
 
 #: How often held previews look whether the copy is done (ms).
