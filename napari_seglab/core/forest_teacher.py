@@ -3,10 +3,11 @@
 A class painted on a few pixels (``skimage.data.cell()``'s 11-pixel foreground stroke, a fold of
 immunohistochemistry's strokes that keeps 11 foreground pixels) gives the network little to learn
 from: it can reproduce those pixels and miss every other object of the class, while the random
-forest of :mod:`napari_seglab.core.forest`, fitted on the same strokes in about a second,
-generalises from them by colour, intensity and texture. For those classes only, the forest's
-confident pixels (probability at least :data:`TEACHER_CONFIDENCE`) become cross-entropy targets on
-the unpainted pixels of each training crop, added to the loss with weight
+forest of :mod:`napari_seglab.core.forest`, fitted on the same strokes in about a second
+(660x550 pixels, one core), generalises from them by colour, intensity and texture. For those
+classes only, the forest's confident pixels (probability at least :data:`TEACHER_CONFIDENCE`)
+become cross-entropy targets on the unpainted pixels of each training crop, added to the loss
+with weight
 ``TrainConfig.forest_teacher`` for the whole run: knowledge distillation from a fixed teacher
 (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural network", 2015), with hard
 labels. The strokes keep the last word where they are painted.
@@ -14,11 +15,15 @@ labels. The strokes keep the last word where they are painted.
 Taught everywhere, the forest's errors are learnt along with what it gets right (thin structures,
 crowded nuclei and coins lost 10-25% of their IoU). Restricted to the classes painted on fewer
 than ``TrainConfig.forest_teacher_painted`` pixels it reaches only the runs that lack evidence
-(``benchmarks/probe_forest_teacher.py``, ``benchmarks/results/probe_forest_teacher.md``).
+(``benchmarks/probe_forest_teacher.py``, ``benchmarks/results/probe_forest_teacher.md``), and
+only where the forest finds at least :data:`TEACHER_MIN_SPREAD` times as many pixels of the
+class as were painted.
 
 The forest is fitted once, when training starts, on the region the training crops can reach
-(the painted pixels' bounding box with a crop's margin); a class that becomes sparse later (a
-stroke erased) is taught where the forest saw it, a class painted later is not.
+(the painted pixels' bounding box with a crop's margin), for the classes sparse then: a class
+painted later in the run, or one that falls under the threshold later (a stroke erased), is
+not taught; one painted on more pixels later is no longer taught. Runs in which every class
+is painted on at least ``forest_teacher_painted`` pixels are the same with or without it.
 """
 
 from __future__ import annotations

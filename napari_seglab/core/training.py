@@ -15,8 +15,10 @@ The generator's return value (``StopIteration.value``) is the trained :class:`Se
 
 One step: a batch of crops centred on painted pixels (:mod:`napari_seglab.core.sampling`),
 the loss on the painted pixels only (:mod:`napari_seglab.core.losses`) plus the edge-aware term
-on all of them, an Adam step, and an update of the exponential moving average of the weights
-(``torch.optim.swa_utils.AveragedModel``) that previews and the final model use. The guard of
+on all of them (and, for a class painted on few pixels, the random forest's teaching:
+:mod:`napari_seglab.core.forest_teacher`), an Adam step, and an update of the exponential
+moving average of the weights (``torch.optim.swa_utils.AveragedModel``) that previews and the
+final model use. The guard of
 :mod:`napari_seglab.core.guard` watches the strokes' recall and acts when a class is lost.
 """
 
@@ -510,6 +512,7 @@ def _run(
             "channels": view.channels,
             "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
             "lambda_edge_used": run.lambda_edge,
+            "forest_taught": run.forest_taught,
             "lr_used": run.lr,
         }
         if loss_name != config.loss:  # a loss of one's own: its factory and what it built

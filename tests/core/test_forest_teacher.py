@@ -170,6 +170,8 @@ def test_a_class_painted_on_eleven_pixels_is_learnt_where_the_forest_generalises
     assert recall(taught) > 0.45
     assert recall(taught) > recall(alone) + 0.25
     assert taught.model.train_settings["forest_teacher"] == 0.3
+    assert taught.model.train_settings["forest_taught"]
+    assert not alone.model.train_settings["forest_taught"]
 
 
 def test_runs_with_every_class_painted_enough_are_the_same_with_or_without_the_teacher():
