@@ -59,6 +59,14 @@ def _percent(value: float) -> str:
     return f"{math.floor(100 * min(1.0, max(0.0, value)))}%"
 
 
+def note_line(note: str) -> str:
+    """A trainer's note as the dock's notes line shows it: the guard's adjustments (``"step
+    30: ..."``) as "Adjusted at step 30: ...", the others as they are, capitalised."""
+    if note.startswith("step "):
+        return f"Adjusted at {note}"
+    return note[:1].upper() + note[1:]
+
+
 class NoteTracker:
     """Hands out each of a run's ``report.notes`` once.
 
@@ -234,7 +242,7 @@ class RunReadout(QWidget):
     def _show_notes(self) -> None:
         """The latest thing the trainer changed on its own; all of them in the tooltip."""
         notes = self.session.notes
-        self.notes_label.setText(f"Adjusted at {notes[-1]}" if notes else "")
+        self.notes_label.setText(note_line(notes[-1]) if notes else "")
         self.notes_label.setToolTip("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
 

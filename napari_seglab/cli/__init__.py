@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="weight of the random forest's teaching of classes painted on fewer than "
         f"{TrainConfig.forest_teacher_painted} pixels (TrainConfig.forest_teacher; default "
-        f"{DEFAULT_FOREST_TEACHER:g}, 0 = off)",
+        f"{DEFAULT_FOREST_TEACHER:g}, 0 = off; not when several images train one model)",
     )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)

@@ -102,9 +102,8 @@ def fit_teacher(
     Raises
     ------
     ValueError
-        From :func:`~napari_seglab.core.forest.fit_forest` and its filters: the region's
-        features would not fit in :data:`~napari_seglab.core.forest.MAX_FEATURE_BYTES`, or a
-        stack of fewer than 3 slices.
+        From :func:`~napari_seglab.core.forest.fit_forest`: the region's features would not
+        fit in :data:`~napari_seglab.core.forest.MAX_FEATURE_BYTES`.
     """
     region = teacher_region(labels, margin, Z_MARGIN if view.is_3d else 0)
     part = np.asarray(view.data[region[0], :, region[1], region[2]])  # (z, C, y, x)
@@ -168,7 +167,12 @@ def prepare(
     try:
         teacher = fit_teacher(view, labels, margin, config.seed, n_jobs)
     except (ValueError, MemoryError) as exc:
-        return None, f"no forest teacher: {exc}"
+        region = teacher_region(labels, margin, Z_MARGIN if view.is_3d else 0)
+        span = "x".join(str(s.stop - s.start) for s in region[int(not view.is_3d) :])
+        return None, (
+            f"no forest teacher: the strokes and a {margin}-pixel margin span {span} pixels, "
+            f"too many for the random forest ({exc})"
+        )
     found = np.bincount(teacher.ravel(), minlength=len(counts) + 1)
     kept = [int(k) for k in sparse if found[k] >= TEACHER_MIN_SPREAD * counts[k - 1]]
     teacher[~np.isin(teacher, kept)] = 0

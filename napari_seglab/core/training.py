@@ -301,15 +301,15 @@ class _Run:
         if self.edge_sigma is None and self.lambda_edge > 0:
             noise = noise_level(self.sampler.uniform_batch(8))
             self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
-        self.forest_taught = self.fit_forest_teacher()
+        self.forest_classes = self.fit_forest_teacher()  # the class ids the forest teaches
         self.has_batchnorm = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
         )
         self.set_loss()
 
-    def fit_forest_teacher(self) -> bool:
+    def fit_forest_teacher(self) -> set[int]:
         """Fit the forest that teaches the classes painted on few pixels, when there are any
-        (:func:`napari_seglab.core.forest_teacher.prepare`); whether it teaches."""
+        (:func:`napari_seglab.core.forest_teacher.prepare`); the classes it teaches."""
         sampler = self.sampler
         taught, note = forest_teacher.prepare(
             self.view, sampler.labels, self.counter.counts, self.config, max(sampler.crop),
@@ -318,7 +318,7 @@ class _Run:
         if note:
             self.notes.append(note)
         sampler.set_teacher(taught)
-        return taught is not None
+        return set() if taught is None else {int(k) for k in np.unique(taught) if k}
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
@@ -461,9 +461,10 @@ class _Run:
         self.recalibrate(self.average.module)
         return replace(self.model, net=self.average.module)
 
-    def apply(self, new_scribbles: Any) -> None:
-        """Scribbles sent to the generator; edits cost time in proportion to the stroke, a full
-        array in proportion to the image."""
+    def apply(self, new_scribbles: Any, step: int = 0) -> None:
+        """Scribbles sent to the generator after ``step`` steps; edits cost time in proportion
+        to the stroke, a full array in proportion to the image. A class the forest taught that
+        is now painted on enough pixels is taught no more (and a note says so)."""
         K, spatial = self.K, self.view.spatial_shape
         for item in scribble_items(new_scribbles, len(spatial)):
             if isinstance(item, ScribbleEdit):
@@ -482,6 +483,12 @@ class _Run:
             self.counter.add(new)
             self.sampler.set_labels(new)
         self.set_loss()
+        gone = sorted(self.forest_classes - set(self.taught.tolist()))
+        if gone:
+            self.forest_classes -= set(gone)
+            names, n = self.model.class_names, self.counts
+            said = ", ".join(f"{names[k - 1]} ({n[k - 1]} painted pixels)" for k in gone)
+            self.notes.append(f"step {step}: the random forest no longer teaches {said}")
 
     def close(self, previous_threads: int) -> None:
         self.finish()  # stopped early (close() or an error): keep the averaged weights
@@ -512,7 +519,7 @@ def _run(
             "channels": view.channels,
             "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
             "lambda_edge_used": run.lambda_edge,
-            "forest_taught": run.forest_taught,
+            "forest_taught": bool(run.forest_classes),
             "lr_used": run.lr,
         }
         if loss_name != config.loss:  # a loss of one's own: its factory and what it built
@@ -571,7 +578,7 @@ def _run(
             if done:
                 break
             if new_scribbles is not None:
-                run.apply(new_scribbles)
+                run.apply(new_scribbles, step)
     finally:
         if run is not None:
             run.close(previous_threads)

@@ -305,4 +305,18 @@ def test_a_new_model_for_a_new_class_is_said_once(viewer, qtbot, shown):
     shown.clear()
     _train(w, qtbot)
     assert w.trainer.model.num_classes == 3
-    assert len(shown) == 1 and "new model" in shown[0][1], shown
+    said = [text for _, text in shown if "new model" in text]
+    assert len(said) == 1, shown
+    # the other notices are the trainer's notes (the new class is painted on a few pixels)
+    assert all("forest" in text for _, text in shown if "new model" not in text), shown
+
+
+def test_the_notes_line_says_adjustments_at_a_step_and_other_notes_as_they_are():
+    from napari_seglab._qt.readout import note_line
+
+    assert note_line("step 30: edge-aware term switched off") == (
+        "Adjusted at step 30: edge-aware term switched off"
+    )
+    assert note_line("the random forest teaches foreground (11 painted pixels)") == (
+        "The random forest teaches foreground (11 painted pixels)"
+    )

@@ -174,6 +174,25 @@ def test_a_class_painted_on_eleven_pixels_is_learnt_where_the_forest_generalises
     assert not alone.model.train_settings["forest_taught"]
 
 
+def test_a_class_painted_on_enough_pixels_during_training_is_taught_no_more_and_said():
+    image, _ = blobs(64)
+    strokes = few_strokes(64)
+    config = TrainConfig(steps=6, seed=0, num_threads=1, model=ModelConfig(width=8, depth=2))
+    gen = train(image, strokes, config)
+    first = next(gen)
+    assert first.notes == ("the random forest teaches foreground (11 painted pixels)",)
+    more = strokes.copy()
+    more[36:40, 4:60] = 2  # 224 pixels of foreground now
+    report = gen.send(more)
+    assert (
+        report.notes[-1]
+        == "step 1: the random forest no longer teaches foreground (235 painted pixels)"
+    )
+    last = list(gen)[-1]
+    assert sum("no longer" in n for n in last.notes) == 1  # said once
+    assert last.model.train_settings["forest_taught"]
+
+
 def test_runs_with_every_class_painted_enough_are_the_same_with_or_without_the_teacher():
     image, mask = blobs(64)
     strokes = np.zeros(mask.shape, np.uint8)
@@ -237,7 +256,12 @@ def test_a_region_too_large_for_the_forest_is_said_and_the_network_trains(monkey
     image, _ = blobs(64)
     report = _run(image, few_strokes(64))
     assert report.step == 60
-    assert any(n.startswith("no forest teacher: the forest's features") for n in report.notes)
+    said = [n for n in report.notes if n.startswith("no forest teacher")]
+    assert said == [
+        "no forest teacher: the strokes and a 64-pixel margin span 64x64 pixels, too many for "
+        "the random forest (the forest's features of a (64, 64) image with 1 channel(s) would "
+        "take 0 MiB (limit 0))"
+    ]
 
 
 @pytest.mark.parametrize(
