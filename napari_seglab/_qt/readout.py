@@ -60,8 +60,9 @@ def _percent(value: float) -> str:
 
 
 def note_line(note: str) -> str:
-    """A trainer's note as the dock's notes line shows it: the guard's adjustments (``"step
-    30: ..."``) as "Adjusted at step 30: ...", the others as they are, capitalised."""
+    """A trainer's note as the dock's notes line shows it: those of a step (``"step 30:
+    ..."``, the guard's adjustments and the forest teacher's end) as "Adjusted at step 30:
+    ...", the others (what the run started with) as they are, capitalised."""
     if note.startswith("step "):
         return f"Adjusted at {note}"
     return note[:1].upper() + note[1:]

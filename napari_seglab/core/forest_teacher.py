@@ -3,8 +3,8 @@
 A class painted on a few pixels (``skimage.data.cell()``'s 11-pixel foreground stroke, a fold of
 immunohistochemistry's strokes that keeps 11 foreground pixels) gives the network little to learn
 from: it can reproduce those pixels and miss every other object of the class, while the random
-forest of :mod:`napari_seglab.core.forest`, fitted on the same strokes in about a second
-(660x550 pixels, one core), generalises from them by colour, intensity and texture. For those
+forest of :mod:`napari_seglab.core.forest`, fitted on the same strokes,
+generalises from them by colour, intensity and texture. For those
 classes only, the forest's confident pixels (probability at least :data:`TEACHER_CONFIDENCE`)
 become cross-entropy targets on the unpainted pixels of each training crop, added to the loss
 with weight

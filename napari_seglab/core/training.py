@@ -484,8 +484,10 @@ class _Run:
             self.sampler.set_labels(new)
         self.set_loss()
         gone = sorted(self.forest_classes - set(self.taught.tolist()))
-        if gone:
+        if gone:  # for good: erased strokes do not bring it back
             self.forest_classes -= set(gone)
+            teacher = self.sampler.teacher
+            teacher[np.isin(teacher, gone)] = 0
             names, n = self.model.class_names, self.counts
             said = ", ".join(f"{names[k - 1]} ({n[k - 1]} painted pixels)" for k in gone)
             self.notes.append(f"step {step}: the random forest no longer teaches {said}")

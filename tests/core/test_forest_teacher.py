@@ -174,6 +174,11 @@ def test_a_class_painted_on_eleven_pixels_is_learnt_where_the_forest_generalises
     assert not alone.model.train_settings["forest_taught"]
 
 
+def sampler_teacher(gen) -> np.ndarray:
+    """The teacher array of a running training's crop sampler (the generator's frame)."""
+    return gen.gi_frame.f_locals["run"].sampler.teacher
+
+
 def test_a_class_painted_on_enough_pixels_during_training_is_taught_no_more_and_said():
     image, _ = blobs(64)
     strokes = few_strokes(64)
@@ -188,6 +193,9 @@ def test_a_class_painted_on_enough_pixels_during_training_is_taught_no_more_and_
         report.notes[-1]
         == "step 1: the random forest no longer teaches foreground (235 painted pixels)"
     )
+    assert not np.isin(2, sampler_teacher(gen))  # for good:
+    report = gen.send(strokes)  # the strokes erased again: 11 pixels, still not taught
+    assert not np.isin(2, sampler_teacher(gen))
     last = list(gen)[-1]
     assert sum("no longer" in n for n in last.notes) == 1  # said once
     assert last.model.train_settings["forest_taught"]
