@@ -99,6 +99,7 @@ class Settings:
     lambda_ce: float = _core_default("lambda_ce")
     #: None: the core's choice (see ``TrainConfig.lambda_edge``)
     lambda_edge: float | None = _core_default("lambda_edge")
+    forest_teacher: float = _core_default("forest_teacher")
     model_size: str = DEFAULT_MODEL_SIZE
     budget_kind: str = DEFAULT_BUDGET_KIND
     budget: float = DEFAULT_BUDGET
@@ -116,6 +117,7 @@ class Settings:
             "lambda_dice": self.lambda_dice,
             "lambda_ce": self.lambda_ce,
             "lambda_edge": self.lambda_edge,
+            "forest_teacher": self.forest_teacher,
             "seconds": float(self.budget) if self.budget_kind == "seconds" else None,
             "steps": int(self.budget) if self.budget_kind == "steps" else None,
             "device": self.device,
@@ -180,6 +182,17 @@ class SettingsPanel(QCollapsible):
         )
         form.addRow("Edge term", self.lambda_edge)
 
+        self.forest_teacher = QDoubleSpinBox(body)
+        self.forest_teacher.setRange(0.0, 10.0)
+        self.forest_teacher.setSingleStep(0.1)
+        self.forest_teacher.setToolTip(
+            "Weight of the random forest's teaching of a class painted on fewer than "
+            f"{TrainConfig.forest_teacher_painted} pixels (forest_teacher; seglab train "
+            "--forest-teacher): a forest fitted on the strokes generalises from a short stroke "
+            "where the network alone learns those pixels. 0 = off"
+        )
+        form.addRow("Forest teacher", self.forest_teacher)
+
         self.model_size = QComboBox(body)
         self.model_size.addItems(list(MODEL_SIZES))
         sizes = {name: model_config(name) for name in MODEL_SIZES}
@@ -238,6 +251,7 @@ class SettingsPanel(QCollapsible):
             lambda_dice=self.lambda_dice.value(),
             lambda_ce=self.lambda_ce.value(),
             lambda_edge=None if self.lambda_edge.value() < 0 else self.lambda_edge.value(),
+            forest_teacher=self.forest_teacher.value(),
             model_size=self.model_size.currentText(),
             budget_kind=self.budget_kind.currentText(),
             budget=self.budget.value(),
@@ -263,6 +277,7 @@ class SettingsPanel(QCollapsible):
         self.lambda_dice.setValue(settings.lambda_dice)
         self.lambda_ce.setValue(settings.lambda_ce)
         self.lambda_edge.setValue(-1.0 if settings.lambda_edge is None else settings.lambda_edge)
+        self.forest_teacher.setValue(settings.forest_teacher)
         self.model_size.setCurrentText(settings.model_size)
         self.budget_kind.setCurrentText(settings.budget_kind)
         self.budget.setValue(settings.budget)

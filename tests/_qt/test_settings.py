@@ -53,6 +53,7 @@ def _assert_shows(w: SegLabWidget, core: TrainConfig, arch: ModelConfig) -> None
         assert panel.lambda_edge.text() == "auto"
     else:
         assert panel.lambda_edge.value() == core.lambda_edge
+    assert panel.forest_teacher.value() == core.forest_teacher
     assert panel.device.currentText() == core.device
     assert panel.num_threads.value() == (core.num_threads or default_num_threads())
     size = panel.model_size.currentText()
@@ -80,6 +81,7 @@ def test_initial_settings_follow_changed_core_defaults(make_napari_viewer, monke
         lambda_dice: float = 0.5
         lambda_ce: float = 2.0
         lambda_edge: float | None = 0.5
+        forest_teacher: float = 0.7
         num_threads: int | None = 1
         model: ModelConfig = dataclasses.field(default_factory=OtherArchitecture)
 
@@ -96,3 +98,13 @@ def test_the_panel_offers_exactly_the_cores_choices():
     assert sorted(value for value, _label in qt_settings.WEIGHT_SCHEMES) == sorted(SCHEMES)
     labels = [label for _value, label in (*qt_settings.LOSSES, *qt_settings.WEIGHT_SCHEMES)]
     assert len(set(labels)) == len(labels)
+
+
+def test_the_forest_teacher_can_be_switched_off_in_the_panel(make_napari_viewer):
+    w = _docked(make_napari_viewer())
+    panel = w.settings_panel
+    panel.forest_teacher.setValue(0.0)
+    assert panel.settings().train_config().forest_teacher == 0.0
+    panel.set_settings(dataclasses.replace(panel.settings(), forest_teacher=1.5))
+    assert panel.forest_teacher.value() == 1.5
+    assert panel.settings().train_config().forest_teacher == 1.5
