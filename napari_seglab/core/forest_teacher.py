@@ -176,14 +176,18 @@ def prepare(
     found = np.bincount(teacher.ravel(), minlength=len(counts) + 1)
     kept = [int(k) for k in sparse if found[k] >= TEACHER_MIN_SPREAD * counts[k - 1]]
     teacher[~np.isin(teacher, kept)] = 0
-    said = ", ".join(f"{class_names[k - 1]} ({counts[k - 1]} painted pixels)" for k in sparse)
     if not kept:
+        said = named(sparse, counts, class_names)
         return (
             None,
             f"no forest teacher: the random forest finds little more of {said} than the strokes",
         )
-    taught = ", ".join(f"{class_names[k - 1]} ({counts[k - 1]} painted pixels)" for k in kept)
-    return teacher, f"the random forest teaches {taught}"
+    return teacher, f"the random forest teaches {named(kept, counts, class_names)}"
+
+
+def named(classes: Sequence[int], counts: Sequence[int], class_names: Sequence[str]) -> str:
+    """``"foreground (11 painted pixels), ..."`` for class ids (1..K) ``classes``, for notes."""
+    return ", ".join(f"{class_names[k - 1]} ({counts[k - 1]} painted pixels)" for k in classes)
 
 
 def teacher_loss(

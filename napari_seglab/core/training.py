@@ -301,15 +301,15 @@ class _Run:
         if self.edge_sigma is None and self.lambda_edge > 0:
             noise = noise_level(self.sampler.uniform_batch(8))
             self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
-        self.forest_classes = self.fit_forest_teacher()  # the class ids the forest teaches
+        self.fit_forest_teacher()
         self.has_batchnorm = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
         )
         self.set_loss()
 
-    def fit_forest_teacher(self) -> set[int]:
+    def fit_forest_teacher(self) -> None:
         """Fit the forest that teaches the classes painted on few pixels, when there are any
-        (:func:`napari_seglab.core.forest_teacher.prepare`); the classes it teaches."""
+        (:func:`napari_seglab.core.forest_teacher.prepare`)."""
         sampler = self.sampler
         taught, note = forest_teacher.prepare(
             self.view, sampler.labels, self.counter.counts, self.config, max(sampler.crop),
@@ -318,7 +318,15 @@ class _Run:
         if note:
             self.notes.append(note)
         sampler.set_teacher(taught)
-        return set() if taught is None else {int(k) for k in np.unique(taught) if k}
+        self.teach(set() if taught is None else {int(k) for k in np.unique(taught) if k})
+
+    def teach(self, classes: set[int]) -> None:
+        """The class ids the forest teaches from now on: ``forest_classes``, and ``taught``
+        (the same as a tensor); none: the sampler stops cropping the teacher."""
+        self.forest_classes = classes
+        self.taught = torch.as_tensor(sorted(classes), dtype=torch.int64, device=self.device)
+        if not classes:
+            self.sampler.set_teacher(None)
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
@@ -332,12 +340,10 @@ class _Run:
         )
         self.class_weights = np.asarray(w, dtype=np.float32) * self.boost
         self.edge_sparse = sparse_class_factor(self.counts, config.edge_min_painted)
-        taught = forest_teacher.sparse_classes(self.counts, config.forest_teacher_painted)
-        self.taught = torch.as_tensor(taught, device=self.device)
         weight = torch.as_tensor(self.class_weights, device=self.device)
         self.loss_fn = self.loss_factory(weight, self.model.sigmoid)
 
-    def step(self, step: int) -> tuple[float, torch.Tensor | None]:
+    def step(self, step: int) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
         """One optimisation step (``step`` done before it); the loss, the edge term and the
         consistency term (None when off)."""
         config, net, model = self.config, self.net, self.model
@@ -350,7 +356,7 @@ class _Run:
         with self.autocast():
             logits = net(xt)
         loss = self.loss_fn(logits.float(), target, mask=mask)
-        if taught_t.shape[1] and len(self.taught):
+        if taught_t.shape[1]:
             term = forest_teacher.teacher_loss(
                 logits.float(), taught_t, self.taught, mask, model.sigmoid
             )
@@ -483,13 +489,11 @@ class _Run:
             self.counter.add(new)
             self.sampler.set_labels(new)
         self.set_loss()
-        gone = sorted(self.forest_classes - set(self.taught.tolist()))
-        if gone:  # for good: erased strokes do not bring it back
-            self.forest_classes -= set(gone)
-            teacher = self.sampler.teacher
-            teacher[np.isin(teacher, gone)] = 0
-            names, n = self.model.class_names, self.counts
-            said = ", ".join(f"{names[k - 1]} ({n[k - 1]} painted pixels)" for k in gone)
+        sparse = forest_teacher.sparse_classes(self.counts, self.config.forest_teacher_painted)
+        gone = sorted(self.forest_classes - set(sparse.tolist()))
+        if gone:  # for good: the set only shrinks, so erased strokes do not bring it back
+            self.teach(self.forest_classes - set(gone))
+            said = forest_teacher.named(gone, self.counts, self.model.class_names)
             self.notes.append(f"step {step}: the random forest no longer teaches {said}")
 
     def close(self, previous_threads: int) -> None:
