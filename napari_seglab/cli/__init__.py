@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_seglab import __version__
     from napari_seglab.core.config import (
         DEFAULT_CLASS_WEIGHTS,
+        DEFAULT_EDGE_FLUX,
         DEFAULT_FOREST_TEACHER,
         DEFAULT_LOSS,
         TrainConfig,
@@ -222,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
         "0 = off)",
     )
     _old_name(tr, "--edge-weight", "--lambda-edge", type=_non_negative_float)
+    tr.add_argument(
+        "--edge-flux",
+        type=_non_negative_float,
+        default=DEFAULT_EDGE_FLUX,
+        metavar="W",
+        help="weight of the flux term within the edge-aware term (TrainConfig.edge_flux), which "
+        "moves boundaries onto the image's edges against the edge term's pull towards short "
+        "boundaries; for blurred objects that come out too small, or thin filaments too thick, "
+        f"try 4 to 8; it carves holes in textured objects (default {DEFAULT_EDGE_FLUX:g}, "
+        "0 = off; two classes only)",
+    )
     tr.add_argument(
         "--forest-teacher",
         type=_non_negative_float,

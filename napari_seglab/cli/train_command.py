@@ -58,6 +58,7 @@ def _train(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         final_prediction=False,
         lambda_edge=args.lambda_edge,
+        edge_flux=args.edge_flux,
         forest_teacher=args.forest_teacher,
         model=ModelConfig(
             depth=args.depth or ModelConfig.depth,

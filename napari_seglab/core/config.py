@@ -39,6 +39,9 @@ DEFAULT_Z_CONTEXT = 4
 #: Weight of the forest's teaching of classes painted on few pixels
 #: (:mod:`napari_seglab.core.forest_teacher`).
 DEFAULT_FOREST_TEACHER = 0.3
+#: Weight of the flux term within the edge-aware term, relative to its Potts part
+#: (:func:`napari_seglab.core.losses.intensity_flux`).
+DEFAULT_EDGE_FLUX = 0.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,15 @@ class TrainConfig:
         The edge-aware term's weight rises linearly over this many steps, from 0 to
         ``lambda_edge``: at full weight from the first step, before the network has learnt the
         strokes, it pulls the prediction towards one class (0 = no ramp).
+    edge_flux : float
+        Weight, relative to the Potts term's, of the flux term
+        (:func:`napari_seglab.core.losses.intensity_flux`) that the edge-aware term also holds:
+        it moves boundaries onto the zero crossings of the image's Laplacian of Gaussian, on
+        the side where the foreground's intensity lies, against the Potts term's pull towards
+        short boundaries that draws objects too small. It shares the Potts term's weight, ramp,
+        gate and guard; two-class runs only. 0 = off. Default ``DEFAULT_EDGE_FLUX``.
+    edge_flux_sigma : float
+        Scale of the flux term's Laplacian of Gaussian, in pixels (default 1).
     edge_min_painted : int
         The edge-aware term's weight is multiplied, for the whole run, by
         ``min(1, n / edge_min_painted)``, ``n`` the painted pixels of the least-painted class
@@ -183,6 +195,8 @@ class TrainConfig:
     lambda_edge: float | None = None
     edge_ramp: int = 20
     edge_min_painted: int = 0
+    edge_flux: float = DEFAULT_EDGE_FLUX
+    edge_flux_sigma: float = 1.0
     forest_teacher: float = DEFAULT_FOREST_TEACHER
     forest_teacher_painted: int = 50
     guard: bool = True
@@ -286,6 +300,10 @@ class TrainConfig:
             raise ValueError(f"forest_teacher must be >= 0, got {self.forest_teacher}")
         if self.lambda_dice < 0 or self.lambda_ce < 0 or (self.lambda_edge or 0) < 0:
             raise ValueError("lambda_dice, lambda_ce and lambda_edge must be >= 0")
+        if not (self.edge_flux >= 0 and math.isfinite(self.edge_flux)):
+            raise ValueError(f"edge_flux must be >= 0, got {self.edge_flux}")
+        if not (self.edge_flux_sigma > 0 and math.isfinite(self.edge_flux_sigma)):
+            raise ValueError(f"edge_flux_sigma must be positive, got {self.edge_flux_sigma}")
         if self.edge_sigma is not None and not self.edge_sigma > 0:
             raise ValueError(f"edge_sigma must be positive, got {self.edge_sigma}")
 

@@ -373,6 +373,9 @@ class _Run:
             # gate holds its weight at 0, so that the reports' parts stay the same.
             probs = model.probabilities(logits)
             edge = losses.edge_aware_potts(probs, xt, sigma=self.edge_sigma)
+            if config.edge_flux > 0:
+                flux = losses.intensity_flux(probs, xt, sigma=config.edge_flux_sigma)
+                edge = edge + config.edge_flux * flux
             if edge_now > 0:
                 loss = loss + edge_now * edge
         consistency = None

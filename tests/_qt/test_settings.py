@@ -54,6 +54,7 @@ def _assert_shows(w: SegLabWidget, core: TrainConfig, arch: ModelConfig) -> None
     else:
         assert panel.lambda_edge.value() == core.lambda_edge
     assert panel.forest_teacher.value() == core.forest_teacher
+    assert panel.edge_flux.value() == core.edge_flux
     assert panel.device.currentText() == core.device
     assert panel.num_threads.value() == (core.num_threads or default_num_threads())
     size = panel.model_size.currentText()
@@ -82,6 +83,7 @@ def test_initial_settings_follow_changed_core_defaults(make_napari_viewer, monke
         lambda_ce: float = 2.0
         lambda_edge: float | None = 0.5
         forest_teacher: float = 0.7
+        edge_flux: float = 6.0
         num_threads: int | None = 1
         model: ModelConfig = dataclasses.field(default_factory=OtherArchitecture)
 
@@ -108,3 +110,13 @@ def test_the_forest_teacher_can_be_switched_off_in_the_panel(make_napari_viewer)
     panel.set_settings(dataclasses.replace(panel.settings(), forest_teacher=1.5))
     assert panel.forest_teacher.value() == 1.5
     assert panel.settings().train_config().forest_teacher == 1.5
+
+
+def test_the_flux_term_can_be_switched_on_in_the_panel(make_napari_viewer):
+    w = _docked(make_napari_viewer())
+    panel = w.settings_panel
+    panel.edge_flux.setValue(8.0)
+    assert panel.settings().train_config().edge_flux == 8.0
+    panel.set_settings(dataclasses.replace(panel.settings(), edge_flux=0.0))
+    assert panel.edge_flux.value() == 0.0
+    assert panel.settings().train_config().edge_flux == 0.0

@@ -91,6 +91,12 @@ def test_train_predict_2d(files, capsys):
     assert code == 0, err
     assert "note: --edge-weight is now --lambda-edge" in err
     assert load_model(model3).train_settings["lambda_edge_used"] == 0.0
+    # the flux term is off unless asked for
+    assert load_model(model).train_settings["edge_flux"] == 0.0
+    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-flux", "8"]
+    code, err = run([*argv, *FAST], capsys)
+    assert code == 0, err
+    assert load_model(model3).train_settings["edge_flux"] == 8.0
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--loss", "tversky"]
     line = one_line_error(*run(argv, capsys))
     assert "no longer offered" in line and "loss='dice'" in line
@@ -381,6 +387,10 @@ def test_train_help_names_the_defaults(capsys):
     assert parsed.forest_teacher == config.forest_teacher
     off = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--forest-teacher", "0"]
     assert build_parser().parse_args(off).forest_teacher == 0.0
+    assert f"(default {config.edge_flux:g}, 0 = off; two classes only)" in text
+    assert parsed.edge_flux == config.edge_flux
+    on = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--edge-flux", "8"]
+    assert build_parser().parse_args(on).edge_flux == 8.0
 
 
 # ------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from __future__ import annotations
 from napari_seglab.core.losses.compound import DiceCELoss, DiceFocalLoss
 from napari_seglab.core.losses.consistency import consistency_mse
 from napari_seglab.core.losses.dice import DiceLoss, GeneralizedDiceLoss, TverskyLoss
-from napari_seglab.core.losses.edge import edge_aware_potts
+from napari_seglab.core.losses.edge import edge_aware_potts, intensity_flux, laplacian_of_gaussian
 from napari_seglab.core.losses.focal import FocalLoss
 
 __all__ = [
@@ -52,4 +52,6 @@ __all__ = [
     "TverskyLoss",
     "consistency_mse",
     "edge_aware_potts",
+    "intensity_flux",
+    "laplacian_of_gaussian",
 ]
