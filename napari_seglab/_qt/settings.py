@@ -189,9 +189,9 @@ class SettingsPanel(QCollapsible):
         self.edge_flux.setSingleStep(1.0)
         self.edge_flux.setToolTip(
             "Weight of the flux term within the edge term (edge_flux; seglab train --edge-flux): "
-            "moves boundaries onto the image's edges. For blurred objects that come out too "
-            "small, or thin filaments too thick, try 4 to 8; it carves holes in textured "
-            "objects. Two classes only; 0 = off"
+            "moves boundaries onto the image's edges, so that blurred objects come out less "
+            "small and thin filaments less thick; on textured objects it can carve holes along "
+            "their inner edges. Two classes only; 0 = off"
         )
         form.addRow("Flux term", self.edge_flux)
 

@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="weight of the flux term within the edge-aware term (TrainConfig.edge_flux), which "
         "moves boundaries onto the image's edges against the edge term's pull towards short "
-        "boundaries; for blurred objects that come out too small, or thin filaments too thick, "
-        f"try 4 to 8; it carves holes in textured objects (default {DEFAULT_EDGE_FLUX:g}, "
-        "0 = off; two classes only)",
+        "boundaries: blurred objects come out less small, thin filaments less thick; on "
+        "textured objects it can carve holes along their inner edges "
+        f"(default {DEFAULT_EDGE_FLUX:g}, 0 = off; two classes only)",
     )
     tr.add_argument(
         "--forest-teacher",

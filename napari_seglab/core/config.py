@@ -41,7 +41,7 @@ DEFAULT_Z_CONTEXT = 4
 DEFAULT_FOREST_TEACHER = 0.3
 #: Weight of the flux term within the edge-aware term, relative to its Potts part
 #: (:func:`napari_seglab.core.losses.intensity_flux`).
-DEFAULT_EDGE_FLUX = 0.0
+DEFAULT_EDGE_FLUX = 4.0
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from skimage import io
 
 from napari_seglab.cli import main
 from napari_seglab.core import io as seg_io
+from napari_seglab.core.config import DEFAULT_EDGE_FLUX
 from napari_seglab.core.inference import predict
 from napari_seglab.core.modelio import load_model
 
@@ -91,12 +92,12 @@ def test_train_predict_2d(files, capsys):
     assert code == 0, err
     assert "note: --edge-weight is now --lambda-edge" in err
     assert load_model(model3).train_settings["lambda_edge_used"] == 0.0
-    # the flux term is off unless asked for
-    assert load_model(model).train_settings["edge_flux"] == 0.0
-    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-flux", "8"]
+    # the flux term is on by default, and --edge-flux sets its weight
+    assert load_model(model).train_settings["edge_flux"] == DEFAULT_EDGE_FLUX > 0
+    argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--edge-flux", "0"]
     code, err = run([*argv, *FAST], capsys)
     assert code == 0, err
-    assert load_model(model3).train_settings["edge_flux"] == 8.0
+    assert load_model(model3).train_settings["edge_flux"] == 0.0
     argv = ["train", files / "img.tif", files / "scr.tif", "-o", model3, "--loss", "tversky"]
     line = one_line_error(*run(argv, capsys))
     assert "no longer offered" in line and "loss='dice'" in line
@@ -389,8 +390,8 @@ def test_train_help_names_the_defaults(capsys):
     assert build_parser().parse_args(off).forest_teacher == 0.0
     assert f"(default {config.edge_flux:g}, 0 = off; two classes only)" in text
     assert parsed.edge_flux == config.edge_flux
-    on = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--edge-flux", "8"]
-    assert build_parser().parse_args(on).edge_flux == 8.0
+    more = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--edge-flux", "8"]
+    assert build_parser().parse_args(more).edge_flux == 8.0
 
 
 # ------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_flux_needs_two_classes_and_lets_gradients_flow():
     assert torch.equal(logits.grad, torch.zeros_like(logits))
     logits = torch.randn(2, 2, 16, 16, requires_grad=True)
     value = intensity_flux(torch.softmax(logits, 1), torch.rand(2, 3, 16, 16))  # 3 channels
-    assert -1.0 <= value.item() <= 1.0
+    assert 0.0 <= value.item() <= 1.0
     value.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 

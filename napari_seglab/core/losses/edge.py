@@ -105,7 +105,7 @@ def laplacian_of_gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def intensity_flux(
-    probs: torch.Tensor, image: torch.Tensor, sigma: float = 2.0, min_contrast: float = 0.05
+    probs: torch.Tensor, image: torch.Tensor, sigma: float = 1.0, min_contrast: float = 0.05
 ) -> torch.Tensor:
     """Flux term: foreground is cheaper on the side of an edge where the foreground's
     intensity lies.
@@ -116,7 +116,8 @@ def intensity_flux(
     geometric flows", PAMI 2002; Kolmogorov and Boykov, "What metrics can be approximated by
     geo-cuts, or global optimization of length/area and flux", ICCV 2005). By the divergence
     theorem the gradient's flux out of the foreground is the integral of the Laplacian over
-    it, so the term is the mean over pixels of ``p_fg * L`` with
+    it, so the term is the mean over pixels of ``p_fg * L`` (plus the constant ``relu(-L)``,
+    which makes it ``p_fg * relu(L) + p_bg * relu(-L)``, never negative) with
 
     ``L = clamp(sigma**2 * LoG_sigma(x_proj) / max(delta, min_contrast), -1, 1)``,
 
@@ -143,7 +144,8 @@ def intensity_flux(
     Returns
     -------
     torch.Tensor
-        A scalar, attached to the graph of ``probs``, in ``[-1, 1]``.
+        A scalar in ``[0, 1]``, attached to the graph of ``probs``; 0 when every pixel is
+        certain of the class on whose side of the edges it lies, or the image is flat.
     """
     if probs.dim() < 3 or probs.dim() > 5:
         raise ValueError(
@@ -172,4 +174,5 @@ def intensity_flux(
             delta = d.norm().clamp_min(min_contrast)
             x_proj = (x * (d / delta).view(1, -1, *[1] * (x.dim() - 2))).sum(1, keepdim=True)
             lap = (laplacian_of_gaussian(x_proj, sigma) / delta).clamp_(-1.0, 1.0)
-        return (p[:, 1:] * lap).mean()
+        # + mean(relu(-L)), a constant: per pixel p_fg * relu(L) + p_bg * relu(-L), >= 0
+        return (p[:, 1:] * lap).mean() + torch.relu(-lap).mean()
