@@ -189,9 +189,9 @@ class SettingsPanel(QCollapsible):
         self.edge_flux.setSingleStep(1.0)
         self.edge_flux.setToolTip(
             "Weight of the flux term within the edge term (edge_flux; seglab train --edge-flux): "
-            "moves boundaries onto the image's edges, so that blurred objects come out less "
-            "small and thin filaments less thick; on textured objects it can carve holes along "
-            "their inner edges. Two classes only; 0 = off"
+            "moves boundaries onto the image's edges, so that thin filaments and crowded "
+            "objects come out less thick; objects with a relief of their own can lose "
+            "foreground along their inner edges. Two classes only; 0 = off"
         )
         form.addRow("Flux term", self.edge_flux)
 

@@ -230,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="weight of the flux term within the edge-aware term (TrainConfig.edge_flux), which "
         "moves boundaries onto the image's edges against the edge term's pull towards short "
-        "boundaries: blurred objects come out less small, thin filaments less thick; on "
-        "textured objects it can carve holes along their inner edges "
+        "boundaries: thin filaments and crowded objects come out less thick; objects with a "
+        "relief of their own can lose foreground along their inner edges "
         f"(default {DEFAULT_EDGE_FLUX:g}, 0 = off; two classes only)",
     )
     tr.add_argument(

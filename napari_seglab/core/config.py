@@ -147,7 +147,7 @@ class TrainConfig:
         (:func:`napari_seglab.core.losses.intensity_flux`) that the edge-aware term also holds:
         it moves boundaries onto the zero crossings of the image's Laplacian of Gaussian, on
         the side where the foreground's intensity lies, against the Potts term's pull towards
-        short boundaries that draws objects too small. It shares the Potts term's weight, ramp,
+        short boundaries where edges are weak. It shares the Potts term's weight, ramp,
         gate and guard; two-class runs only. 0 = off. Default ``DEFAULT_EDGE_FLUX``.
     edge_flux_sigma : float
         Scale of the flux term's Laplacian of Gaussian, in pixels (default 1).

@@ -1,7 +1,7 @@
 """The flux term (``TrainConfig.edge_flux``) in training, the way a user meets it: blurred
 nuclei painted with a short stroke through a few of them come out the wrong size with the edge
 term alone (here too large: the blur spreads them), and closer to their true size with the
-flux term switched on."""
+flux term at its default weight."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_seglab.core import TrainConfig, predict, train
+from napari_seglab.core.config import DEFAULT_EDGE_FLUX
 
 FAST = {"device": "cpu", "num_threads": 1}
 
@@ -43,7 +44,7 @@ def _foreground(edge_flux: float) -> np.ndarray:
 
 def test_the_flux_term_brings_blurred_nuclei_closer_to_their_size():
     _, truth, _ = _blurred_nuclei()
-    without, with_flux = _foreground(0.0), _foreground(8.0)
+    without, with_flux = _foreground(0.0), _foreground(DEFAULT_EDGE_FLUX)
 
     def iou(fg):
         return (fg & truth).sum() / (fg | truth).sum()

@@ -119,14 +119,15 @@ def intensity_flux(
     it, so the term is the mean over pixels of ``p_fg * L`` (plus the constant ``relu(-L)``,
     which makes it ``p_fg * relu(L) + p_bg * relu(-L)``, never negative) with
 
-    ``L = clamp(sigma**2 * LoG_sigma(x_proj) / max(delta, min_contrast), -1, 1)``,
+    ``L = clamp(sigma**2 * LoG_sigma(x_proj) / c, -1, 1)``, ``x_proj = sum_k x_k d_k / c``,
 
-    ``x_proj`` the image projected on ``d = m_fg - m_bg`` (the class means of the image,
-    weighted by the probabilities, over the batch), ``delta = |d|``: a measure of edges in
-    units of the contrast between the classes, which fades where the classes' mean
-    intensities hardly differ. It is lowest when the
+    ``d = m_fg - m_bg`` the difference between the class means of the image (per channel ``k``,
+    weighted by the probabilities, over the batch) and ``c = max(|d|, min_contrast)``: edges
+    measured across the direction that separates the classes, in units of the contrast between
+    them, shrinking towards 0 where the classes' mean intensities differ by less than
+    ``min_contrast``. It is lowest when the
     foreground fills the side of each edge where the image looks like the foreground, with its
-    boundary on the Laplacian's zero crossing; ``d`` and ``delta`` carry no gradient. Summed in
+    boundary on the Laplacian's zero crossing; ``d`` and ``c`` carry no gradient. Summed in
     float32, even under autocast.
 
     Parameters
@@ -139,7 +140,7 @@ def intensity_flux(
     sigma : float
         Scale of the Laplacian of Gaussian, in pixels.
     min_contrast : float
-        The least ``delta`` divided by (normalised intensity).
+        Floor of ``c`` (normalised intensity).
 
     Returns
     -------
