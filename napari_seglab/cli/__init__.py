@@ -228,11 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=DEFAULT_EDGE_FLUX,
         metavar="W",
-        help="weight of the flux term within the edge-aware term (TrainConfig.edge_flux), which "
-        "moves boundaries onto the image's edges against the edge term's pull towards short "
-        "boundaries: thin filaments and crowded objects come out less thick; objects with a "
-        "relief of their own can lose foreground along their inner edges "
-        f"(default {DEFAULT_EDGE_FLUX:g}, 0 = off; two classes only)",
+        help="weight of the flux term (TrainConfig.edge_flux), part of the edge-aware term: it "
+        "moves class boundaries onto the image's edges, so thin and crowded objects come out "
+        "less thick; inside objects with a texture of their own it can remove some "
+        "foreground; higher is stronger "
+        f"(default {DEFAULT_EDGE_FLUX:g}, 0 = off; two classes only; not when several images "
+        "train one model)",
     )
     tr.add_argument(
         "--forest-teacher",

@@ -301,6 +301,8 @@ class _Run:
         if self.edge_sigma is None and self.lambda_edge > 0:
             noise = noise_level(self.sampler.uniform_batch(8))
             self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
+        if self.lambda_edge > 0 and config.edge_flux > 0 and self.K != 2:
+            self.notes.append(f"no flux term: it needs two classes, not {self.K}")
         self.fit_forest_teacher()
         self.has_batchnorm = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()

@@ -102,21 +102,18 @@ def test_the_panel_offers_exactly_the_cores_choices():
     assert len(set(labels)) == len(labels)
 
 
-def test_the_forest_teacher_can_be_switched_off_in_the_panel(make_napari_viewer):
+@pytest.mark.parametrize(
+    ("name", "typed", "shown"), [("forest_teacher", 0.0, 1.5), ("edge_flux", 8.0, 0.0)]
+)
+def test_a_weight_typed_or_shown_in_the_panel_reaches_the_training(
+    make_napari_viewer, name, typed, shown
+):
+    """The forest teacher's and the flux term's weights: typed in the panel (0 switches them
+    off), or shown by ``set_settings``, they are what the training gets."""
     w = _docked(make_napari_viewer())
     panel = w.settings_panel
-    panel.forest_teacher.setValue(0.0)
-    assert panel.settings().train_config().forest_teacher == 0.0
-    panel.set_settings(dataclasses.replace(panel.settings(), forest_teacher=1.5))
-    assert panel.forest_teacher.value() == 1.5
-    assert panel.settings().train_config().forest_teacher == 1.5
-
-
-def test_the_flux_term_can_be_switched_on_in_the_panel(make_napari_viewer):
-    w = _docked(make_napari_viewer())
-    panel = w.settings_panel
-    panel.edge_flux.setValue(8.0)
-    assert panel.settings().train_config().edge_flux == 8.0
-    panel.set_settings(dataclasses.replace(panel.settings(), edge_flux=0.0))
-    assert panel.edge_flux.value() == 0.0
-    assert panel.settings().train_config().edge_flux == 0.0
+    getattr(panel, name).setValue(typed)
+    assert getattr(panel.settings().train_config(), name) == typed
+    panel.set_settings(dataclasses.replace(panel.settings(), **{name: shown}))
+    assert getattr(panel, name).value() == shown
+    assert getattr(panel.settings().train_config(), name) == shown

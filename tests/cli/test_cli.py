@@ -388,7 +388,7 @@ def test_train_help_names_the_defaults(capsys):
     assert parsed.forest_teacher == config.forest_teacher
     off = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--forest-teacher", "0"]
     assert build_parser().parse_args(off).forest_teacher == 0.0
-    assert f"(default {config.edge_flux:g}, 0 = off; two classes only)" in text
+    assert f"(default {config.edge_flux:g}, 0 = off; two classes only; not when" in text
     assert parsed.edge_flux == config.edge_flux
     more = ["train", "i.tif", "s.tif", "-o", "m.seglab", "--edge-flux", "8"]
     assert build_parser().parse_args(more).edge_flux == 8.0

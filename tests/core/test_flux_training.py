@@ -58,3 +58,14 @@ def test_bad_flux_settings_are_refused():
         TrainConfig(edge_flux=-1.0)
     with pytest.raises(ValueError, match="edge_flux_sigma must be positive"):
         TrainConfig(edge_flux_sigma=0.0)
+
+
+def test_a_run_with_three_classes_says_it_has_no_flux_term():
+    image, truth, scribbles = _blurred_nuclei()
+    scribbles = scribbles.copy()
+    scribbles[60:64, 4:30] = 3  # a third class, in the background
+    scribbles[truth] = np.where(scribbles[truth] == 3, 0, scribbles[truth])
+    for flux, said in ((DEFAULT_EDGE_FLUX, True), (0.0, False)):
+        config = TrainConfig(steps=2, edge_flux=flux, final_prediction=False, **FAST)
+        notes = list(train(image, scribbles, config))[-1].notes
+        assert ("no flux term: it needs two classes, not 3" in notes) is said, notes

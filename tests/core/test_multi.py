@@ -112,6 +112,8 @@ def test_one_model_learns_classes_painted_in_different_images():
     assert model.config.z_context == 0 and model.train_settings["images"] == 2
     assert model.train_settings["image_names"] == ["fg.tif", "bg.tif"]
     assert model.train_settings["lambda_edge_used"] > 0  # the 2D default, not the stacks' 0
+    # neither the forest teacher (its filters would mix the images) nor the flux term
+    assert model.train_settings["forest_teacher"] == model.train_settings["edge_flux"] == 0.0
     for image, truth in zip(images, truths, strict=True):
         fg = predict(model, image).labels == 2
         assert _iou(fg, truth) > 0.5

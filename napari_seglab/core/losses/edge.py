@@ -13,6 +13,22 @@ from napari_seglab.core.losses.masking import (
 )
 
 
+def _check_inputs(probs: torch.Tensor, image: torch.Tensor, sigma: float) -> None:
+    """Raise ``ValueError`` unless ``probs`` is ``(B, K, *spatial)`` with 1-3 spatial dims,
+    ``image`` ``(B, C, *spatial)`` with the same batch and spatial sizes, and ``sigma > 0``."""
+    if probs.dim() < 3 or probs.dim() > 5:
+        raise ValueError(
+            f"probs must be (B, K, *spatial) with 1-3 spatial dims, got {_shape(probs)}"
+        )
+    if image.shape[0] != probs.shape[0] or image.shape[2:] != probs.shape[2:]:
+        raise ValueError(
+            f"image shape {_shape(image)} does not match probs shape {_shape(probs)} "
+            "in batch and spatial dims"
+        )
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+
+
 def edge_aware_potts(probs: torch.Tensor, image: torch.Tensor, sigma: float = 0.1) -> torch.Tensor:
     """Edge-aware Potts regulariser: class changes between neighbours cost less across edges.
 
@@ -39,17 +55,7 @@ def edge_aware_potts(probs: torch.Tensor, image: torch.Tensor, sigma: float = 0.
     torch.Tensor
         A scalar, 0 when every pixel is certain of one class shared with its neighbours.
     """
-    if probs.dim() < 3 or probs.dim() > 5:
-        raise ValueError(
-            f"probs must be (B, K, *spatial) with 1-3 spatial dims, got {_shape(probs)}"
-        )
-    if image.shape[0] != probs.shape[0] or image.shape[2:] != probs.shape[2:]:
-        raise ValueError(
-            f"image shape {_shape(image)} does not match probs shape {_shape(probs)} "
-            "in batch and spatial dims"
-        )
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    _check_inputs(probs, image, sigma)
     with _no_autocast(probs.device):
         p = probs.float()
         x = image.float()
@@ -148,17 +154,7 @@ def intensity_flux(
         A scalar in ``[0, 1]``, attached to the graph of ``probs``; 0 when every pixel is
         certain of the class on whose side of the edges it lies, or the image is flat.
     """
-    if probs.dim() < 3 or probs.dim() > 5:
-        raise ValueError(
-            f"probs must be (B, K, *spatial) with 1-3 spatial dims, got {_shape(probs)}"
-        )
-    if image.shape[0] != probs.shape[0] or image.shape[2:] != probs.shape[2:]:
-        raise ValueError(
-            f"image shape {_shape(image)} does not match probs shape {_shape(probs)} "
-            "in batch and spatial dims"
-        )
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    _check_inputs(probs, image, sigma)
     if not min_contrast > 0:
         raise ValueError(f"min_contrast must be positive, got {min_contrast}")
     with _no_autocast(probs.device):
