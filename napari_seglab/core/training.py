@@ -301,8 +301,7 @@ class _Run:
         if self.edge_sigma is None and self.lambda_edge > 0:
             noise = noise_level(self.sampler.uniform_batch(8))
             self.edge_sigma = max(EDGE_SIGMA_MIN, EDGE_NOISE_FACTOR * noise)
-        if self.lambda_edge > 0 and config.edge_flux > 0 and self.K != 2:
-            self.notes.append(f"no flux term: it needs two classes, not {self.K}")
+        self.edge_flux = config.edge_flux if self.K == 2 else 0.0  # two classes only
         self.fit_forest_teacher()
         self.has_batchnorm = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()
@@ -375,9 +374,9 @@ class _Run:
             # gate holds its weight at 0, so that the reports' parts stay the same.
             probs = model.probabilities(logits)
             edge = losses.edge_aware_potts(probs, xt, sigma=self.edge_sigma)
-            if config.edge_flux > 0:
+            if self.edge_flux > 0:
                 flux = losses.intensity_flux(probs, xt, sigma=config.edge_flux_sigma)
-                edge = edge + config.edge_flux * flux
+                edge = edge + self.edge_flux * flux
             if edge_now > 0:
                 loss = loss + edge_now * edge
         consistency = None
@@ -530,6 +529,7 @@ def _run(
             "channels": view.channels,
             "edge_sigma_used": None if run.edge_sigma is None else round(float(run.edge_sigma), 5),
             "lambda_edge_used": run.lambda_edge,
+            "edge_flux_used": run.edge_flux,
             "forest_taught": bool(run.forest_classes),
             "lr_used": run.lr,
         }

@@ -60,12 +60,13 @@ def test_bad_flux_settings_are_refused():
         TrainConfig(edge_flux_sigma=0.0)
 
 
-def test_a_run_with_three_classes_says_it_has_no_flux_term():
+def test_the_model_records_the_flux_weight_it_trained_with():
+    """Two classes: the weight asked for; three: none (the term needs two classes)."""
     image, truth, scribbles = _blurred_nuclei()
-    scribbles = scribbles.copy()
-    scribbles[60:64, 4:30] = 3  # a third class, in the background
-    scribbles[truth] = np.where(scribbles[truth] == 3, 0, scribbles[truth])
-    for flux, said in ((DEFAULT_EDGE_FLUX, True), (0.0, False)):
-        config = TrainConfig(steps=2, edge_flux=flux, final_prediction=False, **FAST)
-        notes = list(train(image, scribbles, config))[-1].notes
-        assert ("no flux term: it needs two classes, not 3" in notes) is said, notes
+    three = scribbles.copy()
+    three[60:64, 4:30] = 3  # a third class, in the background
+    three[truth & (three == 3)] = 0
+    for labels, used in ((scribbles, 8.0), (three, 0.0)):
+        config = TrainConfig(steps=2, edge_flux=8.0, final_prediction=False, **FAST)
+        settings = list(train(image, labels, config))[-1].model.train_settings
+        assert settings["edge_flux"] == 8.0 and settings["edge_flux_used"] == used
