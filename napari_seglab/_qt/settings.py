@@ -131,6 +131,19 @@ class Settings:
         return TrainConfig(**kwargs)
 
 
+def _weight_row(
+    form: QFormLayout, label: str, bounds: tuple[float, float, float], tooltip: str
+) -> QDoubleSpinBox:
+    """A spin box for a loss term's weight (``bounds``: lowest, highest, step), added to
+    ``form`` as the row ``label``."""
+    box = QDoubleSpinBox(form.parentWidget())
+    box.setRange(bounds[0], bounds[1])
+    box.setSingleStep(bounds[2])
+    box.setToolTip(tooltip)
+    form.addRow(label, box)
+    return box
+
+
 class SettingsPanel(QCollapsible):
     """Collapsible "Settings" section.
 
@@ -173,38 +186,33 @@ class SettingsPanel(QCollapsible):
         mix.setToolTip("Weights of the Dice part and of the CE (or focal) part of the loss")
         form.addRow("Mix", mix)
 
-        self.lambda_edge = QDoubleSpinBox(body)
-        self.lambda_edge.setRange(-1.0, 10.0)  # -1 shows "auto"
-        self.lambda_edge.setSingleStep(0.5)
-        self.lambda_edge.setSpecialValueText("auto")
-        self.lambda_edge.setToolTip(
+        self.lambda_edge = _weight_row(
+            form,
+            "Edge term",
+            (-1.0, 10.0, 0.5),  # -1 shows "auto"
             "Weight of the edge-aware term on all pixels (lambda_edge; seglab train "
             "--lambda-edge): puts class boundaries on intensity edges where nothing is painted. "
-            f"auto: {core_guard.DEFAULT_LAMBDA_EDGE:g} for 2D images, off for stacks; 0 = off"
+            f"auto: {core_guard.DEFAULT_LAMBDA_EDGE:g} for 2D images, off for stacks; 0 = off",
         )
-        form.addRow("Edge term", self.lambda_edge)
-
-        self.edge_flux = QDoubleSpinBox(body)
-        self.edge_flux.setRange(0.0, 32.0)
-        self.edge_flux.setSingleStep(1.0)
-        self.edge_flux.setToolTip(
+        self.lambda_edge.setSpecialValueText("auto")
+        self.edge_flux = _weight_row(
+            form,
+            "Flux term",
+            (0.0, 32.0, 1.0),
             "Weight of the flux term within the edge term (edge_flux; seglab train --edge-flux): "
             "moves boundaries onto the image's edges, so that thin filaments and crowded "
             "objects come out less thick; objects with a relief of their own can lose "
-            "foreground along their inner edges. Two classes only; 0 = off"
+            "foreground along their inner edges. Two classes only; 0 = off",
         )
-        form.addRow("Flux term", self.edge_flux)
-
-        self.forest_teacher = QDoubleSpinBox(body)
-        self.forest_teacher.setRange(0.0, 10.0)
-        self.forest_teacher.setSingleStep(0.1)
-        self.forest_teacher.setToolTip(
+        self.forest_teacher = _weight_row(
+            form,
+            "Forest teacher",
+            (0.0, 10.0, 0.1),
             "Weight of the random forest's teaching of a class painted on fewer than "
             f"{TrainConfig.forest_teacher_painted} pixels (forest_teacher; seglab train "
             "--forest-teacher): a forest fitted on the strokes generalises from a short stroke "
-            "where the network alone learns those pixels. 0 = off"
+            "where the network alone learns those pixels. 0 = off",
         )
-        form.addRow("Forest teacher", self.forest_teacher)
 
         self.model_size = QComboBox(body)
         self.model_size.addItems(list(MODEL_SIZES))
