@@ -143,9 +143,28 @@ def _predict_in_memory(images: list[Path], targets: list[Path], args: argparse.N
     return each_image(pairs, lambda src, dst: _predict_one(model, src, dst, args), args.quiet)
 
 
+def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
+    """The bar of one image's prediction, counting its pixels with SI prefixes (``4.61k/4.61k
+    px``, ``1.05M/16.8M px``); shown after a second, so not for a quick image nor before an
+    error found at once."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=pixels,
+        unit="px",
+        unit_scale=True,
+        disable=quiet,
+        file=sys.stderr,
+        desc=name,
+        leave=False,
+        delay=1.0,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} px "
+        "[{elapsed}<{remaining}]",
+    )
+
+
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
     import tifffile
-    from tqdm import tqdm
 
     from napari_seglab.core.data import as_zcyx
     from napari_seglab.core.inference import predict
@@ -164,17 +183,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
             "the bar's estimate follows the first rows",
             file=sys.stderr,
         )
-    with tqdm(
-        total=megapixels,
-        unit="Mpx",
-        disable=args.quiet,
-        file=sys.stderr,
-        desc=src.name,
-        leave=False,
-        delay=1.0,  # no bar for a quick image, nor before an error found at once
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} Mpx "
-        "[{elapsed}<{remaining}]",
-    ) as bar:
+    with progress_bar(src.name, math.prod(view.spatial_shape), args.quiet) as bar:
         prediction = predict(
             model,
             image,
@@ -182,7 +191,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
             channel_axis=args.channel_axis,
             tile=args.tile,
             probabilities=args.probabilities,
-            progress=lambda n: bar.update(n / 1e6),
+            progress=bar.update,
         )
     labels = prediction.labels
 

@@ -712,6 +712,19 @@ def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkey
     assert sum(done) == 64 * 72 and len(done) > 1
 
 
+@pytest.mark.parametrize(
+    ("pixels", "shown"), [(64 * 72, "4.61k/4.61k px"), (4000 * 4000, "16.0M/16.0M px")]
+)
+def test_the_predict_bar_counts_pixels_at_any_size(pixels, shown):
+    """A small image's bar once read "0.0/0.0 Mpx"; it counts pixels with SI prefixes."""
+    from napari_seglab.cli.predict_command import progress_bar
+
+    bar = progress_bar("img.tif", pixels, quiet=False)
+    bar.update(pixels)
+    assert shown in str(bar) and "100%" in str(bar)
+    bar.close()
+
+
 @pytest.mark.parametrize("axis", ["-7", "2", "5"])
 def test_a_channel_axis_out_of_range_is_one_error(files, capsys, axis):
     d = files
