@@ -91,22 +91,31 @@ class NoteTracker:
 
 
 class StatusLabel(QLabel):
-    """A one-line label whose size never depends on its text.
+    """A label of ``lines`` lines whose size never depends on its text.
 
     Changing a QLabel's text re-runs the layout of the whole dock; with a constant size hint the
-    status can change several times a second during training at no cost to the viewer.
+    status can change several times a second during training at no cost to the viewer. With
+    ``lines`` > 1 the text wraps at word boundaries within those lines (what does not fit is
+    cut, and the tooltip holds all of it).
     """
 
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+    def __init__(self, text: str, parent: QWidget | None = None, lines: int = 1) -> None:
         super().__init__(text, parent)
+        self._height = self.fontMetrics().height() + (lines - 1) * self.fontMetrics().lineSpacing()
+        self._height += 2
+        self.setWordWrap(lines > 1)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(self.fontMetrics().height() + 2)
+        self.setFixedHeight(self._height)
 
     def sizeHint(self) -> QSize:
-        return QSize(100, self.fontMetrics().height() + 2)
+        return QSize(100, self._height)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(10, self.fontMetrics().height() + 2)
+        return QSize(10, self._height)
+
+    def heightForWidth(self, width: int) -> int:
+        return self._height
 
     def setText(self, text: str) -> None:
         if text != self.text():
@@ -141,7 +150,8 @@ class RunReadout(QWidget):
         self.device_label = StatusLabel("", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.loss_plot = LossPlot(self, redraw_ms=0)
-        self.recall_label = StatusLabel("", self)
+        # one class name and share per painted class: with three or more it needs a second line
+        self.recall_label = StatusLabel("", self, lines=2)
         self.recall_label.setToolTip(
             "Share of each class's painted pixels that the network predicts as that class"
         )
