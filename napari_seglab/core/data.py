@@ -421,9 +421,9 @@ def pad_end(tile: np.ndarray, height: int, width: int) -> np.ndarray:
     rule, so a pixel near the image's top or left border sits as near the tile's border in
     both, and its padded side looks the same: mirrored without repeating the border pixel
     (``np.pad`` mode ``"reflect"``), or with it (``"symmetric"``) where a pad is not smaller
-    than the tile. With crops padded on both sides and tiles after the image, 3 of 9 runs on
-    a 61 x 57 pixel volume (3 scribble draws x 3 seeds) gave painted pixels of its first four
-    columns back as the other class: up to 6 of its 36 painted foreground pixels
+    than the tile. Crops padded on both sides while prediction padded after only left the
+    border pixels of a 61 x 57 pixel volume unlearnt: 1 to 6 of its 36 painted foreground
+    pixels, all on the image's first columns, came back as background
     (``docs/real-images.md``).
 
     Raises
