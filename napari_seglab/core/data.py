@@ -414,32 +414,6 @@ def context_slices(z: int, z_context: int, depth: int) -> list[int]:
     return [min(max(zi, 0), depth - 1) for zi in range(z - z_context, z + z_context + 1)]
 
 
-def pad_end(tile: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``tile`` ``(C, h, w)`` padded after its rows and columns to ``(C, height, width)``.
-
-    Training crops and prediction tiles of an image smaller than them are padded by this one
-    rule, so a pixel near the image's top or left border sits as near the tile's border in
-    both, and its padded side looks the same: mirrored without repeating the border pixel
-    (``np.pad`` mode ``"reflect"``), or with it (``"symmetric"``) where a pad is not smaller
-    than the tile. Crops padded on both sides while prediction padded after only left the
-    border pixels of a 61 x 57 pixel volume unlearnt: 1 to 6 of its 36 painted foreground
-    pixels, all on the image's first columns, came back as background
-    (``docs/real-images.md``).
-
-    Raises
-    ------
-    ValueError
-        If ``tile`` is larger than ``(height, width)``.
-    """
-    py, px = height - tile.shape[-2], width - tile.shape[-1]
-    if py < 0 or px < 0:
-        raise ValueError(f"a {tile.shape[-2:]} tile does not fit in ({height}, {width})")
-    if not (py or px):
-        return tile
-    mode = "reflect" if py < tile.shape[-2] and px < tile.shape[-1] else "symmetric"
-    return np.pad(tile, ((0, 0), (0, py), (0, px)), mode=mode)
-
-
 #: The most classes a model is trained for (class ids 1..MAX_CLASSES), in the core, the
 #: command line and the widget alike. A label above it is far more often a mask in another
 #: convention (0/255, instance ids) than a class.

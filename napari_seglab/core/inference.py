@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_seglab.core.data import as_zcyx, check_finite, context_slices, pad_end
+from napari_seglab.core.data import as_zcyx, check_finite, context_slices
 from napari_seglab.core.device import resolve_device
 from napari_seglab.core.model import explaining_channels
 
@@ -287,9 +287,14 @@ def _autocast(device: torch.device):
 
 
 def _tile(sub: np.ndarray, norm: Normalization, ty: int, tx: int, th: int, tw: int) -> np.ndarray:
-    """The normalised ``(C, th, tw)`` tile at ``(ty, tx)``, padded past the bottom and right
-    edges of ``sub`` (:func:`~napari_seglab.core.data.pad_end`, as training crops are)."""
-    return pad_end(norm.apply(sub[:, ty : ty + th, tx : tx + tw]), th, tw)
+    """The normalised ``(C, th, tw)`` tile at ``(ty, tx)``, reflect-padded past the bottom and
+    right edges of ``sub``."""
+    part = norm.apply(sub[:, ty : ty + th, tx : tx + tw])
+    py, px = th - part.shape[1], tw - part.shape[2]
+    if py or px:
+        mode = "reflect" if py < part.shape[1] and px < part.shape[2] else "symmetric"
+        part = np.pad(part, ((0, 0), (0, py), (0, px)), mode=mode)
+    return part
 
 
 def _predict_slice(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_seglab.core.data import ImageView, Normalization, context_slices, pad_end
+from napari_seglab.core.data import ImageView, Normalization, context_slices
 from napari_seglab.core.edits import ScribbleEdit
 
 #: A crop is moved off the painted pixel it is centred on by up to half its edge, less this
@@ -160,14 +160,13 @@ class CropSampler:
         self.classes = np.array(sorted(coords), dtype=np.int64)
         return old, new
 
-    def _window(self, center: int, size: int, n: int) -> tuple[int, int]:
-        """Start and stop in the image of a window of ``size`` (all of an axis shorter than
-        it, which :func:`~napari_seglab.core.data.pad_end` then pads after its end, as
-        prediction does)."""
-        if n <= size:
-            return 0, n
-        start = min(max(center - size // 2, 0), n - size)
-        return start, start + size
+    def _window(self, center: int, size: int, n: int) -> tuple[int, int, int, int]:
+        """Start/stop in the image and the padding before/after for a window of ``size``."""
+        start = center - size // 2
+        if n >= size:
+            start = min(max(start, 0), n - size)
+            return start, start + size, 0, 0
+        return 0, n, (size - n) // 2, size - n - (size - n) // 2
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One crop: image ``(C, h, w)`` float32 normalised, labels ``(h, w)`` int64 (``(2, h,
@@ -206,8 +205,8 @@ class CropSampler:
     ) -> tuple[np.ndarray, np.ndarray]:
         ch, cw = self.crop
         _, _, H, W = self.view.data.shape
-        y0, y1 = self._window(y, ch, H)
-        x0, x1 = self._window(x, cw, W)
+        y0, y1, py0, py1 = self._window(y, ch, H)
+        x0, x1, px0, px1 = self._window(x, cw, W)
         img = np.concatenate(
             [
                 self.norm.apply(self.view.data[zi, :, y0:y1, x0:x1])
@@ -217,10 +216,10 @@ class CropSampler:
         lab = self.labels[z, y0:y1, x0:x1].astype(np.int64)
         if self.teacher is not None:  # (2, h, w): the strokes, then the teacher
             lab = np.stack([lab, self.teacher[z, y0:y1, x0:x1]])
-        py, px = ch - (y1 - y0), cw - (x1 - x0)
-        if py or px:
-            img = pad_end(img, ch, cw)
-            lab = np.pad(lab, ((0, 0),) * (lab.ndim - 2) + ((0, py), (0, px)))
+        if py0 or py1 or px0 or px1:
+            img = np.pad(img, ((0, 0), (py0, py1), (px0, px1)), mode="symmetric")
+            pad = ((0, 0),) * (lab.ndim - 2) + ((py0, py1), (px0, px1))
+            lab = np.pad(lab, pad, mode="constant")
         if self.augment if augment is None else augment:
             img, lab = self._augment(img, lab)
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
