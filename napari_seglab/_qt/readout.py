@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_seglab._qt.loss_plot import LossPlot
@@ -101,12 +101,25 @@ class StatusLabel(QLabel):
 
     def __init__(self, text: str, parent: QWidget | None = None, lines: int = 1) -> None:
         super().__init__(text, parent)
-        self._height = self.fontMetrics().height() + (lines - 1) * self.fontMetrics().lineSpacing()
-        self._height += 2
+        self._lines = int(lines)
         self.setWordWrap(lines > 1)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Height for ``lines`` lines of the font in use, frame and margins included: napari's
+        stylesheet sets the font (and a frame) after construction, so this runs again then."""
+        metrics = self.fontMetrics()
+        text = metrics.height() + (self._lines - 1) * metrics.lineSpacing() + 2
+        margins = self.contentsMargins()
+        self._height = text + 2 * self.frameWidth() + margins.top() + margins.bottom()
         self.setFixedHeight(self._height)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit()
 
     def sizeHint(self) -> QSize:
         return QSize(100, self._height)
