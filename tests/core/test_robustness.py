@@ -120,10 +120,15 @@ def test_guard_switches_off_an_overwhelming_edge_term_and_says_so(monkeypatch):
 
 
 def test_edge_gate_keeps_an_overwhelming_edge_term_from_erasing_the_strokes():
-    """The same term with the default gate: it only acts as the strokes are reproduced."""
+    """The same term with the default gate: it only acts as the strokes are reproduced.
+
+    90 steps, not 60: with torch's AVX2 kernels (a CPU without AVX-512) the run learns the
+    11-pixel foreground stroke more slowly, and after 60 steps the background reproduced
+    0.888 of its strokes (0.9 asked), with torch's plain kernels (``ATEN_CPU_CAPABILITY=
+    default``) above 0.9; after 90 steps above 0.9 on both (every stroke with AVX2)."""
     image, scribbles = cell_case()
     crop = np.s_[200:600, 150:550]
-    config = TrainConfig(steps=60, lambda_edge=200.0, edge_ramp=0, edge_flux=0.0, **FAST)
+    config = TrainConfig(steps=90, lambda_edge=200.0, edge_ramp=0, edge_flux=0.0, **FAST)
     report = last_report(image[crop], scribbles[crop], config)
     acc = per_class(report.prediction.labels, scribbles[crop])
     assert acc.min() >= 0.9, (acc, report.notes)
