@@ -176,14 +176,15 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     # are the prediction's own), for the size
     with explaining_channels(model):
         view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
-    megapixels = math.prod(view.spatial_shape) / 1e6
+    pixels = math.prod(view.spatial_shape)
+    megapixels = pixels / 1e6
     if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
         print(
             f"{src}: {image.shape} {image.dtype}, {megapixels:,.0f} Mpixel to predict; "
             "the bar's estimate follows the first rows",
             file=sys.stderr,
         )
-    with progress_bar(src.name, math.prod(view.spatial_shape), args.quiet) as bar:
+    with progress_bar(src.name, pixels, args.quiet) as bar:
         prediction = predict(
             model,
             image,
