@@ -101,9 +101,14 @@ def default_tile(device: torch.device, model: SegModel | None = None) -> int:
     """
     tile = 1024 if device.type == "cuda" else 512
     if model is not None and model.config.norm in ("group", "instance"):
-        crop = int(model.train_settings.get("crop_size") or 64)
-        tile = min(tile, CROP_TILE_FACTOR * crop)
+        tile = min(tile, CROP_TILE_FACTOR * training_crop(model))
     return tile
+
+
+def training_crop(model: SegModel) -> int:
+    """Edge (pixels) of the crops ``model`` was trained on: its ``crop_size`` setting, 64
+    (the default) for a model not trained yet."""
+    return int(model.train_settings.get("crop_size") or 64)
 
 
 def default_overlap(tile: int) -> int:
@@ -266,17 +271,40 @@ def forward_tiles(
 ) -> np.ndarray:
     """Class probabilities ``(B, K, th, tw)`` of the tiles at rows ``ty``, columns ``txs`` of
     a window: ``subs`` holds the slice ``(C, H, W)`` and its context slices, whose normalised
-    tiles are stacked as the network's channels (see :func:`_tile` for the edges)."""
+    tiles are stacked as the network's channels (see :func:`_tile` for the edges).
+
+    Row ``r``, column ``c`` of a tile's output is pixel ``(ty + r, tx + c)`` of the window;
+    rows and columns past the window's edge are padding.
+    """
     norm = model.normalization
+    offset = centring_offsets(subs[0].shape[1:], (th, tw), training_crop(model))
     tiles = np.stack(
-        [np.concatenate([_tile(sub, norm, ty, tx, th, tw) for sub in subs]) for tx in txs]
+        [np.concatenate([_tile(sub, norm, ty, tx, th, tw, offset) for sub in subs]) for tx in txs]
     )
     # C-contiguous whatever the image's layout (an RGB image's channels-last strides would
     # make a channels-last tensor, computed by other kernels)
     x = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
     with _autocast(device):
         logits = model.net(x)
-    return model.probabilities(logits).float().cpu().numpy()
+    p = model.probabilities(logits).float().cpu().numpy()
+    if any(offset):
+        p = np.roll(p, (-offset[0], -offset[1]), axis=(2, 3))
+    return p
+
+
+def centring_offsets(shape: tuple[int, ...], tile: tuple[int, int], crop: int) -> tuple[int, int]:
+    """Rows and columns of padding before a window ``shape`` ``(H, W)`` that is shorter than
+    the training ``crop`` and than its one ``tile`` ``(th, tw)`` along an axis: half the
+    difference, as :class:`~napari_seglab.core.sampling.CropSampler` pads the training crops
+    of such an image; 0 along any other axis (the padding then goes after the window).
+
+    A network trained on such crops saw the image's first rows and columns a few pixels in
+    from the crop's edge; predicted with the padding after them only, those pixels sat at the
+    edge, and on a 61x57 stack some painted ones came back as the other class.
+    """
+    return tuple(
+        (t - n) // 2 if n < min(t, crop) else 0 for n, t in zip(shape[-2:], tile, strict=True)
+    )
 
 
 def _autocast(device: torch.device):
@@ -286,14 +314,28 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
-def _tile(sub: np.ndarray, norm: Normalization, ty: int, tx: int, th: int, tw: int) -> np.ndarray:
-    """The normalised ``(C, th, tw)`` tile at ``(ty, tx)``, reflect-padded past the bottom and
-    right edges of ``sub``."""
+def _tile(
+    sub: np.ndarray,
+    norm: Normalization,
+    ty: int,
+    tx: int,
+    th: int,
+    tw: int,
+    offset: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """The normalised ``(C, th, tw)`` tile at ``(ty, tx)``: reflect-padded past the bottom and
+    right edges of ``sub``; a ``sub`` shorter than the tile along an axis is padded
+    ``offset`` pixels before it and the rest after, mirrored (``"symmetric"``) as the training
+    crops are (:func:`centring_offsets`)."""
     part = norm.apply(sub[:, ty : ty + th, tx : tx + tw])
-    py, px = th - part.shape[1], tw - part.shape[2]
-    if py or px:
-        mode = "reflect" if py < part.shape[1] and px < part.shape[2] else "symmetric"
-        part = np.pad(part, ((0, 0), (0, py), (0, px)), mode=mode)
+    for axis, (size, before) in enumerate(zip((th, tw), offset, strict=True), start=1):
+        n = part.shape[axis]
+        if n == size:
+            continue
+        pad = [(0, 0)] * 3
+        pad[axis] = (before, size - n - before)
+        mode = "reflect" if not before and size - n < n else "symmetric"
+        part = np.pad(part, pad, mode=mode)
     return part
 
 
