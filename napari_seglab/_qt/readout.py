@@ -29,7 +29,10 @@ LOW_RECALL = 0.6
 
 
 def recall_text(recall: np.ndarray | None, names: Sequence[str]) -> str:
-    """``"Strokes reproduced: background 99%, foreground 97%"``, or ``""``.
+    """``"Strokes reproduced: 99% background, 97% foreground"``, or ``""``.
+
+    The share comes before the name, so that a name ending in a number ("class 3") is not
+    read as part of it.
 
     Parameters
     ----------
@@ -48,7 +51,7 @@ def recall_text(recall: np.ndarray | None, names: Sequence[str]) -> str:
             continue
         name = names[i] if i < len(names) else f"class {i + 1}"
         flag = " (low)" if value < LOW_RECALL else ""
-        parts.append(f"{name} {_percent(value)}{flag}")
+        parts.append(f"{_percent(value)} {name}{flag}")
     if not parts:
         return ""
     return "Strokes reproduced: " + ", ".join(parts)

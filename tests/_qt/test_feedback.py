@@ -4,6 +4,7 @@ on its own, layers that are not aligned, and a final status for every action."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,10 @@ def test_recall_text_in_words():
     assert recall_text(None, ["background", "foreground"]) == ""
     assert recall_text(np.array([np.nan, np.nan]), ["background", "foreground"]) == ""
     text = recall_text(np.array([0.996, 0.2, np.nan]), ["background", "foreground"])
-    assert text == "Strokes reproduced: background 99%, foreground 20% (low)"
+    assert text == "Strokes reproduced: 99% background, 20% foreground (low)"
+    # a default name ending in a number is not run into the share
+    text = recall_text(np.array([1.0, 1.0, 0.0]), ["background", "foreground", "class 3"])
+    assert text == "Strokes reproduced: 100% background, 100% foreground, 0% class 3 (low)"
 
 
 @pytest.mark.parametrize("style", ["", "QLabel { font-size: 10pt; border: 1px solid; }"])
@@ -90,7 +94,7 @@ def test_strokes_reproduced_of_three_classes_fit_a_narrow_dock(qtbot, style):
     assert wrapped.height() <= room.height() and label.wordWrap()
     # its size does not follow the text (no layout pass per report)
     before = label.sizeHint()
-    label.setText("Strokes reproduced: background 99%")
+    label.setText("Strokes reproduced: 99% background")
     assert label.sizeHint() == before and label.height() == before.height()
 
 
@@ -111,8 +115,7 @@ def test_strokes_reproduced_are_shown_during_and_after_training(viewer, qtbot):
     assert w.recall_label.text() == ""
     _train(w, qtbot)
     text = w.recall_label.text()
-    assert text.startswith("Strokes reproduced: background ")
-    assert "foreground " in text
+    assert re.fullmatch(r"Strokes reproduced: \d+% background, \d+% foreground.*", text)
     assert w.trainer.last_report.stroke_recall is not None
 
 
