@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from napari_seglab.cli.common import CLIError, each_image
+from napari_seglab.cli.common import CLIError, each_image, pixel_count
 
 #: From this size on, the time of one block is measured first and the total estimated.
 LARGE_MEGAPIXELS = 16
@@ -174,15 +174,15 @@ def _one(
     )
     labels = prediction.labels
     blocks = math.prod(len(c) for c in labels.chunks)
-    megapixels = math.prod(labels.shape) / 1e6
+    pixels = math.prod(labels.shape)
     if not args.quiet:
         print(
             f"{src}: {image.source} {tuple(image.data.shape)} {image.data.dtype}, "
-            f"{megapixels:,.1f} Mpixel in {blocks} block(s) of "
+            f"{pixel_count(pixels)} in {blocks} block(s) of "
             f"{'x'.join(str(c[0]) for c in labels.chunks)}",
             file=sys.stderr,
         )
-        if client is None and megapixels >= LARGE_MEGAPIXELS and blocks > 2:
+        if client is None and pixels / 1e6 >= LARGE_MEGAPIXELS and blocks > 2:
             _estimate(labels, blocks, args)
     outputs = {dst: labels}
     if args.probabilities:

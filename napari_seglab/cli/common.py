@@ -83,6 +83,16 @@ def _channel_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def pixel_count(n: int) -> str:
+    """``4608 -> "4.61k pixels"``, ``16_777_216 -> "16.8M pixels"``, ``100 -> "100 pixels"``:
+    SI prefixes from a thousand on, as tqdm's bars count (a size in megapixels read "0.0" for
+    any small image)."""
+    from tqdm import tqdm
+
+    n = int(n)
+    return f"{tqdm.format_sizeof(n) if n >= 1000 else n} pixels"
+
+
 def read_image_check(path: Path, what: str = "image") -> None:
     """Raise :class:`CLIError` unless ``path`` is an existing file."""
     from napari_seglab.core.io import check_file

@@ -13,6 +13,7 @@ from napari_seglab.cli.common import (
     CLIError,
     check_outputs,
     each_image,
+    pixel_count,
     read_image,
     read_image_check,
 )
@@ -145,14 +146,14 @@ def _predict_in_memory(images: list[Path], targets: list[Path], args: argparse.N
 
 def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
     """The bar of one image's prediction, counting its pixels with SI prefixes (``4.61k/4.61k
-    px``, ``1.05M/16.8M px``); shown after a second, so not for a quick image nor before an
-    error found at once."""
+    px``, ``1.05M/16.8M px``; under a thousand as they are, ``33/100 px``); shown after a
+    second, so not for a quick image nor before an error found at once."""
     from tqdm import tqdm
 
     return tqdm(
         total=pixels,
         unit="px",
-        unit_scale=True,
+        unit_scale=pixels >= 1000,  # "33/100 px", not "33.0/100 px"
         disable=quiet,
         file=sys.stderr,
         desc=name,
@@ -180,7 +181,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     megapixels = pixels / 1e6
     if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
         print(
-            f"{src}: {image.shape} {image.dtype}, {megapixels:,.0f} Mpixel to predict; "
+            f"{src}: {image.shape} {image.dtype}, {pixel_count(pixels)} to predict; "
             "the bar's estimate follows the first rows",
             file=sys.stderr,
         )

@@ -706,14 +706,15 @@ def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkey
     monkeypatch.setattr(predict_command, "LARGE_MEGAPIXELS", 0.004)
     code, err = run(["predict", model, d / "img.tif", "-o", d / "pred.tif"], capsys)
     assert code == 0, err
-    assert "img.tif: (64, 72) uint16, 0 Mpixel to predict" in err
+    assert "img.tif: (64, 72) uint16, 4.61k pixels to predict" in err
     done = []
     predict(load_model(model), tifffile.imread(d / "img.tif"), progress=done.append, tile=32)
     assert sum(done) == 64 * 72 and len(done) > 1
 
 
 @pytest.mark.parametrize(
-    ("pixels", "shown"), [(64 * 72, "4.61k/4.61k px"), (4000 * 4000, "16.0M/16.0M px")]
+    ("pixels", "shown"),
+    [(100, "100/100 px"), (64 * 72, "4.61k/4.61k px"), (4000 * 4000, "16.0M/16.0M px")],
 )
 def test_the_predict_bar_counts_pixels_at_any_size(pixels, shown):
     """A small image's bar once read "0.0/0.0 Mpx"; it counts pixels with SI prefixes."""
