@@ -191,12 +191,13 @@ class RunReadout(QWidget):
         session.finished.connect(self._on_finished)
         session.modelReplaced.connect(self._on_model_replaced)
 
-    def show_device(self, device: str) -> None:
-        """Show ``"Device: CPU, 1 thread"`` for a setting (``"auto"``, ``"cpu"``, ``"cuda"``)."""
+    def show_device(self, device: str, num_threads: int | None = None) -> None:
+        """Show ``"Device: CPU, 1 thread"`` for a setting (``"auto"``, ``"cpu"``, ``"cuda"``)
+        and the CPU threads a training will use (default: torch's current number)."""
         try:
             from napari_seglab.core.device import describe_device, resolve_device
 
-            text = describe_device(resolve_device(device))
+            text = describe_device(resolve_device(device), num_threads)
         except (ValueError, RuntimeError):  # not available here: the setting as it is
             text = device
         self.device_label.setText(f"Device: {text}")

@@ -210,6 +210,7 @@ class SegLabWidget(QWidget):
         self.weights_panel.classRenamed.connect(s.rename_class)
         self.settings_panel.schemeChanged.connect(self.weights_panel.set_scheme)
         self.settings_panel.device.currentTextChanged.connect(self._update_device_label)
+        self.settings_panel.num_threads.valueChanged.connect(self._update_device_label)
         self.train_button.clicked.connect(self._on_train_clicked)
         self.reset_button.clicked.connect(self.reset_model)
         self.undo_button.clicked.connect(self.undo_training)
@@ -416,7 +417,8 @@ class SegLabWidget(QWidget):
     # state
     # ------------------------------------------------------------------------------------
     def _update_device_label(self, *_args) -> None:
-        self.readout.show_device(self.settings_panel.settings().device)
+        settings = self.settings_panel.settings()
+        self.readout.show_device(settings.device, settings.num_threads)
 
     def _update_buttons(self, *_args) -> None:
         if self._closed:

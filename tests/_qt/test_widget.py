@@ -256,6 +256,16 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     assert widget.save_button.isEnabled()
 
 
+def test_the_device_line_says_the_threads_the_next_training_will_use(widget):
+    """Before any training it showed torch's thread count, not the one set in Settings."""
+    panel = widget.settings_panel
+    panel.device.setCurrentText("cpu")
+    for n in (1, 2):
+        if n <= panel.num_threads.maximum():
+            panel.num_threads.setValue(n)
+            assert widget.device_label.text() == f"Device: CPU, {n} thread{'s' * (n > 1)}"
+
+
 def test_stop_stops_within_a_second(widget, qtbot):
     _scribbled(widget, qtbot)
     widget.settings_panel.set_settings(LONG)
