@@ -76,6 +76,40 @@ def test_tiled_equals_whole_image(shape):
         assert (tiled.labels == whole.labels)[sure].mean() > 0.999
 
 
+@pytest.mark.parametrize("shape", [(61, 57), (45, 50)])
+def test_an_image_smaller_than_the_crop_is_shown_as_in_training(shape):
+    """Training pads the crops of an image smaller than the crop on both sides; prediction,
+    in memory and block-wise, shows the network the same pixels at the same places (padded
+    after the image only, a 61x57 stack's first columns came back as the other class)."""
+    import dask.array as da
+
+    from napari_seglab.core.blockwise import predict_dask
+    from napari_seglab.core.data import as_zcyx
+    from napari_seglab.core.sampling import CropSampler
+
+    model = trained_like(2, config=ModelConfig(norm="group"))
+    model.train_settings["crop_size"] = 64
+    image = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    image[:, :3] += 3.0  # a bright band on the first columns
+    view = as_zcyx(image)
+    labels = np.zeros(shape, np.uint8)
+    labels[5, 5] = 1
+    sampler = CropSampler(
+        view, labels, model.normalization, 64, model.config.multiple, np.random.default_rng(0)
+    )
+    crop = sampler.uniform_batch(1)  # the one crop such an image has, wherever it is taken
+    (ch, cw), (H, W) = crop.shape[-2:], shape
+    oy, ox = (ch - H) // 2, (cw - W) // 2
+    assert oy > 0 and ox > 0  # padded before the image, as the network learnt it
+    with torch.no_grad():
+        seen = model.probabilities(model.net(torch.from_numpy(crop))).numpy()[0]
+    expected = seen[:, oy : oy + H, ox : ox + W]
+    whole = predict(model, image).probabilities
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
+    lazy = predict_dask(model, da.from_array(image, chunks=(32, 32)), probabilities=True)
+    np.testing.assert_allclose(lazy.probabilities.compute(), expected, atol=1e-5)
+
+
 def test_tiled_group_norm_close_to_whole_image():
     """Group norm measures statistics per tile, so tiles change the result a little."""
     rng = np.random.default_rng(4)
