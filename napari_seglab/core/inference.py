@@ -361,6 +361,13 @@ def _predict_slice(
     margin = overlap if (y1 - y0, x1 - x0) != (H, W) else 0
     cy0, cy1 = max(0, y0 - margin), min(H, y1 + margin)
     cx0, cx1 = max(0, x0 - margin), min(W, x1 + margin)
+    # an image smaller than the training crop along an axis is padded as a whole
+    # (centring_offsets): a region of it is cut from the same padded view
+    crop = training_crop(model)
+    if crop > H:
+        cy0, cy1 = 0, H
+    if crop > W:
+        cx0, cx1 = 0, W
     subs = [raw[:, cy0:cy1, cx0:cx1] for raw in raws]
     h, w = cy1 - cy0, cx1 - cx0
     # Tiles are multiples of 2**depth laid over the window reflect-padded to such a multiple,

@@ -106,6 +106,9 @@ def test_an_image_smaller_than_the_crop_is_shown_as_in_training(shape):
     expected = seen[:, oy : oy + H, ox : ox + W]
     whole = predict(model, image).probabilities
     np.testing.assert_allclose(whole, expected, atol=1e-5)
+    # a part (as the viewer's preview asks for) is cut from the same view
+    part = predict(model, image, region=(slice(10, 20), slice(30, None))).probabilities
+    np.testing.assert_allclose(part, expected[:, 10:20, 30:], atol=1e-5)
     lazy = predict_dask(model, da.from_array(image, chunks=(32, 32)), probabilities=True)
     np.testing.assert_allclose(lazy.probabilities.compute(), expected, atol=1e-5)
 
