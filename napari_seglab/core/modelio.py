@@ -62,10 +62,15 @@ def save_model(model: SegModel, path: str | Path) -> Path:
 
     Raises
     ------
+    ValueError
+        ``path`` is not named ``.seglab`` or ``.safetensors`` (:data:`SUFFIXES`): a model is
+        never written under an image's or any other file's name; nothing is written.
     OSError
         The file could not be written (a full disk, no permission); ``path`` is left as it was.
     """
     path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path.name}: name a model file .seglab (or .safetensors)")
     header = json.dumps(model_header(model), default=str)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()

@@ -254,6 +254,21 @@ def test_save_adds_the_suffix_and_a_failed_save_says_so(viewer, qtbot, shown, tm
     assert ".tmp" not in status
     assert shown == [("error", f"SegLab: {status}")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.seglab", "taken.seglab"]
+    # never under an image's name: the image the model was trained on stays as it was
+    image = tmp_path / "coins.tif"
+    image.write_bytes(b"II*\x00 an image")
+    for name in ("coins.tif", "model.tif", "model.npy"):
+        assert w.save_model(tmp_path / name) is None
+        assert w.status_label.text() == (
+            f"Model not saved to {tmp_path / name}: {name}: name a model file .seglab "
+            "(or .safetensors)"
+        )
+    assert image.read_bytes() == b"II*\x00 an image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "coins.tif",
+        "model.seglab",
+        "taken.seglab",
+    ]
 
 
 # ------------------------------------------------------------------------------------------

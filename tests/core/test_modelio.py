@@ -83,6 +83,17 @@ def test_crafted_pickle_is_refused_without_running(tmp_path, monkeypatch):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("name", ["image.tif", "model.TIF", "model.pt", "model"])
+def test_a_model_is_never_written_under_another_files_name(tmp_path, model, name):
+    path = tmp_path / name
+    path.write_bytes(b"the user's data")
+    with pytest.raises(ValueError, match=r"name a model file \.seglab \(or \.safetensors\)"):
+        save_model(model, path)
+    assert path.read_bytes() == b"the user's data"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    save_model(model, tmp_path / "model.SEGLAB")  # the suffix in any case
+
+
 def test_foreign_and_damaged_files(tmp_path, model):
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(3)}, str(foreign), metadata={"format": "pt"})
