@@ -57,15 +57,18 @@ def refresh(
     from napari.layers import Image, Labels
 
     prob = lyr.find_layer(viewer, lyr.probability_name(image), Image)
-    existing = lyr.find_layer(viewer, uncertainty_name(image), Image)
-    if prob is None or lyr.role(prob) != "probability" or (existing is None and not create):
+    if prob is None or lyr.role(prob) != "probability":
         return None
-    if existing is not None and lyr.role(existing) != "uncertainty":
+    try:
+        existing = lyr.own_layer(
+            viewer, uncertainty_name(image), Image, "uncertainty", "see the uncertainty"
+        )
+    except ValueError:
         if not create:  # a layer of the user's with that name: left alone by a refresh
             return None
-        raise ValueError(
-            f"layer {existing.name!r} was not made by SegLab; rename it to see the uncertainty"
-        )
+        raise
+    if existing is None and not create:
+        return None
     if existing is not None and region is not None:
         probabilities = _class_probabilities(image, prob, region)
         if probabilities is not None and existing.data.shape == lyr.spatial_shape(image):

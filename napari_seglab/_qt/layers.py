@@ -146,6 +146,27 @@ def find_layer(viewer: napari.Viewer, name: str, layer_type: type) -> napari.lay
     return None
 
 
+def own_layer(
+    viewer: napari.Viewer, name: str, layer_type: type, role_name: str, purpose: str
+) -> napari.layers.Layer | None:
+    """The layer called ``name`` that SegLab made as ``role_name`` (``"prediction"``, ...);
+    None when no layer has that name.
+
+    Raises
+    ------
+    ValueError
+        A layer of that name that SegLab did not make, of any type (a user's Image called
+        ``"img prediction"`` is not a reason to add ``"img prediction [1]"`` at every
+        preview): "rename it to ``purpose``".
+    """
+    if name not in viewer.layers:
+        return None
+    layer = viewer.layers[name]
+    if not isinstance(layer, layer_type) or role(layer) != role_name:
+        raise ValueError(f"layer {name!r} was not made by SegLab; rename it to {purpose}")
+    return layer
+
+
 def find_scribbles(viewer: napari.Viewer, image: napari.layers.Image):
     """The Labels layer ``"<image> scribbles"`` with the image's spatial shape, or None."""
     from napari.layers import Labels
@@ -275,11 +296,8 @@ def ensure_prediction_layers(
     transform = align.transform_kwargs(image, len(shape))
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = []
-    pred = find_layer(viewer, prediction_name(image), Labels)
-    if pred is not None and role(pred) != "prediction":
-        raise ValueError(
-            f"layer {pred.name!r} was not made by SegLab; rename it to predict {image.name!r}"
-        )
+    purpose = f"predict {image.name!r}"
+    pred = own_layer(viewer, prediction_name(image), Labels, "prediction", purpose)
     if pred is not None and tuple(pred.data.shape) != shape:
         viewer.layers.remove(pred)
         pred = None
@@ -296,11 +314,7 @@ def ensure_prediction_layers(
     if not probability:
         _place(viewer, image, pred, [pred], created)
         return pred, None
-    prob = find_layer(viewer, probability_name(image), Image)
-    if prob is not None and role(prob) != "probability":
-        raise ValueError(
-            f"layer {prob.name!r} was not made by SegLab; rename it to predict {image.name!r}"
-        )
+    prob = own_layer(viewer, probability_name(image), Image, "probability", purpose)
     if prob is not None and tuple(prob.data.shape) != prob_shape:
         viewer.layers.remove(prob)
         prob = None

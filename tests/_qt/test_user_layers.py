@@ -323,6 +323,39 @@ def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot
     _assert_untouched(theirs, before)
 
 
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("image", "img prediction"),
+        ("points", "img prediction"),
+        ("labels", "img probability"),
+        ("points", "img probability"),
+    ],
+)
+def test_a_user_layer_of_another_kind_named_like_an_overlay_is_refused(
+    viewer, qtbot, notes, kind, name
+):
+    """Another type with an overlay's name once made a new "img prediction [1]" at every
+    preview (14 layers after two short trainings); it is refused like a Labels layer."""
+    viewer.add_image(synthetic_image(), name="img")
+    add = {
+        "image": lambda: viewer.add_image(np.full((64, 64), 3.0, np.float32), name=name),
+        "labels": lambda: viewer.add_labels(np.zeros((64, 64), np.uint8), name=name),
+        "points": lambda: viewer.add_points([[5.0, 5.0]], name=name),
+    }[kind]
+    theirs = add()
+    before = np.array(theirs.data)
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    names = [layer.name for layer in viewer.layers]
+    assert not w.start_training()
+    assert any(name in n and "not made by SegLab" in n for n in notes), notes
+    assert not w.trainer.running
+    assert [layer.name for layer in viewer.layers] == names
+    np.testing.assert_array_equal(theirs.data, before)
+
+
 def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
     """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
     with its name is never written and raises nothing; "Where to paint next" says why it
