@@ -65,6 +65,8 @@ class Before:
     layers : list of weakref.ref
         Its overlay layers made by SegLab; empty when they were too large or lazy (``kept``
         False) or not there (``kept`` True).
+    names : list of str
+        Their names then: a layer renamed since is the user's to keep, and not written.
     copies : Future
         Of the list of copies of those layers' data, one per layer (:attr:`overlays`). Large
         overlays are copied in a thread: until :attr:`ready`, nothing may write into them
@@ -76,6 +78,7 @@ class Before:
     original: SegModel
     image: weakref.ref
     layers: list[weakref.ref]
+    names: list[str]
     copies: Future = field(repr=False)
     kept: bool
 
@@ -86,8 +89,8 @@ class Before:
 
     @property
     def overlays(self) -> list[tuple[weakref.ref, np.ndarray]]:
-        """``(layer, copy of its data)`` pairs; waits for the copies."""
-        return list(zip(self.layers, self.copies.result(), strict=True))
+        """``(layer, its name then, copy of its data)``; waits for the copies."""
+        return list(zip(self.layers, self.names, self.copies.result(), strict=True))
 
 
 def _overlay_layers(viewer, image: Image) -> list:
@@ -118,7 +121,8 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
         copies = Future()
         copies.set_result(_copies(arrays))
     refs = [weakref.ref(x) for x in layers]
-    return Before(copy.deepcopy(model), model, weakref.ref(image), refs, copies, kept)
+    names = [x.name for x in layers]
+    return Before(copy.deepcopy(model), model, weakref.ref(image), refs, names, copies, kept)
 
 
 def _unchanged(before: Before, model: SegModel | None) -> bool:
@@ -240,13 +244,19 @@ class ModelActions:
         return before.model
 
     def _restore_overlays(self, before: Before) -> bool:
-        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are
-        and whatever they are named now); True when every one was."""
+        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are);
+        True when every one was. A layer renamed since is the user's to keep, as a training
+        leaves it: it is not written."""
         layers = self.viewer.layers
         complete = before.kept
-        for ref, data in before.overlays:
+        for ref, name, data in before.overlays:
             layer = ref()
-            if layer is not None and layer in layers and tuple(layer.data.shape) == data.shape:
+            if (
+                layer is not None
+                and layer in layers
+                and layer.name == name
+                and tuple(layer.data.shape) == data.shape
+            ):
                 lyr.set_data(layer, data)
             else:
                 complete = False

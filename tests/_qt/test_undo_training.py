@@ -106,6 +106,24 @@ def test_an_overlay_too_large_to_keep_is_said_and_the_model_still_goes_back(
     assert "its overlay is not" in widget.status_label.text()
 
 
+def test_undo_leaves_a_prediction_renamed_to_keep_it(widget, viewer, qtbot):
+    """Renaming the prediction layer is how a napari user keeps it: the next training makes a
+    new one, and Undo no longer writes the first training's result into it."""
+    _train(widget, qtbot)
+    first_weights = _weights(widget.trainer.model)
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1
+    viewer.layers["img scribbles"].refresh()
+    _train(widget, qtbot)
+    kept = viewer.layers["img prediction"]
+    kept.name = "img result v2"
+    second = np.array(kept.data)
+    widget.undo_training()
+    for k, v in _weights(widget.trainer.model).items():  # the model still goes back
+        torch.testing.assert_close(v, first_weights[k])
+    np.testing.assert_array_equal(kept.data, second)
+    assert "its overlay is not" in widget.status_label.text()
+
+
 def test_undo_is_refused_while_training(widget, qtbot):
     _train(widget, qtbot)
     _train(widget, qtbot)
@@ -135,22 +153,26 @@ def test_the_kept_overlays_are_copies_of_the_layers_made_here_only(viewer):
     pred, prob = lyr.ensure_prediction_layers(viewer, image, 2, [])
     pred.data[:] = 2
     kept = model_actions.keep_before(viewer, image, model)
-    assert [ref() for ref, _ in kept.overlays] == [pred, prob] and kept.kept
+    assert [ref() for ref, _, _ in kept.overlays] == [pred, prob] and kept.kept
+    assert [name for _, name, _ in kept.overlays] == ["img prediction", "img probability"]
     pred.data[:] = 1
-    assert (kept.overlays[0][1] == 2).all()
+    assert (kept.overlays[0][2] == 2).all()
 
 
 def test_undo_never_writes_into_a_layer_of_the_users_and_survives_their_names(
     widget, viewer, qtbot
 ):
-    """The overlays go back into the layers SegLab made, wherever they are and whatever they
-    are called now; a user's layer that took an overlay's, the image's or the uncertainty
-    layer's name is left alone."""
+    """The overlays go back into the layers SegLab made, wherever they are, even with the
+    image renamed; one renamed since is the user's to keep (the next training makes a new
+    one) and is not written; a user's layer that took an overlay's, the image's or the
+    uncertainty layer's name is left alone."""
     _train(widget, qtbot)
     viewer.add_image(np.full((64, 64), 5.0, np.float32), name="img uncertainty")  # the user's
     first = _overlays(viewer)
     viewer.layers["img scribbles"].data[0:4, 0:60] = 1
     _train(widget, qtbot)
+    second = np.array(viewer.layers["img prediction"].data)
+    assert not np.array_equal(second, first["img prediction"])
     viewer.layers["img prediction"].name = "kept prediction"
     own = viewer.add_labels(np.full((64, 64), 7, np.uint8), name="img prediction")
     viewer.layers["img"].name = "raw"
@@ -158,9 +180,9 @@ def test_undo_never_writes_into_a_layer_of_the_users_and_survives_their_names(
     widget.undo_button.click()
     assert (own.data == 7).all()
     assert (viewer.layers["img uncertainty"].data == 5.0).all()
-    np.testing.assert_array_equal(viewer.layers["kept prediction"].data, first["img prediction"])
+    np.testing.assert_array_equal(viewer.layers["kept prediction"].data, second)
     np.testing.assert_array_equal(viewer.layers["img probability"].data, first["img probability"])
-    assert "Training undone: the model and its overlay are back" in widget.status_label.text()
+    assert "Training undone: the model is back, its overlay is not" in widget.status_label.text()
     assert not widget.undo_button.isEnabled()
 
 
