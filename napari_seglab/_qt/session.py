@@ -224,8 +224,7 @@ class Session(ModelActions, QObject):
                     self.classes.append(default_class(len(self.classes) + 1))
                 apply_classes(scribbles, self.classes)
             self.classesChanged.emit()
-            self.counter.set_num_classes(len(self.classes))
-        self.counter.set_layer(scribbles)
+        self.counter.set_layer(scribbles, None if scribbles is None else len(self.classes))
         self._check_placement()
         self._emit_changed()
 

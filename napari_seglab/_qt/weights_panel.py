@@ -153,10 +153,16 @@ class ScribbleCounter(QObject):
             self._num_classes = num_classes
             self.recount()
 
-    def set_layer(self, layer: napari.layers.Labels | None) -> None:
-        """Count ``layer`` (None to stop counting)."""
+    def set_layer(self, layer: napari.layers.Labels | None, num_classes: int | None = None) -> None:
+        """Count ``layer`` (None to stop counting), in ``num_classes`` classes when given: one
+        recount of the new layer for both (set apart, the old layer was recounted in the new
+        layer's classes first, and its higher classes were taken for the new one's)."""
         if layer is self._layer:
+            if num_classes is not None:
+                self.set_num_classes(num_classes)
             return
+        if num_classes is not None:
+            self._num_classes = max(1, int(num_classes))
         if self._layer is not None:
             self._disconnect(self._layer)
         self._layer = layer

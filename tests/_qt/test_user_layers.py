@@ -356,6 +356,33 @@ def test_a_user_layer_of_another_kind_named_like_an_overlay_is_refused(
     np.testing.assert_array_equal(theirs.data, before)
 
 
+def test_switching_scribbles_layers_never_gives_one_the_others_classes(viewer, qtbot):
+    """A layer of classes 1-3 chosen, then one of 1-2 chosen again: the second once got a
+    "class 3" in its metadata, features and the table (the first layer was recounted in the
+    second's classes before the switch)."""
+    from napari_seglab._qt.classes import classes_from_layer
+
+    viewer.add_image(synthetic_image(), name="img")
+    two_data = saved_strokes()
+    three_data = saved_strokes()
+    three_data[40:43, 10:30] = 3
+    two = viewer.add_labels(two_data, name="two classes")
+    three = viewer.add_labels(three_data, name="three classes")
+    w = _dock(viewer)
+    _pick(w.scribbles_combo, two)
+    _expect_counted(w, qtbot, two)
+    assert len(classes_from_layer(two)) == 2
+    _pick(w.scribbles_combo, three)
+    qtbot.waitUntil(lambda: w.weights_panel.table.rowCount() == 3, timeout=3000)
+    _pick(w.scribbles_combo, two)
+    _expect_counted(w, qtbot, two)
+    qtbot.wait(200)  # a late count of the other layer would land here
+    assert len(classes_from_layer(two)) == 2
+    assert [c.name for c in w.classes] == ["background", "foreground"]
+    assert w.weights_panel.table.rowCount() == 2
+    assert len(classes_from_layer(three)) == 3
+
+
 def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
     """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
     with its name is never written and raises nothing; "Where to paint next" says why it
