@@ -485,6 +485,7 @@ class Session(ModelActions, QObject):
         self.viewer.dims.events.current_step.connect(self._on_view_changed)
         run.image.events.name.connect(self._on_training_layer_renamed)
         run.scribbles.events.name.connect(self._on_training_layer_renamed)
+        run.image.events.data.connect(self._on_training_image_replaced)
 
     def _end_run(self) -> Run | None:
         """Disconnect the run from the viewer and forget it; returns it."""
@@ -493,6 +494,7 @@ class Session(ModelActions, QObject):
             return None
         run.image.events.name.disconnect(self._on_training_layer_renamed)
         run.scribbles.events.name.disconnect(self._on_training_layer_renamed)
+        run.image.events.data.disconnect(self._on_training_image_replaced)
         if self.viewer is not None:
             camera = lyr.camera(self.viewer)
             camera.events.center.disconnect(self._on_view_changed)
@@ -507,6 +509,12 @@ class Session(ModelActions, QObject):
 
     def _on_training_layer_renamed(self, event=None) -> None:
         self._stop_because("a training layer was renamed", abort=True)
+
+    def _on_training_image_replaced(self, event=None) -> None:
+        # the run trains on a copy of the old pixels, and its overlay would not fit a new shape
+        self._stop_because(
+            "the image's data was replaced; press Train to train on the new data", abort=True
+        )
 
     def _on_layer_removed(self, event) -> None:
         layer, run = event.value, self.run

@@ -328,6 +328,29 @@ def test_a_runtime_error_in_training_ends_the_run(viewer, qtbot, shown, monkeypa
     assert w.train_button.isEnabled()
 
 
+@pytest.mark.parametrize("shape", [(64, 64), (80, 96)])
+def test_replacing_the_images_data_stops_the_training(viewer, qtbot, shown, shape):
+    """The run trains on a copy of the old pixels: it went on to "Done" and left an overlay of
+    the old shape over the new image. It stops as for a renamed layer, without the final
+    prediction, and says why once."""
+    w = _with_strokes(viewer, qtbot)
+    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
+    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
+        assert w.start_training()
+    shown.clear()
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        viewer.layers["img"].data = np.zeros(shape, np.float32)
+    assert shown == [
+        (
+            "info",
+            "SegLab: Training stopped because the image's data was replaced; press Train to "
+            "train on the new data.",
+        )
+    ]
+    assert w.status_label.text().startswith("Stopped")
+    w.cleanup()
+
+
 @pytest.mark.parametrize("removed", ["img scribbles", "img"])
 def test_a_stop_because_a_layer_was_removed_notifies_once(viewer, qtbot, shown, removed):
     w = _with_strokes(viewer, qtbot)
