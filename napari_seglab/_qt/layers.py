@@ -80,7 +80,34 @@ def scribbles_problem(layer: napari.layers.Labels, read_values: bool = True) -> 
     if not data.size or not read_values:
         return None
     values = np.asarray(data)
-    return label_range_problem(int(values.min()), int(values.max()))
+    high = int(values.max())
+    problem = label_range_problem(int(values.min()), high)
+    if problem is None and high >= INSTANCES_FROM and METADATA_KEY not in layer.metadata:
+        problem = instances_problem(values)
+    return problem
+
+
+#: From this many labels on, a layer SegLab has not used yet whose labels are each one
+#: connected object is taken for an instance segmentation (:func:`instances_problem`).
+INSTANCES_FROM = 8
+
+
+def instances_problem(values: np.ndarray) -> str | None:
+    """``"its 25 labels are one connected object each ..."`` when every label of ``values``
+    (0 = none) is a single connected region (touching diagonally counts), as the objects of an
+    instance segmentation are; None otherwise. Scribbles have strokes in several places for
+    some class (background at least). Labels up to :data:`~napari_seglab._qt.classes.
+    MAX_CLASSES` only (an instance segmentation with more is refused by its range)."""
+    from skimage.measure import label
+
+    present = int(np.count_nonzero(np.bincount(values.ravel().astype(np.intp))[1:]))
+    regions = int(label(values, background=0, connectivity=values.ndim).max())
+    if present < INSTANCES_FROM or regions != present:
+        return None
+    return (
+        f"its {present} labels are one connected object each, as in an instance segmentation "
+        "(scribbles are classes: 1 = background, 2 = foreground, 3.. more classes)"
+    )
 
 
 def label_range_problem(low: int, high: int) -> str | None:

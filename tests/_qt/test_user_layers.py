@@ -187,6 +187,37 @@ def test_instance_segmentation_is_never_taken_over(viewer, qtbot, notes, ids):
     _assert_untouched(inst, before)
 
 
+@pytest.mark.parametrize("n", [8, 25])
+def test_an_instance_segmentation_within_the_class_range_is_refused(viewer, qtbot, notes, n):
+    """25 objects with ids 1..25 and nothing else (no features, no metadata) were taken as
+    25 classes: the layer restyled, a 25-row table and a 25-class model."""
+    viewer.add_image(synthetic_image(), name="img")
+    inst = viewer.add_labels(instance_segmentation(n=n), name="objects")
+    before = _snapshot(inst)
+    w = _dock(viewer)
+    _pick(w.scribbles_combo, inst)
+    assert w.scribbles_layer is None
+    assert any(
+        "objects" in n_ and f"its {n} labels are one connected object each" in n_ for n_ in notes
+    ), notes
+    assert w.weights_panel.table.rowCount() == 2
+    _assert_untouched(inst, before)
+
+
+def test_scribbles_of_many_classes_are_not_taken_for_instances(viewer, qtbot):
+    """Eight classes, each painted once, but background in two strokes: scribbles."""
+    viewer.add_image(synthetic_image(), name="img")
+    data = np.zeros((64, 64), np.uint8)
+    for k in range(1, 9):
+        data[4 + 7 * k : 6 + 7 * k, 5:40] = k
+    data[2, 50:60] = 1  # a second background stroke
+    layer = viewer.add_labels(data, name="eight classes")
+    w = _dock(viewer)
+    _pick(w.scribbles_combo, layer)
+    assert w.scribbles_layer is layer
+    qtbot.waitUntil(lambda: w.weights_panel.table.rowCount() == 8, timeout=3000)
+
+
 def test_a_user_layer_with_a_features_table_is_refused(viewer, qtbot, notes):
     viewer.add_image(synthetic_image(), name="img")
     mask = viewer.add_labels(
