@@ -5,6 +5,7 @@ Label convention: 0 = unlabeled, 1 = background, 2 = foreground, 3.. more classe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +17,8 @@ from napari_seglab.core.data import MAX_CLASSES as _CORE_MAX_CLASSES
 if TYPE_CHECKING:
     import napari.layers
 
-#: Okabe-Ito colour-blind-safe palette; class id k uses ``PALETTE[(k - 1) % len(PALETTE)]``.
+#: Okabe-Ito colour-blind-safe palette: the colours of classes 1-8 (further classes take
+#: napari's own label colours, :func:`default_class`).
 PALETTE: tuple[str, ...] = (
     "#0072b2",  # 1 background: blue
     "#e69f00",  # 2 foreground: orange
@@ -60,7 +62,25 @@ def default_class(class_id: int) -> SegClass:
     if class_id < 1:
         raise ValueError(f"class ids start at 1 (0 is unlabeled), got {class_id}")
     name = {1: "background", 2: "foreground"}.get(class_id, f"class {class_id}")
-    return SegClass(name, PALETTE[(class_id - 1) % len(PALETTE)])
+    colors = _class_colors()
+    return SegClass(name, colors[(class_id - 1) % len(colors)])
+
+
+@functools.cache
+def _class_colors() -> tuple[str, ...]:
+    """:data:`PALETTE`, then napari's label colours, each colour once, for classes 1..
+    :data:`MAX_CLASSES` (the palette repeated: class 9 was as blue as the background)."""
+    from napari.utils.colormaps import label_colormap
+
+    colors = list(PALETTE)
+    for rgba in label_colormap(256).colors[1:]:
+        r, g, b = (round(255 * float(v)) for v in rgba[:3])
+        hex_color = f"#{r:02x}{g:02x}{b:02x}"
+        if hex_color not in colors:
+            colors.append(hex_color)
+        if len(colors) == MAX_CLASSES:
+            break
+    return tuple(colors)
 
 
 def default_classes(num_classes: int = 2) -> list[SegClass]:

@@ -256,6 +256,16 @@ def test_train_creates_and_refreshes_prediction_layers(widget, viewer, qtbot, mo
     assert widget.save_button.isEnabled()
 
 
+def test_every_class_has_a_colour_of_its_own():
+    """The 8-colour palette repeated: class 9 was as blue as the background."""
+    from napari_seglab._qt.classes import MAX_CLASSES, default_classes
+
+    colors = [c.color for c in default_classes(MAX_CLASSES)]
+    assert colors[: len(PALETTE)] == list(PALETTE)
+    assert len(set(colors)) == MAX_CLASSES
+    assert all(c.startswith("#") and len(c) == 7 for c in colors)
+
+
 def test_the_device_line_says_the_threads_the_next_training_will_use(widget):
     """Before any training it showed torch's thread count, not the one set in Settings."""
     panel = widget.settings_panel
