@@ -35,10 +35,12 @@ from napari_seglab.core.data import _check_dtype, check_finite, context_slices, 
 from napari_seglab.core.inference import (
     Prediction,
     blend_window,
+    centring_offsets,
     default_batch_size,
     forward_tiles,
     tile_and_overlap,
     tile_starts,
+    training_crop,
 )
 from napari_seglab.core.model import explaining_channels
 
@@ -343,6 +345,8 @@ def _predict_block(
     ys = grid.ys[(grid.ys < y1) & (grid.ys + grid.th > y0)]
     xs = grid.xs[(grid.xs < x1) & (grid.xs + grid.tw > x0)]
     K = model.num_classes
+    # an image smaller than the training crop is one block along that axis (its window)
+    offset = centring_offsets((grid.H, grid.W), (grid.th, grid.tw), training_crop(model))
     shape = (z1 - z0, y1 - y0, x1 - x0)
     out = (
         np.empty((shape[0], K, *shape[1:]), np.float32)
@@ -357,7 +361,9 @@ def _predict_block(
             for ty in ys:
                 for b in range(0, len(xs), bs):
                     bx = xs[b : b + bs]
-                    p = forward_tiles(model, subs, ty - wy0, bx - wx0, grid.th, grid.tw, dev)
+                    p = forward_tiles(
+                        model, subs, ty - wy0, bx - wx0, grid.th, grid.tw, dev, offset
+                    )
                     for j, tx in enumerate(bx):
                         _add(acc, wacc, p[j], grid.window, (ty - y0, tx - x0))
             p = acc / wacc[None]

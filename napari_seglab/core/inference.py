@@ -268,16 +268,17 @@ def forward_tiles(
     th: int,
     tw: int,
     device: torch.device,
+    offset: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Class probabilities ``(B, K, th, tw)`` of the tiles at rows ``ty``, columns ``txs`` of
     a window: ``subs`` holds the slice ``(C, H, W)`` and its context slices, whose normalised
-    tiles are stacked as the network's channels (see :func:`_tile` for the edges).
+    tiles are stacked as the network's channels (see :func:`_tile` for the edges, and for
+    ``offset``, from :func:`centring_offsets`, when the window is a whole small image).
 
     Row ``r``, column ``c`` of a tile's output is pixel ``(ty + r, tx + c)`` of the window;
     rows and columns past the window's edge are padding.
     """
     norm = model.normalization
-    offset = centring_offsets(subs[0].shape[1:], (th, tw), training_crop(model))
     tiles = np.stack(
         [np.concatenate([_tile(sub, norm, ty, tx, th, tw, offset) for sub in subs]) for tx in txs]
     )
@@ -293,10 +294,12 @@ def forward_tiles(
 
 
 def centring_offsets(shape: tuple[int, ...], tile: tuple[int, int], crop: int) -> tuple[int, int]:
-    """Rows and columns of padding before a window ``shape`` ``(H, W)`` that is shorter than
-    the training ``crop`` and than its one ``tile`` ``(th, tw)`` along an axis: half the
+    """Rows and columns of padding before an image ``shape`` ``(..., H, W)`` that is shorter
+    than the training ``crop`` and than its one ``tile`` ``(th, tw)`` along an axis: half the
     difference, as :class:`~napari_seglab.core.sampling.CropSampler` pads the training crops
-    of such an image; 0 along any other axis (the padding then goes after the window).
+    of such an image; 0 along any other axis (the padding then goes after the window, which
+    need not be the whole image there). The window must hold the whole image along an axis
+    with an offset.
 
     A network trained on such crops saw the image's first rows and columns a few pixels in
     from the crop's edge; predicted with the padding after them only, those pixels sat at the
@@ -381,6 +384,7 @@ def _predict_slice(
     w = wp
     window = np.outer(blend_window(th, overlap), blend_window(tw, overlap))
     K = model.num_classes
+    offset = centring_offsets((H, W), (th, tw), crop)
 
     acc = np.zeros((K, 0, w), np.float32)
     wacc = np.zeros((0, w), np.float32)
@@ -393,7 +397,7 @@ def _predict_slice(
             wacc = np.concatenate([wacc, np.zeros((extra, w), np.float32)], axis=0)
         for b in range(0, len(xs), batch_size):
             bx = xs[b : b + batch_size]
-            p = forward_tiles(model, subs, ty, bx, th, tw, device)
+            p = forward_tiles(model, subs, ty, bx, th, tw, device, offset)
             r = ty - a0
             for j, tx in enumerate(bx):
                 acc[:, r : r + th, tx : tx + tw] += p[j] * window

@@ -139,6 +139,21 @@ def test_region_matches_full_prediction():
         predict(model, image, region=(slice(0, 10),))
 
 
+def test_a_region_of_an_image_the_size_of_the_crop_is_not_shifted():
+    """A region's window (62 rows here) shorter than the crop of an image that is not: the
+    window is padded after it, as the whole image's tiles are, not centred (a shift by a pixel
+    changes what the network's pooling sees)."""
+    model = trained_like(2)  # batch norm: a region equals the whole prediction exactly
+    model.train_settings["crop_size"] = 64
+    image = np.random.default_rng(3).normal(size=(64, 64)).astype(np.float32)
+    full = predict(model, image, tile=64, overlap=32)
+    region = (slice(10, 30), slice(20, 50))
+    part = predict(model, image, tile=64, overlap=32, region=region)
+    np.testing.assert_allclose(
+        part.probabilities, full.probabilities[(slice(None), *region)], atol=1e-5
+    )
+
+
 def test_stack_is_predicted_slice_wise():
     rng = np.random.default_rng(2)
     model = trained_like(2, config=ModelConfig(width=4))
