@@ -414,7 +414,10 @@ class Session(ModelActions, QObject):
             config = choice.config(settings.train_config())
             before = keep_before(self.viewer, image, model)  # for Undo training
             # the overlay layers exist from the start (empty), so that previews only write data
+            overlays = (lyr.prediction_name(image), lyr.probability_name(image))
+            there = [name for name in overlays if name in self.viewer.layers]
             lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
+            made = [self.viewer.layers[n] for n in overlays if n not in there]
             region = lyr.visible_region(image)
             if fresh and model is not None:
                 self.trainer.reset()
@@ -427,7 +430,9 @@ class Session(ModelActions, QObject):
         sync.edited.connect(self._on_scribbles_edited)
         sync.replaced.connect(self._on_scribbles_replaced)
         budget = (config.seconds, config.steps)
-        self.run = Run(image, scribbles, sync, num_classes, *budget, settings.device, len(others))
+        self.run = Run(
+            image, scribbles, sync, num_classes, *budget, settings.device, len(others), made
+        )
         self._stop_reason = None
         self.overlay_source = None
         self._connect_run(self.run)
@@ -547,6 +552,11 @@ class Session(ModelActions, QObject):
         self.settle_undo()
         error = self.trainer.error
         if error is not None:
+            if run is not None and self.overlay_source is None:
+                # failed before its first preview (a NaN found in the image): no empty layers
+                for layer in run.made:
+                    if layer in self.viewer.layers:
+                        self.viewer.layers.remove(layer)
             self._say(f"Training failed: {error}", "error")
         elif report is not None:
             state = "Stopped" if report.stopped or not report.done else "Done"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -177,6 +177,9 @@ class Run:
         The device setting (also used for the prediction after a Stop).
     others : int
         Other images trained on with the image (their model is applied to the image after).
+    made : list of napari.layers.Layer
+        The overlay layers this run added (empty until its first preview): removed again when
+        it fails before showing one.
     """
 
     image: Image
@@ -187,6 +190,7 @@ class Run:
     steps: int | None
     device: str
     others: int = 0
+    made: list = field(default_factory=list)
 
 
 class WorkerError(Exception):

@@ -302,6 +302,22 @@ def test_a_finished_training_notifies_nothing_and_a_failed_one_once(
     assert shown == [("error", "SegLab: Training failed: loss is nan")]
 
 
+def test_an_image_with_nan_leaves_no_empty_overlay_layers(viewer, qtbot, shown):
+    """The worker finds the NaN (the dock reads no image in full): the empty prediction and
+    probability layers added for the run's previews are taken away again."""
+    image = synthetic_image().astype(np.float32)
+    image[5, 5] = np.nan
+    viewer.add_image(image, name="img")
+    w = _with_strokes(viewer, qtbot, add_image=False)
+    names = [layer.name for layer in viewer.layers]
+    shown.clear()
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        assert w.start_training()
+    assert len(shown) == 1 and shown[0][0] == "error", shown
+    assert "Training failed" in shown[0][1] and "NaN" in shown[0][1]
+    assert [layer.name for layer in viewer.layers] == names
+
+
 def _fail_training_with(monkeypatch, exc: Exception) -> None:
     """The core's training raises ``exc`` after its first step."""
     core_train = core_training
