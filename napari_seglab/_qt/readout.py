@@ -162,7 +162,9 @@ class RunReadout(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(8)
-        self.status_label = StatusLabel("No model yet: paint both classes, then Train.", self)
+        self.status_label = StatusLabel(
+            "No model yet: paint background and foreground, then Train.", self
+        )
         self.device_label = StatusLabel("", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.loss_plot = LossPlot(self, redraw_ms=0)
