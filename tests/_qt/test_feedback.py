@@ -344,18 +344,30 @@ def test_a_runtime_error_in_training_ends_the_run(viewer, qtbot, shown, monkeypa
     assert w.train_button.isEnabled()
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (80, 96)])
-def test_replacing_the_images_data_stops_the_training(viewer, qtbot, shown, shape):
-    """The run trains on a copy of the old pixels: it went on to "Done" and left an overlay of
-    the old shape over the new image. It stops as for a renamed layer, without the final
-    prediction, and says why once."""
+def _interrupt_a_long_run(viewer, qtbot, shown, action) -> SegLabWidget:
+    """Start a 120 s training, wait for its first report, then do ``action()``, which must
+    end the run."""
     w = _with_strokes(viewer, qtbot)
     w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
     with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
         assert w.start_training()
     shown.clear()
     with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        action()
+    assert w.status_label.text().startswith("Stopped")
+    return w
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (80, 96)])
+def test_replacing_the_images_data_stops_the_training(viewer, qtbot, shown, shape):
+    """The run trains on a copy of the old pixels: it went on to "Done" and left an overlay of
+    the old shape over the new image. It stops as for a renamed layer, without the final
+    prediction, and says why once."""
+
+    def replace() -> None:
         viewer.layers["img"].data = np.zeros(shape, np.float32)
+
+    w = _interrupt_a_long_run(viewer, qtbot, shown, replace)
     assert shown == [
         (
             "info",
@@ -363,22 +375,15 @@ def test_replacing_the_images_data_stops_the_training(viewer, qtbot, shown, shap
             "train on the new data.",
         )
     ]
-    assert w.status_label.text().startswith("Stopped")
     w.cleanup()
 
 
 @pytest.mark.parametrize("removed", ["img scribbles", "img"])
 def test_a_stop_because_a_layer_was_removed_notifies_once(viewer, qtbot, shown, removed):
-    w = _with_strokes(viewer, qtbot)
-    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
-    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
-        assert w.start_training()
-    shown.clear()
-    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
-        viewer.layers.remove(removed)  # also changes the layer choice
+    # the removal also changes the layer choice
+    w = _interrupt_a_long_run(viewer, qtbot, shown, lambda: viewer.layers.remove(removed))
     assert len(shown) == 1, shown
     assert shown[0] == ("info", f"SegLab: Training stopped because layer '{removed}' was removed.")
-    assert w.status_label.text().startswith("Stopped")
     w.cleanup()
 
 
