@@ -82,13 +82,19 @@ def scribbles_problem(layer: napari.layers.Labels, read_values: bool = True) -> 
     values = np.asarray(data)
     high = int(values.max())
     problem = label_range_problem(int(values.min()), high)
-    if problem is None and high >= INSTANCES_FROM and METADATA_KEY not in layer.metadata:
+    if (
+        problem is None
+        and high >= INSTANCES_FROM
+        and METADATA_KEY not in layer.metadata
+        and "scribble" not in layer.name.lower()
+    ):
         problem = instances_problem(values)
     return problem
 
 
 #: From this many labels on, a layer SegLab has not used yet whose labels are each one
-#: connected object is taken for an instance segmentation (:func:`instances_problem`).
+#: connected object is taken for an instance segmentation (:func:`instances_problem`),
+#: unless its name says scribbles (a scribbles file reopened has no SegLab metadata).
 INSTANCES_FROM = 8
 
 
@@ -106,7 +112,8 @@ def instances_problem(values: np.ndarray) -> str | None:
         return None
     return (
         f"its {present} labels are one connected object each, as in an instance segmentation "
-        "(scribbles are classes: 1 = background, 2 = foreground, 3.. more classes)"
+        "(scribbles are classes: 1 = background, 2 = foreground, 3.. more classes; if these "
+        "are scribbles, put 'scribbles' in the layer's name)"
     )
 
 

@@ -244,22 +244,22 @@ class ModelActions:
         return before.model
 
     def _restore_overlays(self, before: Before) -> bool:
-        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are);
-        True when every one was. A layer renamed since is the user's to keep, as a training
-        leaves it: it is not written."""
+        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are),
+        all of them or none, so that the prediction and probability layers stay of one model;
+        True when they were. A layer renamed since is the user's to keep, as a training leaves
+        it: it is not written, nor then the others."""
         layers = self.viewer.layers
-        complete = before.kept
-        for ref, name, data in before.overlays:
-            layer = ref()
-            if (
-                layer is not None
-                and layer in layers
-                and layer.name == name
-                and tuple(layer.data.shape) == data.shape
-            ):
+        kept = [(ref(), name, data) for ref, name, data in before.overlays]
+        complete = before.kept and all(
+            layer is not None
+            and layer in layers
+            and layer.name == name
+            and tuple(layer.data.shape) == data.shape
+            for layer, name, data in kept
+        )
+        if complete:
+            for layer, _, data in kept:
                 lyr.set_data(layer, data)
-            else:
-                complete = False
         image = before.image()
         if image is None or image not in layers:
             return complete

@@ -106,21 +106,37 @@ def test_an_overlay_too_large_to_keep_is_said_and_the_model_still_goes_back(
     assert "its overlay is not" in widget.status_label.text()
 
 
-def test_undo_leaves_a_prediction_renamed_to_keep_it(widget, viewer, qtbot):
-    """Renaming the prediction layer is how a napari user keeps it: the next training makes a
-    new one, and Undo no longer writes the first training's result into it."""
+def test_undo_finds_its_overlays_after_the_image_was_renamed(widget, viewer, qtbot):
+    _train(widget, qtbot)
+    first = _overlays(viewer)
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1
+    viewer.layers["img scribbles"].refresh()
+    _train(widget, qtbot)
+    viewer.layers["img"].name = "raw"
+    widget.undo_training()
+    for name, data in _overlays(viewer).items():
+        np.testing.assert_array_equal(data, first[name])
+    assert "Training undone: the model and its overlay are back" in widget.status_label.text()
+
+
+@pytest.mark.parametrize("renamed", ["img prediction", "img probability"])
+def test_undo_leaves_an_overlay_renamed_to_keep_it(widget, viewer, qtbot, renamed):
+    """Renaming an overlay layer is how a napari user keeps it: the next training makes a new
+    one, and Undo no longer writes the first training's result into it, nor into the other
+    overlay (prediction and probability stay of one model, as the status says)."""
     _train(widget, qtbot)
     first_weights = _weights(widget.trainer.model)
     viewer.layers["img scribbles"].data[0:4, 0:60] = 1
     viewer.layers["img scribbles"].refresh()
     _train(widget, qtbot)
-    kept = viewer.layers["img prediction"]
-    kept.name = "img result v2"
-    second = np.array(kept.data)
+    second = _overlays(viewer)
+    viewer.layers[renamed].name = "kept v2"
     widget.undo_training()
     for k, v in _weights(widget.trainer.model).items():  # the model still goes back
         torch.testing.assert_close(v, first_weights[k])
-    np.testing.assert_array_equal(kept.data, second)
+    np.testing.assert_array_equal(viewer.layers["kept v2"].data, second[renamed])
+    other = ({"img prediction", "img probability"} - {renamed}).pop()
+    np.testing.assert_array_equal(viewer.layers[other].data, second[other])
     assert "its overlay is not" in widget.status_label.text()
 
 
@@ -162,10 +178,9 @@ def test_the_kept_overlays_are_copies_of_the_layers_made_here_only(viewer):
 def test_undo_never_writes_into_a_layer_of_the_users_and_survives_their_names(
     widget, viewer, qtbot
 ):
-    """The overlays go back into the layers SegLab made, wherever they are, even with the
-    image renamed; one renamed since is the user's to keep (the next training makes a new
-    one) and is not written; a user's layer that took an overlay's, the image's or the
-    uncertainty layer's name is left alone."""
+    """An overlay renamed since is the user's to keep (the next training makes a new one) and
+    is not written; a user's layer that took an overlay's, the image's or the uncertainty
+    layer's name is left alone."""
     _train(widget, qtbot)
     viewer.add_image(np.full((64, 64), 5.0, np.float32), name="img uncertainty")  # the user's
     first = _overlays(viewer)
@@ -181,7 +196,6 @@ def test_undo_never_writes_into_a_layer_of_the_users_and_survives_their_names(
     assert (own.data == 7).all()
     assert (viewer.layers["img uncertainty"].data == 5.0).all()
     np.testing.assert_array_equal(viewer.layers["kept prediction"].data, second)
-    np.testing.assert_array_equal(viewer.layers["img probability"].data, first["img probability"])
     assert "Training undone: the model is back, its overlay is not" in widget.status_label.text()
     assert not widget.undo_button.isEnabled()
 

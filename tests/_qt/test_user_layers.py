@@ -204,14 +204,19 @@ def test_an_instance_segmentation_within_the_class_range_is_refused(viewer, qtbo
     _assert_untouched(inst, before)
 
 
-def test_scribbles_of_many_classes_are_not_taken_for_instances(viewer, qtbot):
-    """Eight classes, each painted once, but background in two strokes: scribbles."""
+@pytest.mark.parametrize(
+    ("name", "second_stroke"), [("eight classes", True), ("img scribbles [1]", False)]
+)
+def test_scribbles_of_many_classes_are_not_taken_for_instances(viewer, qtbot, name, second_stroke):
+    """Eight classes, each painted once, but background in two strokes: scribbles; each in one
+    stroke, as a scribbles file reopened (no SegLab metadata) can be: scribbles by its name."""
     viewer.add_image(synthetic_image(), name="img")
     data = np.zeros((64, 64), np.uint8)
     for k in range(1, 9):
         data[4 + 7 * k : 6 + 7 * k, 5:40] = k
-    data[2, 50:60] = 1  # a second background stroke
-    layer = viewer.add_labels(data, name="eight classes")
+    if second_stroke:
+        data[2, 50:60] = 1
+    layer = viewer.add_labels(data, name=name)
     w = _dock(viewer)
     _pick(w.scribbles_combo, layer)
     assert w.scribbles_layer is layer
