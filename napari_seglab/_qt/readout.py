@@ -162,8 +162,9 @@ class RunReadout(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress.setFixedHeight(8)
+        # a message naming a layer and what to do runs past a narrow dock's width
         self.status_label = StatusLabel(
-            "No model yet: paint background and foreground, then Train.", self
+            "No model yet: paint background and foreground.", self, lines=2
         )
         self.device_label = StatusLabel("", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

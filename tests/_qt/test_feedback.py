@@ -98,6 +98,23 @@ def test_strokes_reproduced_of_three_classes_fit_a_narrow_dock(qtbot, style):
     assert label.sizeHint() == before and label.height() == before.height()
 
 
+def test_a_long_status_wraps_in_a_narrow_dock(viewer, qtbot):
+    """ "Paint in 'coins scribbles': 1 = background, 2 = foreground." was cut after "foregr"."""
+    from qtpy.QtCore import QRect, Qt
+
+    w = _with_strokes(viewer, qtbot)
+    label = w.status_label
+    label.resize(300, label.height())
+    text = "Paint in 'coins scribbles': 1 = background, 2 = foreground."
+    label.setText(text)
+    metrics = label.fontMetrics()
+    assert metrics.horizontalAdvance(text) > label.contentsRect().width()
+    wrapped = metrics.boundingRect(
+        QRect(0, 0, label.contentsRect().width(), 10_000), Qt.TextFlag.TextWordWrap, text
+    )
+    assert label.wordWrap() and wrapped.height() <= label.contentsRect().height()
+
+
 def test_note_tracker_hands_out_each_note_once():
     tracker = NoteTracker()
     report = type("R", (), {"notes": ("step 30: a",)})()
