@@ -178,8 +178,8 @@ class Run:
     others : int
         Other images trained on with the image (their model is applied to the image after).
     made : list of napari.layers.Layer
-        The overlay layers this run added (empty until its first preview): removed again when
-        it fails before showing one.
+        The overlay layers this run added when it started (empty until its first preview):
+        removed again when it fails before showing one.
     """
 
     image: Image
