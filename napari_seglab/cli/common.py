@@ -83,6 +83,11 @@ def _channel_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+#: Counts of pixels from this many on are written with SI prefixes (4.61k, 16.8M), as tqdm's
+#: bars count; below it as they are (100, not 100.0).
+SI_FROM = 1000
+
+
 def pixel_count(n: int) -> str:
     """``4608 -> "4.61k pixels"``, ``16_777_216 -> "16.8M pixels"``, ``100 -> "100 pixels"``:
     SI prefixes from a thousand on, as tqdm's bars count (a size in megapixels read "0.0" for
@@ -90,7 +95,7 @@ def pixel_count(n: int) -> str:
     from tqdm import tqdm
 
     n = int(n)
-    return f"{tqdm.format_sizeof(n) if n >= 1000 else n} pixels"
+    return f"{tqdm.format_sizeof(n) if n >= SI_FROM else n} pixels"
 
 
 def read_image_check(path: Path, what: str = "image") -> None:

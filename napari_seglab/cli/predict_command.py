@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_seglab.cli.common import (
+    SI_FROM,
     CLIError,
     check_outputs,
     each_image,
@@ -153,7 +154,7 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
     return tqdm(
         total=pixels,
         unit="px",
-        unit_scale=pixels >= 1000,  # "33/100 px", not "33.0/100 px"
+        unit_scale=pixels >= SI_FROM,  # "33/100 px", not "33.0/100 px"
         disable=quiet,
         file=sys.stderr,
         desc=name,

@@ -21,7 +21,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_seglab.core.model import ModelConfig
-    from napari_seglab.core.modelio import SUFFIXES, load_model, save_model
+    from napari_seglab.core.modelio import check_model_name, load_model, save_model
     from napari_seglab.core.multi import train_many
     from napari_seglab.core.training import TrainConfig, train
 
@@ -30,8 +30,10 @@ def _train(args: argparse.Namespace) -> int:
         raise CLIError(f"output {out} is a folder; give a model file name")
     if out.parent != Path("") and not out.parent.exists():
         raise CLIError(f"output folder {out.parent} does not exist")
-    if out.suffix.lower() not in SUFFIXES:  # never an image's name
-        raise CLIError(f"output {out}: name the model file .seglab (or .safetensors)")
+    try:  # before training: never an image's name
+        check_model_name(out)
+    except ValueError as exc:
+        raise CLIError(f"output {exc}") from None
     pairs = training_pairs(args.inputs)
     # the --init model may be the output (training continues in place, written atomically)
     check_outputs([out], {p: w for i, s in pairs for p, w in ((i, "image"), (s, "scribbles"))})

@@ -52,6 +52,21 @@ def model_header(model: SegModel) -> dict[str, Any]:
     }
 
 
+def check_model_name(path: str | Path) -> Path:
+    """Return ``path`` as a Path if it is named like a model file (:data:`SUFFIXES`).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not named ``.seglab`` or ``.safetensors``: a model is never written under
+        an image's or any other file's name.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path.name}: name a model file .seglab (or .safetensors)")
+    return path
+
+
 def save_model(model: SegModel, path: str | Path) -> Path:
     """Write ``model`` to ``path`` atomically (a temporary file renamed into place).
 
@@ -68,9 +83,7 @@ def save_model(model: SegModel, path: str | Path) -> Path:
     OSError
         The file could not be written (a full disk, no permission); ``path`` is left as it was.
     """
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"{path.name}: name a model file .seglab (or .safetensors)")
+    path = check_model_name(path)
     header = json.dumps(model_header(model), default=str)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()

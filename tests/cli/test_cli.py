@@ -421,8 +421,8 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
     train = ["train", d / "img.tif", d / "scr.tif"]
     predict = ["predict", model]
     cases = [
-        ("name the model file .seglab", [*train, "-o", d / "img.tif", *FAST]),
-        ("name the model file .seglab", [*train, "-o", d / "m.tga", *FAST]),  # read as image
+        ("img.tif: name a model file .seglab", [*train, "-o", d / "img.tif", *FAST]),
+        ("m.tga: name a model file .seglab", [*train, "-o", d / "m.tga", *FAST]),  # read as image
         ("read-only", [*predict, d / "img.tif", "-o", d / "locked.tif"]),
         ("not writable", [*predict, d / "img.tif", "-o", d / "shut" / "p.tif"]),
         ("not writable", [*train, "-o", d / "shut" / "m.seglab", *FAST]),
@@ -434,7 +434,7 @@ def test_outputs_never_overwrite_inputs_links_or_devices(files, capsys):
         ("symbolic link", [*predict, d / "img.tif", "-o", d / "link.tif"]),
         ("not a regular file", [*predict, d / "img.tif", "-o", d / "pipe.tif"]),
         ("not a regular file", [*train, "-o", d / "pipe.seglab", *FAST]),
-        ("name the model file", [*train, "-o", "/dev/null", *FAST]),
+        ("null: name a model file", [*train, "-o", "/dev/null", *FAST]),
         ("writes TIFF", [*predict, d / "img.tif", "-o", d / "p.png"]),
         ("looks like a file name", [*predict, d, "-o", d / "p.tif"]),
     ]
