@@ -315,9 +315,12 @@ def ensure_prediction_layers(
     classes: Sequence[SegClass],
     *,
     probability: bool = True,
+    created: list | None = None,
 ) -> tuple[napari.layers.Labels, napari.layers.Image | None]:
     """Return ``"<image> prediction"`` and ``"<image> probability"``, creating them if needed
-    (the probability layer not at all when ``probability`` is False: None then).
+    (the probability layer not at all when ``probability`` is False: None then). The layers
+    this call adds (also one that replaced an own layer of another shape) are appended to
+    ``created`` when it is given.
 
     New layers start empty (class 0 is transparent) and are inserted directly above the image
     (so that they are seen whatever else lies above it; scribbles made for the image lie above
@@ -329,7 +332,8 @@ def ensure_prediction_layers(
     shape = spatial_shape(image)
     transform = align.transform_kwargs(image, len(shape))
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
-    created = []
+    created = [] if created is None else created
+    start = len(created)
     purpose = f"predict {image.name!r}"
     pred = own_layer(viewer, prediction_name(image), Labels, "prediction", purpose)
     if pred is not None and tuple(pred.data.shape) != shape:
@@ -346,7 +350,7 @@ def ensure_prediction_layers(
         apply_classes(pred, classes)
         created.append(pred)
     if not probability:
-        _place(viewer, image, pred, [pred], created)
+        _place(viewer, image, pred, [pred], created[start:])
         return pred, None
     prob = own_layer(viewer, probability_name(image), Image, "probability", purpose)
     if prob is not None and tuple(prob.data.shape) != prob_shape:
@@ -368,8 +372,8 @@ def ensure_prediction_layers(
             metadata={ROLE_KEY: "probability"},
             **prob_transform,
         )
-        created.insert(0, prob)
-    _place(viewer, image, pred, [pred, prob], created)
+        created.insert(start, prob)
+    _place(viewer, image, pred, [pred, prob], created[start:])
     return pred, prob
 
 

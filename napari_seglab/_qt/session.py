@@ -414,10 +414,10 @@ class Session(ModelActions, QObject):
             config = choice.config(settings.train_config())
             before = keep_before(self.viewer, image, model)  # for Undo training
             # the overlay layers exist from the start (empty), so that previews only write data
-            overlays = (lyr.prediction_name(image), lyr.probability_name(image))
-            there = [name for name in overlays if name in self.viewer.layers]
-            lyr.ensure_prediction_layers(self.viewer, image, num_classes, self.classes)
-            made = [self.viewer.layers[n] for n in overlays if n not in there]
+            made: list = []
+            lyr.ensure_prediction_layers(
+                self.viewer, image, num_classes, self.classes, created=made
+            )
             region = lyr.visible_region(image)
             if fresh and model is not None:
                 self.trainer.reset()

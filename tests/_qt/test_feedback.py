@@ -428,3 +428,40 @@ def test_the_notes_line_says_adjustments_at_a_step_and_other_notes_as_they_are()
     assert note_line("the random forest teaches foreground (11 painted pixels)") == (
         "The random forest teaches foreground (11 painted pixels)"
     )
+
+
+def test_a_failed_run_also_takes_away_an_overlay_it_made_anew(viewer, qtbot, shown):
+    """An own prediction layer of another shape (the image's data replaced by a crop) is
+    replaced at the run's start; the run fails on a NaN: the new empty overlays go too."""
+    from napari_seglab._qt import layers as lyr
+
+    layer = viewer.add_image(np.zeros((80, 80), np.float32), name="img")
+    old_pred, old_prob = lyr.ensure_prediction_layers(viewer, layer, 2, [])
+    image = synthetic_image().astype(np.float32)
+    image[5, 5] = np.nan
+    layer.data = image
+    w = _with_strokes(viewer, qtbot, add_image=False)
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        assert w.start_training()
+    assert "Training failed" in shown[-1][1]
+    names = [lyr_.name for lyr_ in viewer.layers]
+    assert "img prediction" not in names and "img probability" not in names, names
+    assert old_pred not in viewer.layers and old_prob not in viewer.layers
+
+
+def test_ensure_prediction_layers_lists_what_it_added(viewer):
+    from napari_seglab._qt import layers as lyr
+
+    image = viewer.add_image(np.zeros((40, 50), np.float32), name="img")
+    created: list = []
+    pred, prob = lyr.ensure_prediction_layers(viewer, image, 2, [], created=created)
+    assert created == [prob, pred]
+    again: list = ["kept"]
+    assert lyr.ensure_prediction_layers(viewer, image, 2, [], created=again) == (pred, prob)
+    assert again == ["kept"]
+    image.data = np.zeros((30, 50), np.float32)  # another shape: both made anew
+    new: list = []
+    pred2, prob2 = lyr.ensure_prediction_layers(viewer, image, 2, [], created=new)
+    assert new == [prob2, pred2] and pred2 is not pred and pred2.data.shape == (30, 50)
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["img", "img probability", "img prediction"], names
