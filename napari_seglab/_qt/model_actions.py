@@ -125,6 +125,18 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
     return Before(copy.deepcopy(model), model, weakref.ref(image), refs, names, copies, kept)
 
 
+def _made_anew(layers, kept: list) -> bool:
+    """Whether an overlay layer in ``kept`` (``(layer or None, name, data)``) has gone from
+    ``layers`` and an own layer of its name took its place: the training made it anew (in
+    another shape for a model of more classes, or after the user deleted it)."""
+    return any(
+        (layer is None or layer not in layers)
+        and name in layers
+        and lyr.role(layers[name]) is not None
+        for layer, name, _ in kept
+    )
+
+
 def _unchanged(before: Before, model: SegModel | None) -> bool:
     """Whether ``model`` is the model ``before`` was taken of, with the same weights."""
     if model is not before.original:
@@ -213,8 +225,9 @@ class ModelActions:
 
     def undo_training(self) -> SegModel | None:
         """Go back to the model from before the last training, and to its overlay where it
-        was kept (:data:`UNDO_OVERLAY_BYTES`); overlays that training made for an image that
-        had none are emptied. The scribbles stay as they are. One step back: the model the
+        was kept (:data:`UNDO_OVERLAY_BYTES`), also where the training made an overlay layer
+        anew (a third class gives the probabilities a class axis); an overlay layer that was
+        not there before is emptied. The scribbles stay as they are. One step back: the model the
         training made is dropped. Returns the model, None when there is nothing to go back to
         or a training or prediction runs (``status`` says why, as it says an overlay that
         could not be restored)."""
@@ -244,12 +257,27 @@ class ModelActions:
         return before.model
 
     def _restore_overlays(self, before: Before) -> bool:
-        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are),
-        all of them or none, so that the prediction and probability layers stay of one model;
-        True when they were. A layer renamed since is the user's to keep, as a training leaves
-        it: it is not written, nor then the others."""
+        """Put back the overlays :class:`Before` kept (into the same layers, wherever they are,
+        or into those the training made anew in their place), all of them or none, so that the
+        prediction and probability layers stay of one model; True when they were. A layer
+        renamed since is the user's to keep, as a training leaves it: it is not written, nor
+        then the others. Overlay layers that were not there before are emptied."""
         layers = self.viewer.layers
         kept = [(ref(), name, data) for ref, name, data in before.overlays]
+        image = before.image()
+        if before.kept and image is not None and image in layers and _made_anew(layers, kept):
+            # the training made an overlay anew (for a model of more classes the probabilities
+            # gained a class axis): into the layers there now, in the old model's shapes
+            try:
+                lyr.ensure_prediction_layers(
+                    self.viewer, image, before.model.num_classes, self.classes
+                )
+            except ValueError:  # a layer of the user's took an overlay's name
+                return False
+            kept = [
+                (layer if layer in layers else layers[name], name, data)
+                for layer, name, data in kept
+            ]
         complete = before.kept and all(
             layer is not None
             and layer in layers
@@ -260,11 +288,12 @@ class ModelActions:
         if complete:
             for layer, _, data in kept:
                 lyr.set_data(layer, data)
-        image = before.image()
         if image is None or image not in layers:
             return complete
-        if before.kept and not before.layers:  # none before: the undone training made them
+        if before.kept:  # those not there before: the undone training made them
             for layer in _overlay_layers(self.viewer, image):
+                if layer.name in before.names:
+                    continue
                 if not isinstance(layer.data, np.ndarray):
                     complete = False
                     continue

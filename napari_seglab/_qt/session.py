@@ -442,7 +442,8 @@ class Session(ModelActions, QObject):
             why = f"it took {model.input_note()}, now {choice.describe(image)}"
             if not other_channels:
                 why = f"the model had {model.num_classes} classes and the scribbles hold {top}"
-            self._say(f"Training a new model: {why}.", "info")
+            back = f"Undo training brings the {model.num_classes}-class model back"
+            self._say(f"Training a new model: {why} ({back}).", "info")
         else:
             self._say("Training… (first step)")
         self._emit_changed()

@@ -260,22 +260,6 @@ def test_a_training_that_failed_after_changing_the_weights_can_be_undone(
         torch.testing.assert_close(v, second[k])
 
 
-def test_a_fresh_model_undone_says_what_it_could_not_restore(widget, viewer, qtbot):
-    """A third class makes a new model, whose probability layer has a class axis: the old
-    two-class one cannot be put back into it, and the status says so."""
-    _train(widget, qtbot)
-    first_weights = _weights(widget.trainer.model)
-    viewer.layers["img scribbles"].data[50:54, 2:20] = 3
-    viewer.layers["img scribbles"].refresh()
-    _train(widget, qtbot)
-    assert widget.trainer.model.num_classes == 3
-    widget.undo_training()
-    assert widget.trainer.model.num_classes == 2
-    for k, v in _weights(widget.trainer.model).items():
-        torch.testing.assert_close(v, first_weights[k])
-    assert "its overlay is not" in widget.status_label.text()
-
-
 def test_a_large_overlay_is_copied_in_a_thread_and_previews_wait_for_the_copy(
     widget, viewer, qtbot, monkeypatch
 ):
@@ -335,3 +319,47 @@ def test_undo_before_the_held_previews_are_shown_drops_them(widget, viewer, qtbo
     assert not widget.session._held[0]
     for name, data in _overlays(viewer).items():  # not overwritten by the dropped previews
         np.testing.assert_array_equal(data, first[name])
+
+
+def test_a_new_model_for_a_third_class_says_so_and_undo_brings_the_old_one_back(
+    widget, viewer, qtbot
+):
+    _train(widget, qtbot)
+    first = widget.trainer.model
+    first_weights, first_overlays = _weights(first), _overlays(viewer)
+    strokes = viewer.layers["img scribbles"]
+    strokes.data[0:3, 0:30] = 3  # a third class: the 2-class model cannot continue
+    strokes.refresh()
+    texts = []
+    widget.session.status.connect(lambda text, *_: texts.append(text))
+    _train(widget, qtbot)
+    said = [t for t in texts if t.startswith("Training a new model")]
+    assert said == [
+        "Training a new model: the model had 2 classes and the scribbles hold 3 "
+        "(Undo training brings the 2-class model back)."
+    ], texts
+    assert widget.trainer.model.num_classes == 3
+    assert viewer.layers["img probability"].data.shape[0] == 3  # a class axis now
+    widget.undo_button.click()
+    model = widget.trainer.model
+    assert model.num_classes == 2
+    for k, v in _weights(model).items():
+        torch.testing.assert_close(v, first_weights[k])
+    for name, data in _overlays(viewer).items():
+        np.testing.assert_array_equal(data, first_overlays[name])
+
+
+def test_undo_empties_an_overlay_that_was_not_there_before(widget, viewer, qtbot):
+    """The user deleted the prediction layer; the next training made it again: Undo puts the
+    probabilities from before back and empties the prediction layer, as there was none."""
+    _train(widget, qtbot)
+    first = _overlays(viewer)
+    viewer.layers.remove("img prediction")
+    viewer.layers["img scribbles"].data[0:4, 0:60] = 1
+    viewer.layers["img scribbles"].refresh()
+    _train(widget, qtbot)
+    assert viewer.layers["img prediction"].data.any()
+    widget.undo_button.click()
+    assert "the model and its overlay are back" in widget.status_label.text()
+    np.testing.assert_array_equal(viewer.layers["img probability"].data, first["img probability"])
+    assert not viewer.layers["img prediction"].data.any()
