@@ -220,6 +220,8 @@ class Session(ModelActions, QObject):
                 self.classes = stored
             else:
                 top = int(np.asarray(scribbles.data).max()) if scribbles.data.size else 0
+                # a plain layer's classes: as many as it holds (the names of those kept stay)
+                self.classes = self.classes[: max(2, top)]
                 while len(self.classes) < top:
                     self.classes.append(default_class(len(self.classes) + 1))
                 apply_classes(scribbles, self.classes)

@@ -419,6 +419,29 @@ def test_switching_scribbles_layers_never_gives_one_the_others_classes(viewer, q
     assert len(classes_from_layer(three)) == 3
 
 
+def test_a_plain_layer_of_fewer_classes_picked_after_another_gets_its_own_count(viewer, qtbot):
+    """Classes 1-3 in use, then a plain layer of classes 1-2 picked for the first time: two
+    classes, not three with an empty "class 3" (the list only grew); the names of the classes
+    it keeps carry over."""
+    from napari_seglab._qt.classes import classes_from_layer
+
+    viewer.add_image(synthetic_image(), name="img")
+    three_data = saved_strokes()
+    three_data[40:43, 10:30] = 3
+    three = viewer.add_labels(three_data, name="three classes")
+    two = viewer.add_labels(saved_strokes(), name="two classes")
+    w = _dock(viewer)
+    _pick(w.scribbles_combo, three)
+    qtbot.waitUntil(lambda: w.weights_panel.table.rowCount() == 3, timeout=3000)
+    w.session.rename_class(2, "nucleus")
+    _pick(w.scribbles_combo, two)
+    _expect_counted(w, qtbot, two)
+    assert [c.name for c in w.classes] == ["background", "nucleus"]
+    assert w.weights_panel.table.rowCount() == 2
+    assert len(classes_from_layer(two)) == 2
+    assert len(classes_from_layer(three)) == 3
+
+
 def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
     """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
     with its name is never written and raises nothing; "Where to paint next" says why it
