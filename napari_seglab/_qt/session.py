@@ -433,7 +433,15 @@ class Session(ModelActions, QObject):
         sync.replaced.connect(self._on_scribbles_replaced)
         budget = (config.seconds, config.steps)
         self.run = Run(
-            image, scribbles, sync, num_classes, *budget, settings.device, len(others), made
+            image,
+            scribbles,
+            sync,
+            num_classes,
+            *budget,
+            settings.device,
+            len(others),
+            made,
+            inputs=(*choice.extra, *self.other_images),
         )
         self._stop_reason = None
         self.overlay_source = None
@@ -491,18 +499,20 @@ class Session(ModelActions, QObject):
         camera.events.center.connect(self._on_view_changed)
         camera.events.zoom.connect(self._on_view_changed)
         self.viewer.dims.events.current_step.connect(self._on_view_changed)
-        run.image.events.name.connect(self._on_training_layer_renamed)
-        run.scribbles.events.name.connect(self._on_training_layer_renamed)
-        run.image.events.data.connect(self._on_training_image_replaced)
+        for layer in (run.image, run.scribbles, *run.inputs):
+            layer.events.name.connect(self._on_training_layer_renamed)
+        for layer in (run.image, *run.inputs):
+            layer.events.data.connect(self._on_training_image_replaced)
 
     def _end_run(self) -> Run | None:
         """Disconnect the run from the viewer and forget it; returns it."""
         run, self.run = self.run, None
         if run is None:
             return None
-        run.image.events.name.disconnect(self._on_training_layer_renamed)
-        run.scribbles.events.name.disconnect(self._on_training_layer_renamed)
-        run.image.events.data.disconnect(self._on_training_image_replaced)
+        for layer in (run.image, run.scribbles, *run.inputs):
+            layer.events.name.disconnect(self._on_training_layer_renamed)
+        for layer in (run.image, *run.inputs):
+            layer.events.data.disconnect(self._on_training_image_replaced)
         if self.viewer is not None:
             camera = lyr.camera(self.viewer)
             camera.events.center.disconnect(self._on_view_changed)
@@ -520,13 +530,20 @@ class Session(ModelActions, QObject):
 
     def _on_training_image_replaced(self, event=None) -> None:
         # the run trains on a copy of the old pixels, and its overlay would not fit a new shape
-        self._stop_because(
-            "the image's data was replaced; press Train to train on the new data", abort=True
-        )
+        source = getattr(event, "source", None)
+        run = self.run
+        what = "the image's data"
+        if run is not None and source is not None and source is not run.image:
+            what = f"the data of layer '{source.name}'"
+        self._stop_because(f"{what} was replaced; press Train to train on the new data", abort=True)
 
     def _on_layer_removed(self, event) -> None:
         layer, run = event.value, self.run
-        if run is not None and layer is not None and layer in (run.image, run.scribbles):
+        if (
+            run is not None
+            and layer is not None
+            and any(layer is x for x in (run.image, run.scribbles, *run.inputs))
+        ):
             self._stop_because(f"layer '{layer.name}' was removed", abort=True)
         self._emit_changed()
 

@@ -180,6 +180,9 @@ class Run:
     made : list of napari.layers.Layer
         The overlay layers this run added when it started (empty until its first preview):
         removed again when it fails before showing one.
+    inputs : tuple of napari.layers.Image
+        The other layers it trains on: extra channel layers and other images (watched, as the
+        image is, for their data replaced, a new name or their removal).
     """
 
     image: Image
@@ -191,6 +194,7 @@ class Run:
     device: str
     others: int = 0
     made: list = field(default_factory=list)
+    inputs: tuple = ()
 
 
 class WorkerError(Exception):

@@ -465,3 +465,43 @@ def test_ensure_prediction_layers_lists_what_it_added(viewer):
     assert new == [prob2, pred2] and pred2 is not pred and pred2.data.shape == (30, 50)
     names = [layer.name for layer in viewer.layers]
     assert names == ["img", "img probability", "img prediction"], names
+
+
+@pytest.mark.parametrize("action", ["replace", "rename", "remove"])
+def test_changing_an_extra_channel_layer_stops_the_training(viewer, qtbot, shown, action):
+    """A layer trained on as an extra channel is watched as the image is: the run trains on a
+    copy of its pixels (it went on to "Done" with the old ones)."""
+    viewer.add_image(synthetic_image(), name="img")
+    viewer.add_image(synthetic_image(seed=1), name="gfp")
+
+    def change() -> None:
+        gfp = viewer.layers["gfp"]
+        if action == "replace":
+            gfp.data = np.zeros((64, 64), np.float32)
+        elif action == "rename":
+            gfp.name = "gfp old"
+        else:
+            viewer.layers.remove(gfp)
+
+    def interrupt() -> None:
+        w.channel_picker.set_checked(["img", "gfp"])
+        assert [layer.name for layer in w.session.channel_choice.extra] == ["gfp"]
+
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["img"])
+    w.new_scribbles().data = saved_strokes()
+    interrupt()
+    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
+    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
+        assert w.start_training()
+    shown.clear()
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        change()
+    assert w.status_label.text().startswith("Stopped")
+    why = {
+        "replace": "the data of layer 'gfp' was replaced; press Train to train on the new data",
+        "rename": "a training layer was renamed",
+        "remove": "layer 'gfp' was removed",
+    }[action]
+    assert shown == [("info", f"SegLab: Training stopped because {why}.")]
+    w.cleanup()

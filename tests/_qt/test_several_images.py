@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tifffile
 
 napari = pytest.importorskip("napari")
 
+from gui_data import FAST, synthetic_image  # noqa: E402
 from gui_data import dock as _dock  # noqa: E402
-from gui_data import synthetic_image  # noqa: E402
 
 from napari_seglab.core.modelio import save_model  # noqa: E402
 
@@ -147,3 +149,23 @@ def test_only_images_that_can_share_a_model_are_offered(viewer, qtbot):
     w = _dock(viewer, qtbot)
     w.image_combo.set_layer(viewer.layers["a"])
     assert w.others_picker.texts() == ["also b"]
+
+
+def test_replacing_an_other_images_data_stops_the_training(viewer, qtbot):
+    """An other image trained on is watched as the image is (the run trains on a copy)."""
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    viewer.add_image(synthetic_image(seed=1), name="b")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    w.new_scribbles().data = _strokes(2)
+    viewer.add_labels(_strokes(1), name="b scribbles")
+    w.others_picker.set_checked(["also b"])
+    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
+    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
+        assert w.start_training()
+    said = []
+    w.session.status.connect(lambda text, *_: said.append(text))
+    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
+        viewer.layers["b"].data = np.zeros((64, 64), np.float32)
+    why = "the data of layer 'b' was replaced; press Train to train on the new data"
+    assert f"Training stopped because {why}." in said, said
