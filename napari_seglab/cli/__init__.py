@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_CLASS_WEIGHTS})",
     )
     _old_name(tr, "--class-weights", "--class-weighting", choices=SCHEMES)
-    tr.add_argument("--init", metavar="MODEL", help="continue training this model")
+    tr.add_argument(
+        "--init", metavar="MODEL", help="continue training this model (and its optimiser state)"
+    )
     tr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the image's channel axis")
     tr.add_argument(
         "--channels",

@@ -59,7 +59,7 @@ _LOADED_LOCK = threading.Lock()
 class ModelBytes:
     """The bytes of a model file, loaded into a model at most once per process.
 
-    Pickling sends the bytes (a few hundred kB for the default network), not a network: this
+    Pickling sends the bytes (7.7 MB for the default network), not a network: this
     is how the model reaches the workers of a cluster.
     """
 
@@ -74,11 +74,12 @@ class ModelBytes:
 
     @classmethod
     def from_model(cls, model: SegModel) -> ModelBytes:
-        """The bytes :func:`napari_seglab.core.modelio.save_model` writes for ``model``."""
+        """The bytes :func:`napari_seglab.core.modelio.save_model` writes for ``model``,
+        without its optimiser state (prediction needs none)."""
         from napari_seglab.core.modelio import save_model
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = save_model(model, Path(tmp) / "model.seglab")
+            path = save_model(model, Path(tmp) / "model.seglab", optimizer=False)
             return cls.from_file(path)
 
     def load(self) -> SegModel:

@@ -295,8 +295,8 @@ class SegModel:
     optimizer_state : dict or None
         The ``state_dict()`` of the Adam optimiser at the end of the last training when that
         training had ``TrainConfig.resume_optimizer`` (tensors on the CPU; else None), which
-        a continued training with that option resumes; held in memory only, not saved with the
-        model.
+        a continued training with that option resumes; saved with the model and loaded with
+        it (:func:`~napari_seglab.core.modelio.save_model`).
     """
 
     net: UNet

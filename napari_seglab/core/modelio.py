@@ -2,7 +2,11 @@
 
 Loading never unpickles anything, so a file can not run code. The header (safetensors metadata
 key ``napari_seglab``) holds the format version, classes, channels, normalisation, architecture,
-training settings and the package version.
+training settings and the package version. A model trained with
+``TrainConfig.resume_optimizer`` also carries its Adam state (tensors under
+``optimizer/<param index>/<name>``, the parameter groups in the header), so that a training
+continued from the file, in the widget or with ``seglab train --init``, resumes it as one
+continued in memory does (format version 2; version 1 files, without it, are read as before).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from napari_seglab.core.model import (
 )
 
 FORMAT = "napari-seglab-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Tensor names of the optimiser state in a model file start with this.
+OPTIMIZER_PREFIX = "optimizer/"
 HEADER_KEY = "napari_seglab"
 #: Names a model file may have (the format is safetensors; ``.seglab`` by convention).
 SUFFIXES = (".seglab", ".safetensors")
@@ -67,8 +73,10 @@ def check_model_name(path: str | Path) -> Path:
     return path
 
 
-def save_model(model: SegModel, path: str | Path) -> Path:
-    """Write ``model`` to ``path`` atomically (a temporary file renamed into place).
+def save_model(model: SegModel, path: str | Path, *, optimizer: bool = True) -> Path:
+    """Write ``model`` to ``path`` atomically (a temporary file renamed into place), with its
+    optimiser state (``SegModel.optimizer_state``, two tensors per weight for Adam) unless
+    ``optimizer`` is False or it has none: a model for prediction only needs no state.
 
     Returns
     -------
@@ -84,10 +92,16 @@ def save_model(model: SegModel, path: str | Path) -> Path:
         The file could not be written (a full disk, no permission); ``path`` is left as it was.
     """
     path = check_model_name(path)
-    header = json.dumps(model_header(model), default=str)
+    header = model_header(model)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
     }
+    if optimizer and model.optimizer_state is not None:
+        kept, header["optimizer"] = _optimizer_tensors(model.optimizer_state)
+        tensors.update(kept)
+    else:
+        header["format_version"] = 1  # readable by every version
+    header = json.dumps(header, default=str)
 
     def write(tmp: str) -> None:
         try:
@@ -97,6 +111,51 @@ def save_model(model: SegModel, path: str | Path) -> Path:
 
     write_atomic(path, write)
     return path
+
+
+def _optimizer_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's ``state_dict()`` as file tensors and a JSON-able header entry."""
+    tensors, scalars = {}, {}
+    for index, values in state.get("state", {}).items():
+        for name, value in values.items():
+            key = f"{OPTIMIZER_PREFIX}{int(index)}/{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().to("cpu").contiguous().clone()
+            else:
+                scalars[key] = value
+    return tensors, {"param_groups": state.get("param_groups", []), "scalars": scalars}
+
+
+def _optimizer_state(
+    meta: Any, tensors: dict[str, torch.Tensor], model: SegModel
+) -> dict[str, Any]:
+    """The ``state_dict()`` :func:`_optimizer_tensors` wrote, checked against ``model``'s
+    parameters (ValueError when it does not fit them)."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list):
+        raise ValueError("no parameter groups")
+    shapes = [tuple(p.shape) for p in model.net.parameters()]
+    groups = []
+    for group in meta["param_groups"]:
+        group = {k: tuple(v) if k == "betas" else v for k, v in dict(group).items()}
+        params = [int(i) for i in group.get("params", [])]
+        if any(not 0 <= i < len(shapes) for i in params):
+            raise ValueError("a parameter index out of range")
+        groups.append({**group, "params": params})
+    if sorted(i for g in groups for i in g["params"]) != list(range(len(shapes))):
+        raise ValueError(f"the groups do not hold the network's {len(shapes)} parameters")
+    entries = {**tensors, **dict(meta.get("scalars") or {})}
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in entries.items():
+        index, _, name = key[len(OPTIMIZER_PREFIX) :].partition("/")
+        i = int(index)
+        if not 0 <= i < len(shapes) or not name:
+            raise ValueError(f"{key}: no such parameter")
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and tuple(value.shape) != shapes[i]:
+            raise ValueError(f"{key} has shape {tuple(value.shape)}, the weight {shapes[i]}")
+        if isinstance(value, torch.Tensor) and not torch.isfinite(value).all():
+            raise ValueError(f"{key} holds NaN or infinite values")
+        state.setdefault(i, {})[name] = value
+    return {"state": state, "param_groups": groups}
 
 
 def _sniff(path: Path) -> None:
@@ -198,10 +257,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
     expected = {k: tuple(v.shape) for k, v in skeleton.net.state_dict().items()}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            keys = list(f.keys())
+            found = {
+                k: tuple(f.get_slice(k).get_shape())
+                for k in keys
+                if not k.startswith(OPTIMIZER_PREFIX)
+            }
             if found != expected:
                 raise ValueError(_shape_difference(expected, found))
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            state = {k: f.get_tensor(k) for k in found}
+            optimizer = {k: f.get_tensor(k) for k in keys if k.startswith(OPTIMIZER_PREFIX)}
         model = SegModel.create(num_classes, in_channels, normalization, config)
         model.net.load_state_dict(state, strict=True)
     except Exception as exc:  # noqa: BLE001 (safetensors' and torch's errors alike)
@@ -214,6 +279,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SegModel
             + "); the file is damaged or the training diverged"
         )
     assert model.net.out_channels == output_channels(num_classes, config)
+    if "optimizer" in header or optimizer:
+        try:
+            model.optimizer_state = _optimizer_state(header.get("optimizer"), optimizer, model)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ModelFileError(
+                f"{path}: the optimiser state does not fit the weights ({exc})"
+            ) from None
     # names are cosmetic: a list of another length is cut or completed with the default names
     names = header.get("class_names")
     names = [str(n) for n in names][:num_classes] if isinstance(names, list) else []

@@ -49,7 +49,7 @@ def test_round_trip(tmp_path, model):
     pa = predict(model, image, channel_axis=0)
     pb = predict(load_model(path), image, channel_axis=0)
     assert np.array_equal(pa.probabilities, pb.probabilities)
-    assert read_header(path)["format_version"] == FORMAT_VERSION
+    assert read_header(path)["format_version"] == 1  # no optimiser state: readable by all
     assert not [p for p in os.listdir(tmp_path) if p != "m.safetensors"]  # no temp files left
 
 
@@ -221,3 +221,57 @@ def test_class_names_always_match_the_classes(tmp_path, model, names, expected):
     or cut, so that every class has exactly one name."""
     path = _with_header(tmp_path, model, "m.seglab", lambda h: h.update(class_names=names))
     assert load_model(path).class_names == expected
+
+
+def _adam_state(model) -> dict:
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=1e-3)
+    model.net.train()
+    model.net(torch.randn(2, 2, 32, 32)).sum().backward()
+    optimizer.step()
+    model.net.eval()
+    return optimizer.state_dict()
+
+
+def test_the_optimiser_state_travels_with_the_model(tmp_path, model):
+    model.optimizer_state = _adam_state(model)
+    path = save_model(model, tmp_path / "m.seglab")
+    assert read_header(path)["format_version"] == FORMAT_VERSION == 2
+    state = load_model(path).optimizer_state
+    assert state["state"].keys() == model.optimizer_state["state"].keys()
+    for i, values in model.optimizer_state["state"].items():
+        assert state["state"][i].keys() == values.keys()
+        assert all(torch.equal(state["state"][i][k], v) for k, v in values.items())
+    # an optimiser made for the loaded weights takes it as it is
+    loaded = load_model(path)
+    torch.optim.Adam(loaded.net.parameters()).load_state_dict(loaded.optimizer_state)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("shape", "has shape"),
+        ("nan", "NaN or infinite"),
+        ("index", "no such parameter"),
+        ("groups", "do not hold the network's"),
+    ],
+)
+def test_a_damaged_optimiser_state_is_refused(tmp_path, model, damage, message):
+    from napari_seglab.core.modelio import _optimizer_tensors
+
+    model.optimizer_state = _adam_state(model)
+    tensors, meta = _optimizer_tensors(model.optimizer_state)
+    key = "optimizer/0/exp_avg"
+    if damage == "shape":
+        tensors[key] = torch.zeros(3)
+    elif damage == "nan":
+        tensors[key] = torch.full_like(tensors[key], float("nan"))
+    elif damage == "index":
+        tensors["optimizer/999/exp_avg"] = torch.zeros(1)
+    else:
+        meta["param_groups"][0]["params"] = meta["param_groups"][0]["params"][:-1]
+    header = {**model_header(model), "optimizer": meta}
+    path = tmp_path / "m.seglab"
+    weights = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    save_file({**weights, **tensors}, str(path), metadata={HEADER_KEY: json.dumps(header)})
+    with pytest.raises(ModelFileError, match=f"optimiser state does not fit.*{message}"):
+        load_model(path)

@@ -366,6 +366,36 @@ def test_a_continued_training_resumes_the_optimiser_state_of_the_last():
     assert model.optimizer_state is None
 
 
+def test_a_training_continued_from_a_saved_model_is_the_one_continued_in_memory(tmp_path):
+    """The file carries the optimiser state: `seglab train --init` and the widget's Load model
+    continue as a second click on Train does (a fresh Adam lost thin vessels there)."""
+    import copy
+
+    from napari_seglab.core.modelio import load_model, save_model
+
+    image, _, scribbles = blobs((32, 32))
+    config = TrainConfig(steps=5, seed=0, final_prediction=False, **FAST)
+    model = run(train(image, scribbles, config))[-1].model
+    loaded = load_model(save_model(model, tmp_path / "m.seglab"))
+    for i, values in model.optimizer_state["state"].items():
+        for name, value in values.items():
+            assert torch.equal(loaded.optimizer_state["state"][i][name], value), (i, name)
+    assert loaded.optimizer_state["param_groups"] == [
+        {**g, "betas": tuple(g["betas"])} for g in model.optimizer_state["param_groups"]
+    ]
+    again = dataclasses.replace(config, steps=4, seed=1)
+    in_memory = copy.deepcopy(model)
+    run(train(image, scribbles, again, model=in_memory))
+    run(train(image, scribbles, again, model=loaded))
+    for a, b in zip(in_memory.net.parameters(), loaded.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert {float(s["step"]) for s in loaded.optimizer_state["state"].values()} == {9.0}
+    # a model without the state (resume_optimizer off) is saved as before, format version 1
+    plain = run(train(image, scribbles, dataclasses.replace(config, resume_optimizer=False)))
+    path = save_model(plain[-1].model, tmp_path / "plain.seglab")
+    assert load_model(path).optimizer_state is None
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_unavailable_cuda_is_a_value_error():
     image, _, scribbles = blobs((32, 32))
