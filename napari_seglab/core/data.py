@@ -86,6 +86,18 @@ def check_finite(image: np.ndarray, what: str = "image", chunk: int = 1 << 24) -
             )
 
 
+def check_not_constant(image: np.ndarray, what: str = "image") -> None:
+    """Raise ValueError when every pixel of ``image`` (every channel) has one value: no
+    intensity can tell classes apart, and a network trained on it predicts one class."""
+    image = np.asarray(image)
+    if image.size and image.min() == image.max():
+        value = image.reshape(-1)[0]
+        raise ValueError(
+            f"the {what} is constant (every pixel {value.item():g}): nothing in it tells the "
+            "classes apart; open the image itself, not an empty or saturated channel"
+        )
+
+
 def _ask_channel_axis(shape: tuple[int, ...], spatial_shape: tuple[int, ...], axis: int) -> None:
     """A 3D image with 2D scribbles whose extra axis is not the last: channels, or planes of a
     stack painted in 2D? Both are common, so the caller must say (never guessed)."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from napari_seglab.core.config import DEFAULT_Z_CONTEXT, TrainConfig, TrainReport
-from napari_seglab.core.data import as_zcyx, check_scribbles
+from napari_seglab.core.data import as_zcyx, check_not_constant, check_scribbles
 from napari_seglab.core.edits import ScribbleEdit
 from napari_seglab.core.guard import lambda_edge_for
 from napari_seglab.core.model import SegModel
@@ -101,6 +101,7 @@ def montage(
                 np.asarray(image), channel_axis=channel_axis, spatial_shape=strokes.shape
             )
             labels.append(check_scribbles(strokes, view.spatial_shape))
+            check_not_constant(view.data)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         views.append(view)

@@ -47,6 +47,7 @@ from napari_seglab.core.data import (
     Normalization,
     as_zcyx,
     check_finite,
+    check_not_constant,
     check_scribbles,
     present_classes,
 )
@@ -137,6 +138,7 @@ def _prepare(
     image = np.asarray(image)
     view = as_zcyx(image, channel_axis=config.channel_axis, spatial_shape=scribbles.shape)
     check_finite(view.data)
+    check_not_constant(view.data)
     labels = check_scribbles(scribbles, view.spatial_shape)
     classes = present_classes(labels)
     if len(classes) == 0:

@@ -579,3 +579,25 @@ def test_noise_level_measures_the_noise_and_ignores_edges():
     clean[:, 48:] = 200
     model = run(train(clean, scribbles, TrainConfig(steps=1, **FAST)))[-1].model
     assert model.train_settings["edge_sigma_used"] == EDGE_SIGMA_MIN
+
+
+@pytest.mark.parametrize(
+    ("image", "value"),
+    [
+        (np.full((48, 48), 7.5, np.float32), "7.5"),
+        (np.zeros((48, 48), np.uint8), "0"),
+        (np.full((48, 48, 3), 65535, np.uint16), "65535"),  # every channel saturated
+    ],
+)
+def test_a_constant_image_is_refused_before_training(image, value):
+    """It trained, saved a model of one class and advised training longer."""
+    _, _, scribbles = blobs((48, 48))
+    with pytest.raises(ValueError, match=f"constant \\(every pixel {value}\\)"):
+        train(image, scribbles, TrainConfig(steps=2, **FAST))
+
+
+def test_one_constant_channel_is_trained_on():
+    image, _, scribbles = blobs((48, 48))
+    two = np.stack([image, np.zeros_like(image)], axis=-1)
+    reports = run(train(two, scribbles, TrainConfig(steps=2, final_prediction=False, **FAST)))
+    assert reports[-1].model.in_channels == 2
