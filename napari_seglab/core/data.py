@@ -143,7 +143,7 @@ def _axis_from_scribbles(shape: tuple[int, ...], spatial_shape: tuple[int, ...])
     if ndim == len(spatial_shape) + 1:
         for axis in (ndim - 1, 0, *range(1, ndim - 1)):
             if shape[:axis] + shape[axis + 1 :] == spatial_shape:
-                if ndim == 3 and axis != ndim - 1:
+                if ndim == 3 and axis != ndim - 1 and shape[axis] > 1:  # 1 plane = 1 channel
                     _ask_channel_axis(shape, spatial_shape, axis)
                 return axis
     raise ValueError(
@@ -167,17 +167,37 @@ def _axis_from_channels(shape: tuple[int, ...], in_channels: int) -> int:
         return 1
     raise ValueError(
         f"the model expects {in_channels} channels but no axis of image shape {shape} "
-        "has that size; pass channel_axis"
+        "has that size; pass the channel axis (seglab: --channel-axis; Python: channel_axis=)"
     )
+
+
+#: A last axis this small before two larger ones holds channels (``(Y, X, C)``), not the
+#: columns of a stack's planes.
+FEW_CHANNELS = 8
+
+
+def looks_channels_last(shape: tuple[int, ...]) -> bool:
+    """Whether a 3D ``shape`` reads as ``(Y, X, C)``: a last axis of at most
+    :data:`FEW_CHANNELS` before two larger ones (``(303, 384, 2)``; a stack of 303 planes
+    two pixels wide is not an image anyone segments)."""
+    return len(shape) == 3 and shape[-1] <= FEW_CHANNELS < min(shape[:2])
 
 
 def _axis_of_grey(shape: tuple[int, ...]) -> int | None:
     """The (size 1) channel axis, if any, of an image for a one-channel model."""
     ndim = len(shape)
+    if ndim == 3 and shape[-1] == 1:
+        return 2  # (Y, X, 1)
     if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
         raise ValueError(
             f"image shape {shape} looks like RGB(A) but the model expects 1 channel "
             "(a grayscale image)"
+        )
+    if looks_channels_last(shape):
+        raise ValueError(
+            f"image shape {shape} looks like {shape[-1]} channels (Y, X, C) but the model "
+            f"expects 1 channel (a grayscale image); a model trained on {shape[-1]} channels "
+            "predicts it"
         )
     if ndim in (2, 3):
         return None

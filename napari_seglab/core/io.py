@@ -70,15 +70,40 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
         if path.suffix.lower() in TIFF_SUFFIXES:
             data = _read_tiff(path, what)
         else:
-            from skimage import io
-
-            data = io.imread(path)
+            data = _read_picture(path, what)
     except ImageFileError:
         raise
     except Exception as exc:  # noqa: BLE001 (any reader's error, said in one line)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageFileError(f"could not read {what} {path}: {reason}") from None
     return np.asarray(data)
+
+
+def _read_picture(path: Path, what: str) -> np.ndarray:
+    """A PNG, JPEG, ... as scikit-image reads it, except: scribbles saved as a palette image
+    are its indices (the labels; scikit-image gives the palette's colours), and an alpha
+    channel that is opaque everywhere is dropped (it holds nothing: the picture's channels
+    are then those it shows, as for the same picture without alpha)."""
+    from PIL import Image
+    from skimage import io
+
+    with Image.open(path) as picture:
+        mode = picture.mode
+        if what == "scribbles" and mode == "P":
+            return np.asarray(picture)
+    data = np.asarray(io.imread(path))
+    if mode in ("LA", "RGBA", "PA") and data.ndim == 3 and data.shape[-1] in (2, 4):
+        alpha = data[..., -1]
+        opaque = np.iinfo(data.dtype).max if data.dtype.kind in "ui" else 1.0
+        if bool((alpha == opaque).all()):
+            data = data[..., 0] if data.shape[-1] == 2 else data[..., :3]
+            if what != "scribbles":
+                warnings.warn(
+                    f"{path}: its alpha channel is opaque everywhere and is left out",
+                    UserWarning,
+                    stacklevel=4,
+                )
+    return data
 
 
 def _read_tiff(path: Path, what: str) -> Any:

@@ -60,3 +60,31 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_palette_scribbles_are_their_indices_and_an_opaque_alpha_is_dropped(tmp_path):
+    """Label exports are often palette PNGs (0/1/2 with colours): read as colours they were
+    refused ("scribbles hold label 255"). A fully opaque alpha channel is no channel."""
+    from PIL import Image
+
+    strokes = np.zeros((20, 30), np.uint8)
+    strokes[2:5, 3:20] = 1
+    strokes[10:12, 5:25] = 2
+    palette = Image.frombytes("P", (30, 20), strokes.tobytes())
+    palette.putpalette([0, 0, 0, 0, 0, 255, 255, 128, 0])
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png", "scribbles"), strokes)
+    assert read_image(tmp_path / "p.png").shape == (20, 30, 3)  # an image: its colours
+    grey_alpha = np.stack([strokes, np.full_like(strokes, 255)], axis=-1)
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png", "scribbles"), strokes)
+    rgb = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(np.dstack([rgb, np.full((20, 30), 255, np.uint8)]), "RGBA").save(
+        tmp_path / "rgba.png"
+    )
+    with pytest.warns(UserWarning, match="alpha channel is opaque everywhere"):
+        np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)
+    alpha = np.full((20, 30), 255, np.uint8)
+    alpha[0, 0] = 10  # a real alpha channel stays
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "alpha.png")
+    assert read_image(tmp_path / "alpha.png").shape == (20, 30, 4)

@@ -268,3 +268,31 @@ def test_batched_tiles_give_the_tile_by_tile_result(norm):
     default = predict(model, image, tile=32, overlap=16)
     np.testing.assert_allclose(default.probabilities, one.probabilities, atol=1e-5)
     np.testing.assert_array_equal(default.labels, one.labels)
+
+
+@pytest.mark.parametrize("channels", [2, 5, 8])
+def test_a_grey_model_refuses_channels_last_instead_of_reading_a_stack(channels):
+    """(303, 384, 2) was predicted as 303 planes of 384 x 2 pixels, exit 0; training reads the
+    same file as 2 channels."""
+    model = trained_like(2, config=ModelConfig(width=4))
+    image = np.random.default_rng(0).random((40, 50, channels)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"looks like {channels} channels \\(Y, X, C\\)"):
+        predict(model, image)
+
+
+def test_a_grey_model_reads_a_singleton_channel_and_a_stack():
+    model = trained_like(2, config=ModelConfig(width=4))
+    rng = np.random.default_rng(0)
+    plane = rng.random((40, 50)).astype(np.float32)
+    expected = predict(model, plane).labels
+    np.testing.assert_array_equal(predict(model, plane[..., None]).labels, expected)  # (Y, X, 1)
+    np.testing.assert_array_equal(predict(model, plane[None]).labels[0], expected)  # one plane
+    assert predict(model, rng.random((12, 40, 50)).astype(np.float32)).labels.shape == (12, 40, 50)
+
+
+def test_one_plane_painted_in_2d_is_no_question():
+    """(1, 61, 57) with (61, 57) scribbles asked "1 channels, or 1 planes of a stack?"."""
+    from napari_seglab.core.data import as_zcyx
+
+    view = as_zcyx(np.zeros((1, 61, 57), np.float32), spatial_shape=(61, 57))
+    assert view.spatial_shape == (61, 57) and view.channels == 1
