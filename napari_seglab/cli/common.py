@@ -108,6 +108,17 @@ def read_image_check(path: Path, what: str = "image") -> None:
         raise CLIError(str(exc)) from None
 
 
+def channel_axis_of(paths: Sequence[Path], given: int | None) -> int | None:
+    """``--channel-axis`` when given, else the channel axis the image files name (TIFF axes
+    with a ``C``) when they all name the same one, else None (detected)."""
+    from napari_seglab.core.io import file_channel_axis
+
+    if given is not None:
+        return given
+    named = {file_channel_axis(p) for p in paths}
+    return named.pop() if len(named) == 1 else None
+
+
 def read_image(path: str | Path, what: str = "image") -> Any:
     """:func:`napari_seglab.core.io.read_image`, its errors as :class:`CLIError` and its notes
     (a TIFF's other images left unread) on stderr."""

@@ -12,6 +12,7 @@ from typing import Any
 from napari_seglab.cli.common import (
     SI_FROM,
     CLIError,
+    channel_axis_of,
     check_outputs,
     each_image,
     pixel_count,
@@ -168,16 +169,29 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
     import tifffile
 
-    from napari_seglab.core.data import as_zcyx
+    from napari_seglab.core.data import FEW_CHANNELS, as_zcyx
     from napari_seglab.core.inference import predict
     from napari_seglab.core.io import write_atomic
     from napari_seglab.core.model import explaining_channels
 
     image = read_image(src, "image")
+    channel_axis = channel_axis_of([src], args.channel_axis)
     # the layout as the prediction reads it (its errors, such as a channel axis out of range,
     # are the prediction's own), for the size
     with explaining_channels(model):
-        view = as_zcyx(image, channel_axis=args.channel_axis, in_channels=model.in_channels)
+        view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
+    if (
+        channel_axis is None
+        and view.channel_axis is None
+        and image.ndim == 3
+        and image.shape[0] <= FEW_CHANNELS < min(image.shape[1:])
+        and not args.quiet
+    ):
+        print(
+            f"note: {src}: read as a stack of {image.shape[0]} planes for a one-channel model; "
+            "if axis 0 holds channels, predict with a model trained on them",
+            file=sys.stderr,
+        )
     pixels = math.prod(view.spatial_shape)
     megapixels = pixels / 1e6
     if megapixels >= LARGE_MEGAPIXELS and not args.quiet:
@@ -191,7 +205,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
             model,
             image,
             device=args.device,
-            channel_axis=args.channel_axis,
+            channel_axis=channel_axis,
             tile=args.tile,
             probabilities=args.probabilities,
             progress=bar.update,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from napari_seglab.cli.common import (
     CLIError,
+    channel_axis_of,
     check_outputs,
     read_image,
 )
@@ -56,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=steps,
         device=args.device,
         seed=args.seed,
-        channel_axis=args.channel_axis,
+        channel_axis=channel_axis_of([image for image, _ in pairs], args.channel_axis),
         num_threads=args.threads,
         final_prediction=False,
         lambda_edge=args.lambda_edge,

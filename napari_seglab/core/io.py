@@ -79,6 +79,26 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     return np.asarray(data)
 
 
+def file_channel_axis(path: str | Path) -> int | None:
+    """The channel axis a TIFF names (a ``C`` in its first series' axes: ImageJ hyperstacks,
+    OME-TIFF, tifffile's ``metadata={"axes": ...}``), else None (other files, or no ``C``).
+
+    tifffile's own guess at writing (``S`` for three planes written without saying what they
+    are) is not read as channels: only a file that says so decides.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes if tif.series else ""
+    except Exception:  # noqa: BLE001 (read_image says what is wrong with the file)
+        return None
+    return axes.index("C") if axes.count("C") == 1 else None
+
+
 def _read_picture(path: Path, what: str) -> np.ndarray:
     """A PNG, JPEG, ... as scikit-image reads it, except: scribbles saved as a palette image
     are its indices (the labels; scikit-image gives the palette's colours), and an alpha

@@ -42,7 +42,7 @@ class LazyImage:
     data : dask.array.Array
         The image, any of the layouts of :func:`napari_seglab.core.inference.predict`.
     channel_axis : int or None
-        The channel axis when the file says which it is (OME-Zarr axes), else None (the
+        The channel axis when the file says which it is (OME-Zarr or TIFF axes), else None (the
         prediction detects it from the model's channel count, or it is given).
     source : str
         What was opened (``"zarr"``, ``"ome-zarr"``, ``"tiff"``, ``"in memory"``).
@@ -91,8 +91,11 @@ def open_lazy(path: str | Path, what: str = "image") -> LazyImage:
     if is_zarr(path):
         return _open_zarr(path, what)
     if path.suffix.lower() in TIFF_SUFFIXES:
+        from napari_seglab.core.io import file_channel_axis
+
         regions = TiffRegions(str(path))
-        return LazyImage(da.from_array(regions, chunks=regions.chunks, fancy=False), None, "tiff")
+        data = da.from_array(regions, chunks=regions.chunks, fancy=False)
+        return LazyImage(data, file_channel_axis(path), "tiff")
     from napari_seglab.core.io import read_image
 
     return LazyImage(da.from_array(read_image(path, what)), None, "in memory")

@@ -101,7 +101,6 @@ def montage(
                 np.asarray(image), channel_axis=channel_axis, spatial_shape=strokes.shape
             )
             labels.append(check_scribbles(strokes, view.spatial_shape))
-            check_not_constant(view.data)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         views.append(view)
@@ -179,6 +178,11 @@ def train_many(
         z_context = int(model.config.z_context or 0)
     else:
         z_context = DEFAULT_Z_CONTEXT if model_config.z_context is None else model_config.z_context
+    for i, image in enumerate(images):
+        try:
+            check_not_constant(image)
+        except ValueError as exc:
+            raise ValueError(f"{names[i] if names else f'image {i + 1}'}: {exc}") from None
     m = montage(
         images, scribbles, channel_axis=config.channel_axis, z_context=z_context, names=names
     )

@@ -629,6 +629,42 @@ def test_channels_or_planes_are_asked_for(files, capsys):
     assert load_model(d / "m.seglab").in_channels == 5
 
 
+def test_a_tiff_that_names_its_channel_axis_is_read_so(files, capsys):
+    """An ImageJ or OME-TIFF of axes CYX asked "channels or planes?"; the file says it."""
+    d = files
+    image = tifffile.imread(d / "img.tif")
+    cyx = np.stack([image, image[::-1], image[:, ::-1]])
+    tifffile.imwrite(d / "ij.tif", cyx, imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(d / "ome.tif", cyx, ome=True, metadata={"axes": "CYX"})
+    for name in ("ij.tif", "ome.tif"):
+        model = d / f"{name}.seglab"
+        argv = ["train", d / name, d / "scr.tif", "-o", model, *FAST]
+        code, err = run(argv, capsys)
+        assert code == 0, err
+        assert load_model(model).in_channels == 3
+        code, err = run(["predict", model, d / name, "-o", d / f"{name}.pred.tif"], capsys)
+        assert code == 0, err
+        assert tifffile.imread(d / f"{name}.pred.tif").shape == image.shape
+
+
+def test_a_grey_model_and_an_image_of_channels(files, capsys):
+    """A grey model predicted a (Y, X, 2) file as 64 planes of 72 x 2 pixels, exit 0; a
+    (3, Y, X) file is read as 3 planes, and the note says so."""
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    image = tifffile.imread(d / "img.tif")
+    tifffile.imwrite(d / "yxc.tif", np.dstack([image, image]))
+    line = one_line_error(*run(["predict", model, d / "yxc.tif", "-o", d / "p.tif"], capsys))
+    assert "looks like 2 channels (Y, X, C)" in line
+    assert not (d / "p.tif").exists()
+    tifffile.imwrite(d / "three.tif", np.stack([image] * 3), photometric="minisblack")
+    code, err = run(["predict", model, d / "three.tif", "-o", d / "p.tif"], capsys)
+    assert code == 0, err
+    assert "read as a stack of 3 planes for a one-channel model" in err
+    assert tifffile.imread(d / "p.tif").shape == (3, *image.shape)
+
+
 def test_a_no_data_margin_is_one_error(files, capsys):
     d = files
     image = tifffile.imread(d / "img.tif").astype(np.float32)

@@ -153,5 +153,5 @@ def test_strokes_sent_for_the_first_image_reach_the_run():
 
 def test_a_constant_image_among_several_is_named():
     image, _, scribbles = synthetic.blobs((48, 48))
-    with pytest.raises(ValueError, match="^image 2: the image is constant"):
+    with pytest.raises(ValueError, match=r"^image 2: the image is constant"):
         train_many([image, np.zeros_like(image)], [scribbles, scribbles], TrainConfig(steps=2))
