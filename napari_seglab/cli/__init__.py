@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "count), or a FOLDER of images with their <name>_scribbles files",
     )
     tr.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    tr.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output that is not a napari-seglab model (one is replaced "
+        "without it)",
+    )
     budget = tr.add_mutually_exclusive_group()
     budget.add_argument(
         "--seconds", type=_positive_float, metavar="S", help="time budget (default 30 s)"
@@ -264,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         "*_scribbles and *_probabilities ones)",
     )
     pr.add_argument("-o", "--output", required=True, metavar="OUT")
+    pr.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files that seglab did not write (those it wrote are "
+        "replaced without it)",
+    )
     pr.add_argument(
         "--probabilities",
         action="store_true",

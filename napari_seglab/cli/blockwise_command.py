@@ -273,9 +273,8 @@ def _write_tiffs(outputs: dict[Path, Any], client: Any, args: argparse.Namespace
     """Gather the arrays (they must fit in memory) and write them as TIFFs: the labels, then
     the probabilities (an interruption leaves neither, the labels alone, or both)."""
     import dask
-    import tifffile
 
-    from napari_seglab.core.io import write_atomic
+    from napari_seglab.core.io import write_atomic, write_tiff
 
     arrays = _compute(dask.delayed(list)(list(outputs.values())), client, args, name)
     items = list(zip(outputs, arrays, strict=True))
@@ -283,6 +282,6 @@ def _write_tiffs(outputs: dict[Path, Any], client: Any, args: argparse.Namespace
         compression = "zlib" if array.dtype.kind == "u" else None
 
         def write(tmp: str, array=array, compression=compression) -> None:
-            tifffile.imwrite(tmp, array, compression=compression)
+            write_tiff(tmp, array, compression=compression)
 
         write_atomic(path, write)

@@ -153,6 +153,34 @@ def _read_only(path: Path) -> bool:
     return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
 
 
+def check_replaceable(outputs: Sequence[Path], overwrite: bool, kind: str) -> None:
+    """Refuse to replace an existing output that seglab did not write, unless ``overwrite``:
+    a labels or probabilities TIFF without seglab's Software tag (``kind="labels"``), a file
+    that is not a napari-seglab model (``kind="model"``). Raises :class:`CLIError`."""
+    if overwrite:
+        return
+    from napari_seglab.core.io import written_here
+    from napari_seglab.core.modelio import ModelFileError, read_header
+
+    for out in outputs:
+        if not out.is_file():
+            continue
+        if kind == "model":
+            try:
+                read_header(out)
+                continue
+            except ModelFileError:
+                what = "is not a napari-seglab model"
+        elif written_here(out):
+            continue
+        else:
+            what = "was not written by seglab"
+        raise CLIError(
+            f"output {out} exists and {what}; seglab does not replace it: choose another "
+            "name, or pass --overwrite"
+        )
+
+
 def check_outputs(outputs: Sequence[Path], inputs: dict[Path, str]) -> None:
     """Refuse outputs that would destroy something: an input (``{path: what}``), a file that is
     not a regular one (a device, a pipe, a folder), a symbolic link, or two outputs with one

@@ -14,6 +14,7 @@ from napari_seglab.cli.common import (
     CLIError,
     channel_axis_of,
     check_outputs,
+    check_replaceable,
     each_image,
     pixel_count,
     read_image,
@@ -113,6 +114,7 @@ def _predict(args: argparse.Namespace) -> int:
                 f"{what}: remove it or choose another name"
             )
     check_outputs([*targets, *prob_paths], inputs)
+    check_replaceable([*targets, *prob_paths], args.overwrite, "labels")
     created = None  # the output folder, when made here (removed again if left empty)
     if (len(targets) > 1 or targets[0] != out) and not out.is_dir():
         out.mkdir(parents=True, exist_ok=True)
@@ -167,11 +169,9 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
 
 
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
-    import tifffile
-
     from napari_seglab.core.data import FEW_CHANNELS, as_zcyx
     from napari_seglab.core.inference import predict
-    from napari_seglab.core.io import write_atomic
+    from napari_seglab.core.io import write_atomic, write_tiff
     from napari_seglab.core.model import explaining_channels
 
     image = read_image(src, "image")
@@ -213,7 +213,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     labels = prediction.labels
 
     def write_labels(tmp: str) -> None:
-        tifffile.imwrite(tmp, labels, compression="zlib")
+        write_tiff(tmp, labels, compression="zlib")
 
     if not args.probabilities:
         write_atomic(dst, write_labels)
@@ -223,7 +223,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     def write_both(tmp: str) -> None:
         # the labels are renamed into place just before the probabilities: an interruption
         # leaves both, the labels alone, or neither, never the probabilities alone
-        tifffile.imwrite(tmp, probs)
+        write_tiff(tmp, probs)
         write_atomic(dst, write_labels)
 
     write_atomic(_prob_path(dst), write_both)

@@ -13,6 +13,7 @@ from napari_seglab.cli.common import (
     CLIError,
     channel_axis_of,
     check_outputs,
+    check_replaceable,
     read_image,
 )
 from napari_seglab.cli.pairs import training_pairs
@@ -38,6 +39,7 @@ def _train(args: argparse.Namespace) -> int:
     pairs = training_pairs(args.inputs)
     # the --init model may be the output (training continues in place, written atomically)
     check_outputs([out], {p: w for i, s in pairs for p, w in ((i, "image"), (s, "scribbles"))})
+    check_replaceable([out], args.overwrite, "model")
     seconds, steps = args.seconds, args.steps
     if seconds is None and steps is None:
         seconds = 30.0

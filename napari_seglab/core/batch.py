@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_seglab.core.inference import predict
-from napari_seglab.core.io import read_image, write_atomic
+from napari_seglab.core.io import read_image, write_atomic, write_tiff
 
 if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
@@ -129,8 +129,6 @@ def predict_files(
     ValueError
         Before anything is written: see :func:`label_targets`.
     """
-    import tifffile
-
     sources = [Path(s) for s in sources]
     targets = label_targets(sources, out_folder)
     Path(out_folder).mkdir(parents=True, exist_ok=True)
@@ -142,7 +140,7 @@ def predict_files(
             if dst.exists():
                 raise FileExistsError(f"{dst} exists and is not replaced")
             labels = predict(model, read_image(src), device=device, probabilities=False).labels
-            write_atomic(dst, lambda tmp, a=labels: tifffile.imwrite(tmp, a, compression="zlib"))
+            write_atomic(dst, lambda tmp, a=labels: write_tiff(tmp, a, compression="zlib"))
         except (ValueError, OSError, FloatingPointError) as exc:
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         yield FileDone(i, len(sources), src, dst, error)

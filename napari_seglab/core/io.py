@@ -79,6 +79,29 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     return np.asarray(data)
 
 
+#: The TIFF Software tag of the files seglab writes, by which it knows its own.
+SOFTWARE = "napari-seglab"
+
+
+def write_tiff(path: str, array: np.ndarray, **kwargs: Any) -> None:
+    """``tifffile.imwrite`` with the Software tag :data:`SOFTWARE` (see :func:`written_here`)."""
+    import tifffile
+
+    tifffile.imwrite(path, array, software=SOFTWARE, **kwargs)
+
+
+def written_here(path: str | Path) -> bool:
+    """Whether ``path`` is a TIFF that seglab wrote (:func:`write_tiff`'s Software tag)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get("Software") if tif.pages else None
+            return tag is not None and tag.value == SOFTWARE
+    except Exception:  # noqa: BLE001 (not a TIFF, unreadable: not ours)
+        return False
+
+
 def file_channel_axis(path: str | Path) -> int | None:
     """The channel axis a TIFF names (a ``C`` in its first series' axes: ImageJ hyperstacks,
     OME-TIFF, tifffile's ``metadata={"axes": ...}``), else None (other files, or no ``C``).

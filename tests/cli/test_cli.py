@@ -874,3 +874,36 @@ def test_bad_sets_of_pairs_are_one_line_errors(tmp_path, capsys):
     # either image alone has one class: fine together, refused alone
     code, err = run(["train", a, sa, "-o", m, *FAST], capsys)
     assert code == 2 and "only class 2" in err.splitlines()[-1]
+
+
+def test_an_existing_file_seglab_did_not_write_is_not_replaced(files, capsys):
+    """`predict -o scr.tif` replaced the strokes with a dense prediction, exit 0; `train -o`
+    replaced any file of a model's name. Files seglab wrote are replaced as before."""
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    strokes = tifffile.imread(d / "scr.tif")
+    tifffile.imwrite(d / "mine.tif", strokes)  # the user's file, e.g. a copy of the strokes
+    line = one_line_error(*run(["predict", model, d / "img.tif", "-o", d / "mine.tif"], capsys))
+    assert "exists and was not written by seglab" in line and "--overwrite" in line
+    np.testing.assert_array_equal(tifffile.imread(d / "mine.tif"), strokes)
+    # seglab's own output is replaced when predicted again; --overwrite replaces the user's
+    assert run(["predict", model, d / "img.tif", "-o", d / "p.tif"], capsys)[0] == 0
+    assert run(["predict", model, d / "img.tif", "-o", d / "p.tif"], capsys)[0] == 0
+    argv = ["predict", model, d / "img.tif", "-o", d / "mine.tif", "--overwrite"]
+    assert run(argv, capsys)[0] == 0
+    assert (
+        tifffile.imread(d / "mine.tif").max() <= 2 and (tifffile.imread(d / "mine.tif") > 0).all()
+    )
+    # the probabilities file alike
+    tifffile.imwrite(d / "q_probabilities.tif", np.zeros((2, 2), np.float32))
+    argv = ["predict", model, d / "img.tif", "-o", d / "q.tif", "--probabilities"]
+    assert "q_probabilities.tif exists" in one_line_error(*run(argv, capsys))
+    # a model's name held by another file
+    (d / "other.safetensors").write_bytes(b"not a seglab model")
+    argv = ["train", d / "img.tif", d / "scr.tif", "-o", d / "other.safetensors", *FAST]
+    assert "is not a napari-seglab model" in one_line_error(*run(argv, capsys))
+    assert (d / "other.safetensors").read_bytes() == b"not a seglab model"
+    assert run([*argv, "--overwrite"], capsys)[0] == 0
+    assert load_model(d / "other.safetensors").num_classes == 2
