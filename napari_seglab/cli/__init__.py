@@ -284,7 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--device", default="auto", choices=DEVICES)
     pr.add_argument("--channel-axis", type=int, metavar="AXIS", help="the images' channel axis")
-    pr.add_argument("--tile", type=_positive_int, metavar="PX", help="tile size in pixels")
+    pr.add_argument(
+        "--tile",
+        type=_positive_int,
+        metavar="PX",
+        help="prediction window's edge in pixels (default: the size of the model's training "
+        "crops, 64 unless trained otherwise, or 512 for batch-norm models); another size "
+        "changes the result, not only speed and memory: the network normalises each window "
+        "by its own statistics and sees only its context",
+    )
     pr.add_argument(
         "--threads",
         type=_int_between(1, CPUS),

@@ -169,9 +169,12 @@ def prepare(
     except (ValueError, MemoryError) as exc:
         region = teacher_region(labels, margin, Z_MARGIN if view.is_3d else 0)
         span = "x".join(str(s.stop - s.start) for s in region[int(not view.is_3d) :])
+        why = "too many for the random forest"
+        if min(s.stop - s.start for s in region[int(not view.is_3d) :]) < 3:
+            why = "too thin for the random forest's filters"  # 3 pixels along every axis
         return None, (
             f"no forest teacher: the strokes and a {margin}-pixel margin span {span} pixels, "
-            f"too many for the random forest ({exc})"
+            f"{why} ({exc})"
         )
     found = np.bincount(teacher.ravel(), minlength=len(counts) + 1)
     kept = [int(k) for k in sparse if found[k] >= TEACHER_MIN_SPREAD * counts[k - 1]]

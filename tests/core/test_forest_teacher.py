@@ -279,3 +279,17 @@ def test_a_region_too_large_for_the_forest_is_said_and_the_network_trains(monkey
 def test_bad_teacher_settings_are_refused(name, value):
     with pytest.raises(ValueError, match=name):
         dataclasses.replace(TrainConfig(), **{name: value})
+
+
+def test_a_strip_one_pixel_high_says_it_is_too_thin_for_the_forest():
+    """The note said "too many for the random forest" of a 1 x 334 region."""
+    from napari_seglab.core.training import TrainConfig, train
+
+    image = np.random.default_rng(0).random((1, 384)).astype(np.float32)
+    image[0, 200:] += 2
+    strokes = np.zeros((1, 384), np.uint8)
+    strokes[0, 10:30] = 1
+    strokes[0, 250:270] = 2
+    config = TrainConfig(steps=2, num_threads=1, final_prediction=False)
+    (note,) = list(train(image, strokes, config))[-1].notes
+    assert "span 1x334 pixels, too thin for the random forest's filters" in note
