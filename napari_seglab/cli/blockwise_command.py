@@ -262,7 +262,12 @@ def _compute(delayed: Any, client: Any, args: argparse.Namespace, name: str) -> 
     torch.set_num_threads(1)  # one block per thread, each on one core
     try:
         with TqdmCallback(
-            desc=name, disable=args.quiet, file=sys.stderr, leave=False, unit="task", delay=1.0
+            desc=name,
+            disable=True if args.quiet else None,
+            file=sys.stderr,
+            leave=False,
+            unit="task",
+            delay=1.0,
         ):
             return compute_in_threads(delayed, _threads(args))
     finally:

@@ -158,7 +158,7 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
         total=pixels,
         unit="px",
         unit_scale=pixels >= SI_FROM,  # "33/100 px", not "33.0/100 px"
-        disable=quiet,
+        disable=True if quiet else None,  # None: no bar where stderr is no terminal
         file=sys.stderr,
         desc=name,
         leave=False,

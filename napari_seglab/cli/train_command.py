@@ -81,7 +81,9 @@ def _train(args: argparse.Namespace) -> int:
             print(f"{len(pairs)} images, {painted:,} painted pixels in all", file=sys.stderr)
     total = steps if seconds is None else None
     last = None
-    with tqdm(total=total, unit="step", disable=args.quiet, file=sys.stderr) as bar:
+    with tqdm(
+        total=total, unit="step", disable=True if args.quiet else None, file=sys.stderr
+    ) as bar:
         try:
             for report in gen:
                 last = report

@@ -80,9 +80,12 @@ def check_finite(image: np.ndarray, what: str = "image", chunk: int = 1 << 24) -
     for start in range(0, flat.size, chunk):
         part = flat[start : start + chunk]
         if not np.isfinite(part).all():
-            n = int((~np.isfinite(part)).sum())
+            n = sum(
+                int((~np.isfinite(flat[i : i + chunk])).sum())
+                for i in range(start, flat.size, chunk)
+            )
             raise ValueError(
-                f"{what} contains NaN or infinite values ({n}+ pixels); fix them first"
+                f"{what} contains NaN or infinite values ({n} pixel{'s' * (n > 1)}); fix them first"
             )
 
 

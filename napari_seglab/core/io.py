@@ -51,7 +51,8 @@ def check_file(path: str | Path, what: str = "image") -> Path:
 
 
 def read_image(path: str | Path, what: str = "image") -> np.ndarray:
-    """Read an image with tifffile (.tif/.tiff) or scikit-image (PNG, JPEG, ...).
+    """Read an image with tifffile (.tif/.tiff), NumPy (.npy, no pickles) or scikit-image
+    (PNG, JPEG, ...).
 
     ``what`` names the file in messages (``"image"``, ``"scribbles"``). Of a TIFF with several
     image series the first is read when the others have other shapes (thumbnails, slide labels:
@@ -69,6 +70,8 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             data = _read_tiff(path, what)
+        elif path.suffix.lower() == ".npy":
+            data = np.load(path, allow_pickle=False)  # a NumPy array; never a pickle
         else:
             data = _read_picture(path, what)
     except ImageFileError:

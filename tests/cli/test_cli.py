@@ -752,13 +752,25 @@ def test_predict_says_the_size_up_front_and_shows_progress(files, capsys, monkey
     ("pixels", "shown"),
     [(100, "100/100 px"), (64 * 72, "4.61k/4.61k px"), (4000 * 4000, "16.0M/16.0M px")],
 )
-def test_the_predict_bar_counts_pixels_at_any_size(pixels, shown):
-    """A small image's bar once read "0.0/0.0 Mpx"; it counts pixels with SI prefixes."""
+def test_the_predict_bar_counts_pixels_at_any_size(pixels, shown, monkeypatch):
+    """A small image's bar once read "0.0/0.0 Mpx"; it counts pixels with SI prefixes. It is
+    drawn in a terminal only (into a log file it wrote hundreds of carriage returns)."""
+    import io
+
     from napari_seglab.cli.predict_command import progress_bar
 
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
     bar = progress_bar("img.tif", pixels, quiet=False)
     bar.update(pixels)
     assert shown in str(bar) and "100%" in str(bar)
+    bar.close()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a file or a pipe
+    bar = progress_bar("img.tif", pixels, quiet=False)
+    assert bar.disable
     bar.close()
 
 

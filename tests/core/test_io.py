@@ -88,3 +88,12 @@ def test_palette_scribbles_are_their_indices_and_an_opaque_alpha_is_dropped(tmp_
     alpha[0, 0] = 10  # a real alpha channel stays
     Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "alpha.png")
     assert read_image(tmp_path / "alpha.png").shape == (20, 30, 4)
+
+
+def test_a_numpy_file_is_read_and_a_pickled_one_refused(tmp_path):
+    array = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    np.save(tmp_path / "a.npy", array)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.npy"), array)
+    np.save(tmp_path / "o.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="could not read image .*o.npy"):
+        read_image(tmp_path / "o.npy")
