@@ -95,5 +95,5 @@ def test_a_numpy_file_is_read_and_a_pickled_one_refused(tmp_path):
     np.save(tmp_path / "a.npy", array)
     np.testing.assert_array_equal(read_image(tmp_path / "a.npy"), array)
     np.save(tmp_path / "o.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="could not read image .*o.npy"):
+    with pytest.raises(ValueError, match=r"could not read image .*o\.npy"):
         read_image(tmp_path / "o.npy")
