@@ -14,6 +14,7 @@ from napari_seglab.cli.common import (
     channel_axis_of,
     check_outputs,
     check_replaceable,
+    pixel_count,
     read_image,
 )
 from napari_seglab.cli.pairs import training_pairs
@@ -23,19 +24,11 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from napari_seglab.core.model import ModelConfig
-    from napari_seglab.core.modelio import check_model_name, load_model, save_model
+    from napari_seglab.core.modelio import load_model, save_model
     from napari_seglab.core.multi import train_many
     from napari_seglab.core.training import TrainConfig, train
 
-    out = Path(args.output)
-    if out.is_dir():
-        raise CLIError(f"output {out} is a folder; give a model file name")
-    if out.parent != Path("") and not out.parent.exists():
-        raise CLIError(f"output folder {out.parent} does not exist")
-    try:  # before training: never an image's name
-        check_model_name(out)
-    except ValueError as exc:
-        raise CLIError(f"output {exc}") from None
+    out = _model_output(Path(args.output))
     pairs = training_pairs(args.inputs)
     # the --init model may be the output (training continues in place, written atomically)
     check_outputs([out], {p: w for i, s in pairs for p, w in ((i, "image"), (s, "scribbles"))})
@@ -109,7 +102,10 @@ def _train(args: argparse.Namespace) -> int:
     # and the summary line): a script must learn that a class was lost.
     for note in last.notes:
         print(f"note: {note}", file=sys.stderr)
-    for warning in _lost_classes(last.stroke_recall, model.class_names):
+    warnings = _lost_classes(last.stroke_recall, model.class_names)
+    if len(pairs) > 1:
+        warnings += _lost_per_image(model, pairs, images, scribbles, config)
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         recall = (
@@ -176,6 +172,53 @@ def _lost_classes(recall, names: list[str]) -> list[str]:
                 f"only {r:.0%} of the painted {name} pixels are reproduced (on the training "
                 "crops); train longer (--steps / --seconds) or paint more of it"
             )
+    return out
+
+
+def _model_output(out: Path) -> Path:
+    """``-o``, checked before training: a model file name in an existing folder, never an
+    image's name."""
+    from napari_seglab.core.modelio import check_model_name
+
+    if out.is_dir():
+        raise CLIError(f"output {out} is a folder; give a model file name")
+    if out.parent != Path("") and not out.parent.exists():
+        raise CLIError(f"output folder {out.parent} does not exist")
+    try:
+        return check_model_name(out)
+    except ValueError as exc:
+        raise CLIError(f"output {exc}") from None
+
+
+#: ``seglab train`` with several images predicts each after training to check its strokes,
+#: up to this many pixels in all (a prediction of the whole of each).
+PER_IMAGE_CHECK_PIXELS = 64_000_000
+
+
+def _lost_per_image(model, pairs, images, scribbles, config) -> list[str]:
+    """Warnings for each image of a several-image training whose painted pixels of a class the
+    model mostly does not reproduce: the pooled recall can hide one (two images that disagree
+    on what foreground looks like: 86% pooled, 0% on one of them). Each image is predicted
+    whole, up to :data:`PER_IMAGE_CHECK_PIXELS` pixels in all (else one note says so)."""
+    from napari_seglab.core.data import painted_accuracy
+    from napari_seglab.core.guard import GUARD_RECALL
+    from napari_seglab.core.inference import predict
+
+    if sum(math.prod(s.shape) for s in scribbles) > PER_IMAGE_CHECK_PIXELS:
+        return [
+            f"the images hold more than {pixel_count(PER_IMAGE_CHECK_PIXELS)}: each image's "
+            "strokes were not checked on its own (predict them to see)"
+        ]
+    out = []
+    for (path, _), image, strokes in zip(pairs, images, scribbles, strict=True):
+        labels = predict(model, image, channel_axis=config.channel_axis, probabilities=False).labels
+        recall = painted_accuracy(labels, strokes, model.num_classes)
+        for k, r in enumerate(recall):
+            if math.isfinite(r) and r < GUARD_RECALL:
+                out.append(
+                    f"{path}: only {r:.0%} of its painted {model.class_names[k]} pixels are "
+                    "reproduced; the images may not agree on what that class looks like"
+                )
     return out
 
 

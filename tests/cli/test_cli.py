@@ -919,3 +919,26 @@ def test_an_existing_file_seglab_did_not_write_is_not_replaced(files, capsys):
     assert (d / "other.safetensors").read_bytes() == b"not a seglab model"
     assert run([*argv, "--overwrite"], capsys)[0] == 0
     assert load_model(d / "other.safetensors").num_classes == 2
+
+
+def test_several_images_each_get_their_strokes_checked(tmp_path, capsys):
+    """The pooled recall of a several-image training can hide an image whose strokes the model
+    does not reproduce (two images that disagree on what foreground looks like)."""
+    image, scribbles = blobs()
+    swapped = np.where(scribbles > 0, 3 - scribbles, 0).astype(scribbles.dtype)
+    for name, array in [("a", image), ("b", image.copy()), ("c", image.copy())]:
+        tifffile.imwrite(tmp_path / f"{name}.tif", array)
+    tifffile.imwrite(tmp_path / "sa.tif", scribbles)
+    tifffile.imwrite(tmp_path / "sb.tif", swapped)  # b's foreground is a's background
+    tifffile.imwrite(tmp_path / "sc.tif", scribbles)
+    options = ["--steps", "40", "--threads", "1", "--width", "8", "-q"]
+    a = f"{tmp_path / 'a.tif'}:{tmp_path / 'sa.tif'}"
+    argv = ["train", a, f"{tmp_path / 'b.tif'}:{tmp_path / 'sb.tif'}", "-o", tmp_path / "m.seglab"]
+    code, err = run([*argv, *options], capsys)
+    assert code == 0, err
+    assert f"warning: {tmp_path / 'b.tif'}: only " in err, err
+    assert "the images may not agree on what that class looks like" in err
+    argv = ["train", a, f"{tmp_path / 'c.tif'}:{tmp_path / 'sc.tif'}", "-o", tmp_path / "n.seglab"]
+    code, err = run([*argv, *options], capsys)
+    assert code == 0, err
+    assert "may not agree" not in err, err
