@@ -147,7 +147,10 @@ def _unpainted_classes(scribbles) -> list[str]:
     if not np.issubdtype(s.dtype, np.integer) or s.size == 0 or s.min() < 0:
         return []  # training refuses these with its own message
     present = np.flatnonzero(np.bincount(s.ravel().astype(np.int64)))
-    top = int(present.max()) if len(present) else 0
+    present = present[present > 0]
+    if len(present) < 2:
+        return []  # one class or none: training refuses it, naming what to paint
+    top = int(present.max())
     missing = sorted(set(range(1, top + 1)) - set(present.tolist()))
     return [
         f"class {k} has no strokes but class {top} has: the model gets {top} classes and "

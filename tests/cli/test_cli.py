@@ -884,8 +884,8 @@ def test_bad_sets_of_pairs_are_one_line_errors(tmp_path, capsys):
     line = one_line_error(*run(["train", empty, "-o", m, *FAST], capsys))
     assert "holds no image with a scribbles file" in line
     # either image alone has one class: fine together, refused alone
-    code, err = run(["train", a, sa, "-o", m, *FAST], capsys)
-    assert code == 2 and "only class 2" in err.splitlines()[-1]
+    line = one_line_error(*run(["train", a, sa, "-o", m, *FAST], capsys))
+    assert "only class 2" in line  # no warning that class 1 has no strokes before it
 
 
 def test_an_existing_file_seglab_did_not_write_is_not_replaced(files, capsys):
