@@ -128,7 +128,17 @@ def _read_pairs(pairs):
 
     images = [read_image(image, "image") for image, _ in pairs]
     scribbles = [read_image(path, "scribbles") for _, path in pairs]
-    for (_, path), strokes in zip(pairs, scribbles, strict=True):
+    for (_, path), image, strokes in zip(pairs, images, scribbles, strict=True):
+        if (
+            strokes.ndim == 3
+            and strokes.shape[-1] in (3, 4)
+            and image.shape[:2] == strokes.shape[:2]
+        ):
+            raise CLIError(
+                f"{path}: the scribbles are a colour picture, shape {strokes.shape}: scribbles "
+                f"hold one integer label per pixel, shape {strokes.shape[:2]} here; save them "
+                "as a single-channel (grey, label or palette) image"
+            )
         try:
             check_scribbles(strokes)
         except ValueError as exc:

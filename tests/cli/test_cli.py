@@ -942,3 +942,19 @@ def test_several_images_each_get_their_strokes_checked(tmp_path, capsys):
     code, err = run([*argv, *options], capsys)
     assert code == 0, err
     assert "may not agree" not in err, err
+
+
+def test_colour_painted_scribbles_of_a_grey_image_are_named_as_such(files, capsys):
+    """Strokes painted in colour on a picture were refused as "scribbles hold label 255"."""
+    d = files
+    strokes = tifffile.imread(d / "scr.tif")
+    colours = np.zeros((*strokes.shape, 3), np.uint8)
+    colours[strokes == 1] = (0, 0, 255)
+    colours[strokes == 2] = (255, 128, 0)
+    from PIL import Image
+
+    Image.fromarray(colours).save(d / "painted.png")
+    argv = ["train", d / "img.tif", d / "painted.png", "-o", d / "m.seglab", *FAST]
+    line = one_line_error(*run(argv, capsys))
+    assert "the scribbles are a colour picture, shape (64, 72, 3)" in line
+    assert "shape (64, 72) here" in line
