@@ -226,11 +226,12 @@ class ModelActions:
     def undo_training(self) -> SegModel | None:
         """Go back to the model from before the last training, and to its overlay where it
         was kept (:data:`UNDO_OVERLAY_BYTES`), also where the training made an overlay layer
-        anew (a third class gives the probabilities a class axis); an overlay layer that was
-        not there before is emptied. The scribbles stay as they are. One step back: the model the
-        training made is dropped. Returns the model, None when there is nothing to go back to
-        or a training or prediction runs (``status`` says why, as it says an overlay that
-        could not be restored)."""
+        anew (a third class gives the probabilities a class axis); overlay layers that were
+        not there before (the user deleted them, or the training was on another image) are
+        emptied, and the status says so. The scribbles stay as they are. One step back: the
+        model the training made is dropped. Returns the model, None when there is nothing to
+        go back to or a training or prediction runs (``status`` says why, as it says an
+        overlay that could not be restored)."""
         before = self.before
         if before is None or self.busy:
             why = "training or predicting" if self.busy else "no training to undo"
@@ -239,14 +240,20 @@ class ModelActions:
         self.before = None
         self._held = ([], None)  # the undone training's last previews
         self.trainer.model = before.model
-        complete = False
+        state = "not"
         try:
-            complete = self._restore_overlays(before)
+            state = self._restore_overlays(before)
         finally:
             self._notes.reset()
             self.modelReplaced.emit()
-            if complete:
+            if state == "back":
                 self._say("Training undone: the model and its overlay are back.")
+            elif state == "emptied":
+                self._say(
+                    "Training undone: the model is back; overlay layers that were not there "
+                    "before the training are emptied (Apply to layer shows its prediction).",
+                    "warning",
+                )
             else:
                 self._say(
                     "Training undone: the model is back, its overlay is not (Apply to layer "
@@ -256,12 +263,13 @@ class ModelActions:
             self._emit_changed()
         return before.model
 
-    def _restore_overlays(self, before: Before) -> bool:
+    def _restore_overlays(self, before: Before) -> str:
         """Put back the overlays :class:`Before` kept (into the same layers, wherever they are,
         or into those the training made anew in their place), all of them or none, so that the
-        prediction and probability layers stay of one model; True when they were. A layer
+        prediction and probability layers stay of one model: ``"back"`` when they were. A layer
         renamed since is the user's to keep, as a training leaves it: it is not written, nor
-        then the others. Overlay layers that were not there before are emptied."""
+        then the others (``"not"``). Overlay layers that were not there before are emptied
+        (``"emptied"``)."""
         layers = self.viewer.layers
         kept = [(ref(), name, data) for ref, name, data in before.overlays]
         image = before.image()
@@ -273,7 +281,7 @@ class ModelActions:
                     self.viewer, image, before.model.num_classes, self.classes
                 )
             except ValueError:  # a layer of the user's took an overlay's name
-                return False
+                return "not"
             kept = [
                 (layer if layer in layers else layers[name], name, data)
                 for layer, name, data in kept
@@ -288,18 +296,20 @@ class ModelActions:
         if complete:
             for layer, _, data in kept:
                 lyr.set_data(layer, data)
+        state = "back" if complete else "not"
         if image is None or image not in layers:
-            return complete
+            return state
         if before.kept:  # those not there before: the undone training made them
             for layer in _overlay_layers(self.viewer, image):
                 if layer.name in before.names:
                     continue
                 if not isinstance(layer.data, np.ndarray):
-                    complete = False
+                    state = "not"
                     continue
                 lyr.set_data(layer, np.zeros_like(layer.data))
+                state = "emptied" if state == "back" else state
         guidance.refresh(self.viewer, image)
-        return complete
+        return state
 
     def save_model(self, path: str | Path) -> Path | None:
         """Save the current model to ``path`` (the core's safe format); returns the path written.
