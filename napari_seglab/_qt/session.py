@@ -175,10 +175,17 @@ class Session(ModelActions, QObject):
     def may_auto_select(self, layer: Labels) -> bool:
         """Whether ``layer`` may become the scribbles without the user picking it (see
         ``layers.is_scribbles_candidate``); never a layer refused before."""
+        if (
+            self.viewer is None
+            or self.was_refused(layer)
+            or not lyr.is_scribbles_candidate(self.viewer, layer)
+        ):
+            return False
+        image = self._image  # another image's scribbles only where they fit this one
         return (
-            self.viewer is not None
-            and not self.was_refused(layer)
-            and lyr.is_scribbles_candidate(self.viewer, layer)
+            image is None
+            or layer.name == lyr.scribbles_name(image)
+            or tuple(layer.data.shape) == lyr.spatial_shape(image)
         )
 
     def was_refused(self, layer) -> bool:
@@ -309,10 +316,16 @@ class Session(ModelActions, QObject):
         return align.placement_problem(image, scribbles, scribbles.ndim)
 
     def _check_placement(self) -> None:
-        """Say at once (status line) when the chosen pair is not aligned; Train refuses it."""
-        problem = self.placement_problem(self._image, self._scribbles)
+        """Say at once (status line) when the chosen pair does not fit (shapes) or is not
+        aligned; Train refuses it."""
+        image, scribbles = self._image, self._scribbles
+        problem = self.placement_problem(image, scribbles)
+        if image is not None and scribbles is not None:
+            shape, spatial = tuple(scribbles.data.shape), lyr.spatial_shape(image)
+            if shape != spatial:
+                problem = f"its shape {shape} is not the spatial shape of '{image.name}', {spatial}"
         if problem is not None:
-            self._say(f"Layer '{self._scribbles.name}' cannot be trained on: {problem}.")
+            self._say(f"Layer '{scribbles.name}' cannot be trained on: {problem}.")
 
     def _on_scribbles_invalid(self, message: str) -> None:
         # during Train's own checks the refusal says it (one message per action)

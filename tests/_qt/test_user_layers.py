@@ -442,6 +442,28 @@ def test_a_plain_layer_of_fewer_classes_picked_after_another_gets_its_own_count(
     assert len(classes_from_layer(three)) == 3
 
 
+def test_another_images_scribbles_are_not_chosen_by_themselves(viewer, qtbot):
+    """The scribbles layer deleted, the combo chose another image's "cell scribbles" of
+    another shape; Train only then said the shapes differ. Picked by hand, a layer of another
+    shape is said at once."""
+    viewer.add_image(synthetic_image(), name="img")
+    viewer.add_image(np.zeros((80, 96), np.float32), name="cell")
+    cell_strokes = viewer.add_labels(np.zeros((80, 96), np.uint8), name="cell scribbles")
+    w = _dock(viewer)
+    w.image_combo.set_layer(viewer.layers["img"])
+    strokes = w.new_scribbles()
+    assert w.session.scribbles is strokes
+    viewer.layers.remove(strokes)
+    assert w.session.scribbles is None and w.scribbles_combo.layer() is None
+    _pick(w.scribbles_combo, cell_strokes)
+    assert w.session.scribbles is cell_strokes  # the user's choice
+    assert (
+        w.status_label.text()
+        == "Layer 'cell scribbles' cannot be trained on: its shape (80, 96) is not the spatial "
+        "shape of 'img', (64, 64)."
+    )
+
+
 def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
     """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
     with its name is never written and raises nothing; "Where to paint next" says why it
