@@ -539,7 +539,9 @@ class Session(ModelActions, QObject):
             self.trainer.set_region(lyr.visible_region(self.run.image))
 
     def _on_training_layer_renamed(self, event=None) -> None:
-        self._stop_because("a training layer was renamed", abort=True)
+        source = getattr(event, "source", None)
+        now = f" (now '{source.name}')" if source is not None else ""
+        self._stop_because(f"a training layer was renamed{now}", abort=True)
 
     def _on_training_image_replaced(self, event=None) -> None:
         # the run trains on a copy of the old pixels, and its overlay would not fit a new shape
@@ -593,11 +595,14 @@ class Session(ModelActions, QObject):
             self._say(f"Training failed: {error}", "error")
         elif report is not None:
             state = "Stopped" if report.stopped or not report.done else "Done"
+            if self._stop_reason:  # the reason stays on the status line, not in a toast only
+                state = f"Stopped because {self._stop_reason}"
             self._say(
                 f"{state}: step {report.step} · loss {report.loss:.4f} · {report.elapsed:.1f} s"
             )
         else:
-            self._say("Stopped before the first step.")
+            why = f" because {self._stop_reason}" if self._stop_reason else ""
+            self._say(f"Stopped before the first step{why}.")
         self._stop_reason = None
         self.finished.emit(report)
         self._emit_changed()

@@ -500,8 +500,10 @@ def test_changing_an_extra_channel_layer_stops_the_training(viewer, qtbot, shown
     assert w.status_label.text().startswith("Stopped")
     why = {
         "replace": "the data of layer 'gfp' was replaced; press Train to train on the new data",
-        "rename": "a training layer was renamed",
+        "rename": "a training layer was renamed (now 'gfp old')",
         "remove": "layer 'gfp' was removed",
     }[action]
     assert shown == [("info", f"SegLab: Training stopped because {why}.")]
+    # and the status line keeps the reason once the run has ended
+    assert w.status_label.text().startswith(f"Stopped because {why}: step "), w.status_label.text()
     w.cleanup()
