@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -300,6 +300,29 @@ def _fmt_count(n: int) -> str:
     return f"{n:,}"
 
 
+class FittedTable(QTableWidget):
+    """A table exactly as high as its header and rows, measured again when a stylesheet or
+    font changes them and when it is shown: napari's stylesheet, set after the table is made,
+    made the header and rows taller than measured, and the last row was cut under a scroll
+    bar."""
+
+    def fit(self) -> None:
+        height = self.horizontalHeader().sizeHint().height() + 2 * self.frameWidth()
+        height += sum(
+            max(self.rowHeight(r), self.sizeHintForRow(r)) for r in range(self.rowCount())
+        )
+        self.setFixedHeight(height)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.fit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit()
+
+
 class WeightsPanel(QWidget):
     """Table of classes: colour, name (editable), painted pixels, share, loss weight.
 
@@ -322,7 +345,7 @@ class WeightsPanel(QWidget):
         self._weights = np.zeros(0)
         self._updating = False
 
-        self.table = QTableWidget(0, len(self.COLUMNS), self)
+        self.table = FittedTable(0, len(self.COLUMNS), self)
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -430,9 +453,7 @@ class WeightsPanel(QWidget):
                     self.table.setItem(row, col, item)
         finally:
             self._updating = False
-        height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
-        height += sum(self.table.rowHeight(r) for r in range(k))
-        self.table.setFixedHeight(height)
+        self.table.fit()
         where = f" in {self._images} images" if self._images > 1 else ""
         self.scheme_label.setText(
             f"{_fmt_count(total)} labeled pixels{where} · weights: {self._scheme.replace('_', ' ')}"

@@ -507,3 +507,27 @@ def test_changing_an_extra_channel_layer_stops_the_training(viewer, qtbot, shown
     # and the status line keeps the reason once the run has ended
     assert w.status_label.text().startswith(f"Stopped because {why}: step "), w.status_label.text()
     w.cleanup()
+
+
+@pytest.mark.parametrize(
+    "style",
+    ["", "QWidget { font-size: 14pt; } QHeaderView::section { padding: 6px; border: 2px solid; }"],
+)
+def test_the_class_table_shows_every_row_whatever_the_stylesheet(qtbot, style):
+    """Docked with two classes, the table had a scroll bar and its second row was cut: its
+    height was measured before napari's stylesheet made the header and rows taller."""
+    from napari_seglab._qt.classes import default_class
+    from napari_seglab._qt.weights_panel import WeightsPanel
+
+    panel = WeightsPanel()
+    qtbot.addWidget(panel)
+    panel.set_classes([default_class(1), default_class(2)])
+    panel.set_counts(np.array([1750, 240]))
+    panel.setStyleSheet(style)  # after the rows exist, as napari's arrives
+    panel.show()
+    qtbot.waitExposed(panel)
+    table = panel.table
+    rows = sum(table.rowHeight(r) for r in range(table.rowCount()))
+    header = table.horizontalHeader().height()
+    assert header + rows + 2 * table.frameWidth() <= table.height()
+    assert not table.verticalScrollBar().isVisible()
