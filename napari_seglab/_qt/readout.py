@@ -174,7 +174,9 @@ class RunReadout(QWidget):
         self.recall_label.setToolTip(
             "Share of each class's painted pixels that the network predicts as that class"
         )
-        self.notes_label = StatusLabel("", self)
+        # "Adjusted at step 30: edge-aware term switched off (only 41% of the painted
+        # foreground pixels reproduced)" takes three lines of a narrow dock
+        self.notes_label = StatusLabel("", self, lines=3)
         self.notes_label.setVisible(False)
         for w in (
             self.progress,

@@ -14,7 +14,7 @@ napari = pytest.importorskip("napari")
 from gui_data import FAST, saved_strokes, synthetic_image  # noqa: E402
 
 from napari_seglab._qt import align  # noqa: E402
-from napari_seglab._qt.readout import NoteTracker, recall_text  # noqa: E402
+from napari_seglab._qt.readout import NoteTracker, note_line, recall_text  # noqa: E402
 from napari_seglab._qt.settings import Settings  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 from napari_seglab.core import guard as core_guard  # noqa: E402
@@ -531,3 +531,22 @@ def test_the_class_table_shows_every_row_whatever_the_stylesheet(qtbot, style):
     header = table.horizontalHeader().height()
     assert header + rows + 2 * table.frameWidth() <= table.height()
     assert not table.verticalScrollBar().isVisible()
+
+
+def test_the_longest_note_fits_the_notes_line_of_a_narrow_dock(viewer, qtbot):
+    """ "The random forest teaches foreground (48 painted p" was cut: one line only."""
+    from qtpy.QtCore import QRect, Qt
+
+    w = _with_strokes(viewer, qtbot)
+    label = w.readout.notes_label
+    label.resize(300, label.height())
+    text = note_line(
+        "step 30: edge-aware term switched off (only 41% of the painted foreground pixels "
+        "reproduced)"
+    )
+    label.setText(text)
+    room = label.contentsRect()
+    wrapped = label.fontMetrics().boundingRect(
+        QRect(0, 0, room.width(), 10_000), Qt.TextFlag.TextWordWrap, text
+    )
+    assert label.wordWrap() and wrapped.height() <= room.height()
