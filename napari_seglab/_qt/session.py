@@ -332,13 +332,18 @@ class Session(ModelActions, QObject):
         if not self._training_checks:
             self._say(f"{message}.", "warning")
 
+    def ensure_classes(self, n: int) -> None:
+        """At least ``n`` classes: a class painted (here, or in another image trained with this
+        one) gets its default name and colour."""
+        if len(self.classes) < n:
+            while len(self.classes) < n:
+                self.classes.append(default_class(len(self.classes) + 1))
+            self._apply_classes()
+
     def _on_counts(self, counts: np.ndarray) -> None:
         if self.closed:
             return
-        if len(self.classes) < counts.size:
-            while len(self.classes) < counts.size:
-                self.classes.append(default_class(len(self.classes) + 1))
-            self._apply_classes()
+        self.ensure_classes(counts.size)
         self.countsChanged.emit(counts)
 
     # --- strokes during training ---

@@ -277,7 +277,10 @@ class SegLabWidget(QWidget):
         counts = self.session.counter.counts if counts is None else counts
         others = [lyr.find_scribbles(self.viewer, i) for i in self.session.other_images]
         strokes = [o.data for o in others if o is not None]
-        self.weights_panel.set_counts(pooled_counts(counts, strokes), images=1 + len(strokes))
+        pooled = pooled_counts(counts, strokes)
+        if pooled.size > len(self.session.classes):  # a class painted in another image only
+            self.session.ensure_classes(pooled.size)  # (its table row had no name or colour)
+        self.weights_panel.set_counts(pooled, images=1 + len(strokes))
 
     def _show_scribbles(self, layer: Labels | None) -> None:
         if layer is not None and layer not in self.scribbles_combo.layers():

@@ -169,3 +169,20 @@ def test_replacing_an_other_images_data_stops_the_training(viewer, qtbot):
         viewer.layers["b"].data = np.zeros((64, 64), np.float32)
     why = "the data of layer 'b' was replaced; press Train to train on the new data"
     assert f"Training stopped because {why}." in said, said
+
+
+def test_a_class_painted_in_the_other_image_only_gets_a_name_and_colour(viewer, qtbot):
+    """Its table row had an empty colour swatch and no name to rename."""
+    viewer.add_image(synthetic_image(seed=0), name="a")
+    viewer.add_image(synthetic_image(seed=1), name="b")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["a"])
+    w.new_scribbles().data = np.maximum(_strokes(1), _strokes(2))
+    third = np.maximum(_strokes(1), _strokes(2))
+    third[60:63, 5:40] = 3
+    viewer.add_labels(third, name="b scribbles")
+    w.others_picker.set_checked(["also b"])
+    qtbot.waitUntil(lambda: w.weights_panel.table.rowCount() == 3, timeout=3000)
+    assert [c.name for c in w.classes] == ["background", "foreground", "class 3"]
+    assert w.classes[2].color
+    assert w.weights_panel.table.item(2, 1).text() == "class 3"
