@@ -469,7 +469,8 @@ class Session(ModelActions, QObject):
         if fresh and model is not None:
             why = f"it took {model.input_note()}, now {choice.describe(image)}"
             if not other_channels:
-                why = f"the model had {model.num_classes} classes and the scribbles hold {top}"
+                whose = "the scribbles of the images" if others else "the scribbles"
+                why = f"the model had {model.num_classes} classes and {whose} hold {top}"
             back = f"Undo training brings the {model.num_classes}-class model back"
             self._say(f"Training a new model: {why} ({back}).", "info")
         else:
