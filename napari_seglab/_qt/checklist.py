@@ -51,10 +51,35 @@ class CheckList(QWidget):
         layout.addWidget(self.list)
         self.list.itemChanged.connect(self._on_item_changed)
         events = viewer.layers.events
-        events.inserted.connect(self.refresh)
-        events.removed.connect(self.refresh)
+        events.inserted.connect(self._on_inserted)
+        events.removed.connect(self._on_removed)
         events.moved.connect(self.refresh)
+        for layer in viewer.layers:
+            self._watch(layer, True)
         self.setVisible(False)
+
+    def _watch(self, layer, on: bool) -> None:
+        """Follow a layer's new name and new data (the rows name layers and list those of the
+        image's shape): a renamed layer was listed under its old name until another layer
+        event."""
+        from napari.layers import Image
+
+        events = [layer.events.name]
+        if isinstance(layer, Image):  # not a Labels layer's: strokes are painted into it
+            events.append(layer.events.data)
+        for event in events:
+            if on:
+                event.connect(self.refresh)
+            else:
+                event.disconnect(self.refresh)
+
+    def _on_inserted(self, event) -> None:
+        self._watch(event.value, True)
+        self.refresh()
+
+    def _on_removed(self, event) -> None:
+        self._watch(event.value, False)
+        self.refresh()
 
     def rows(self, image: Image) -> list[tuple[Any, str, bool]]:
         """``(key, text, checked at first)`` of each row for ``image``."""
@@ -62,8 +87,11 @@ class CheckList(QWidget):
 
     def disconnect_viewer(self) -> None:
         events = self.viewer.layers.events
-        for event in (events.inserted, events.removed, events.moved):
-            event.disconnect(self.refresh)
+        events.inserted.disconnect(self._on_inserted)
+        events.removed.disconnect(self._on_removed)
+        events.moved.disconnect(self.refresh)
+        for layer in self.viewer.layers:
+            self._watch(layer, False)
 
     def set_image(self, image: Image | None) -> None:
         """Show the rows of ``image`` (a new image starts from each row's first state)."""

@@ -276,7 +276,9 @@ class SegLabWidget(QWidget):
             return
         counts = self.session.counter.counts if counts is None else counts
         others = [lyr.find_scribbles(self.viewer, i) for i in self.session.other_images]
-        strokes = [o.data for o in others if o is not None]
+        # only scribbles that training would take (a negative value or an instance id in
+        # another image's layer raised here, or made 65535 classes): Train says what is wrong
+        strokes = [o.data for o in others if o is not None and lyr.scribbles_problem(o) is None]
         pooled = pooled_counts(counts, strokes)
         if pooled.size > len(self.session.classes):  # a class painted in another image only
             self.session.ensure_classes(pooled.size)  # (its table row had no name or colour)

@@ -91,3 +91,16 @@ def test_other_layers_of_the_images_shape_are_channels_too(viewer, qtbot):
     assert _listed(w) == ["dapi", "other cells"]
     assert w.session.channel_choice == type(w.session.channel_choice)()  # dapi alone again
     assert w.channel_picker.list.item(0).checkState() == Qt.CheckState.Checked
+
+
+def test_the_channel_list_follows_a_rename_and_a_new_shape(viewer, qtbot):
+    """A renamed layer was listed under its old name until another layer event."""
+    viewer.add_image(synthetic_image(seed=0), name="dapi")
+    viewer.add_image(synthetic_image(seed=1), name="gfp")
+    w = _dock(viewer, qtbot)
+    w.image_combo.set_layer(viewer.layers["dapi"])
+    assert _listed(w) == ["dapi", "gfp"]
+    viewer.layers["gfp"].name = "gfp renamed"
+    assert _listed(w) == ["dapi", "gfp renamed"]
+    viewer.layers["gfp renamed"].data = np.zeros((20, 20), np.float32)  # no longer a channel
+    assert _listed(w) == ["dapi"]

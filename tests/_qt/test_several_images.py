@@ -78,9 +78,18 @@ def test_other_images_need_their_scribbles_layer(viewer, qtbot):
     layer.data = np.maximum(_strokes(1), _strokes(2))
     b_scribbles = viewer.add_labels(_strokes(1), name="b scribbles")
     w.others_picker.set_checked(["also b"])
-    b_scribbles.name = "renamed"  # no longer b's scribbles
+    bad = _strokes(1).astype(np.int16)
+    bad[0, 0] = -1  # no longer usable as scribbles
+    b_scribbles.data = bad
     assert not w.start_training()
     assert "no usable 'b scribbles' layer for 'b'" in w.status_label.text()
+    instances = _strokes(1).astype(np.uint16)
+    instances[0, 0] = 60000  # an instance id: counted, it made 60000 classes
+    b_scribbles.data = instances
+    w.others_picker.refresh()
+    assert len(w.classes) == 2 and w.weights_panel.table.rowCount() == 2
+    b_scribbles.name = "renamed"  # no longer b's scribbles: b leaves the list at once
+    assert "also b" not in w.others_picker.texts() and w.session.other_images == []
 
 
 def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot, tmp_path):
