@@ -240,6 +240,7 @@ class ModelActions:
         self.before = None
         self._held = ([], None)  # the undone training's last previews
         self.trainer.model = before.model
+        self.model_unsaved = True
         state = "not"
         try:
             state = self._restore_overlays(before)
@@ -334,6 +335,8 @@ class ModelActions:
         except Exception as exc:  # noqa: BLE001 (a user sees a message, never a traceback)
             self._say(f"Model not saved to {path}: {_reason(exc)}", "error")
             return None
+        if model is self.trainer.model:
+            self.model_unsaved = False
         self._say(f"Model saved to {path}")
         return path
 
@@ -353,6 +356,7 @@ class ModelActions:
             self._say(f"Could not load a model from {path}: {_reason(exc)}", "error")
             return None
         self.trainer.model = model
+        self.model_unsaved = False
         self.before = None
         k = int(model.num_classes)
         while len(self.classes) < k:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -102,6 +103,8 @@ class Session(ModelActions, QObject):
         #: forest, before the network does better), "cnn", or None (nothing yet)
         self.overlay_source: str | None = None
         self.closed = False
+        #: the model trained since it was last saved or loaded: kept on close (see close)
+        self.model_unsaved = False
         self._image: Image | None = None
         #: the channels the model sees, and other images to train on with the image (each
         #: with its "<image> scribbles" layer); the widget's pickers set them
@@ -590,6 +593,8 @@ class Session(ModelActions, QObject):
             return
         run = self._end_run()
         report = self.trainer.last_report
+        if self.trainer.model is not None and report is not None:
+            self.model_unsaved = True
         self.settle_undo()
         error = self.trainer.error
         if error is not None:
@@ -621,12 +626,40 @@ class Session(ModelActions, QObject):
             return
         self.trainer.reset()
         self.before = None
+        self.model_unsaved = False
         self._notes.reset()
         self.modelReplaced.emit()
         self._say("Model reset: the next training starts from scratch.")
         self._emit_changed()
 
     # --- teardown ---
+    def _keep_unsaved_model(self) -> Path | None:
+        """A model trained and not saved is written to ``<user data folder>/models`` when the
+        dock closes (it was dropped without a word), and a notification names the file."""
+        model = self.trainer.model
+        if model is None or not self.model_unsaved:
+            return None
+        import time
+
+        import platformdirs
+        from napari.utils.notifications import show_warning
+
+        from napari_seglab.core.modelio import save_model
+
+        folder = platformdirs.user_data_path("napari-seglab", appauthor=False) / "models"
+        image = self._image.name if self._image is not None else "model"
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in image)
+        path = folder / f"{name[:60]}-{time.strftime('%Y%m%d-%H%M%S')}.seglab"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            save_model(model, path)
+        except (OSError, ValueError) as exc:
+            show_warning(f"SegLab: the trained model was not saved and could not be kept: {exc}")
+            return None
+        self.model_unsaved = False
+        show_warning(f"SegLab: the trained model was not saved; it is kept in {path} (Load model)")
+        return path
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop the training and the prediction (waiting up to ``timeout`` s for each) and
         let go of the viewer and its layers. Idempotent; says nothing more afterwards."""
@@ -634,6 +667,7 @@ class Session(ModelActions, QObject):
             return
         self.closed = True
         self.trainer.stop_and_wait(timeout)
+        self._keep_unsaved_model()
         worker = self.apply_worker
         if worker is not None:
             if self._apply_stop:

@@ -10,7 +10,7 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from gui_data import synthetic_image, wait_applied  # noqa: E402
+from gui_data import saved_strokes, synthetic_image, wait_applied  # noqa: E402
 
 from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.classes import PALETTE, classes_from_layer  # noqa: E402
@@ -668,3 +668,30 @@ def test_train_on_a_stack_and_an_rgb_image(viewer, qtbot, kind):
     assert set(np.unique(pred.data)) <= {1, 2}
     assert w.trainer.last_report.done
     w.cleanup()
+
+
+def test_closing_the_dock_keeps_an_unsaved_model(viewer, qtbot, autosave_home):
+    """The dock closed with a trained, unsaved model: it was gone without a word."""
+    from napari_seglab.core.modelio import load_model
+
+    viewer.add_image(synthetic_image(), name="img")
+    w = SegLabWidget(viewer)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(FAST)
+    w.new_scribbles().data = saved_strokes()
+    with qtbot.waitSignal(w.trainer.finished, timeout=60_000):
+        assert w.start_training()
+    assert w.session.model_unsaved
+    w.cleanup()
+    models = autosave_home.parent / "models"
+    (kept,) = models.glob("img-*.seglab")
+    assert load_model(kept).num_classes == 2
+    # a saved model is not kept again
+    w2 = SegLabWidget(viewer)
+    qtbot.addWidget(w2)
+    w2.settings_panel.set_settings(FAST)
+    with qtbot.waitSignal(w2.trainer.finished, timeout=60_000):
+        assert w2.start_training()
+    assert w2.save_model(models.parent / "mine.seglab") is not None
+    w2.cleanup()
+    assert len(list(models.glob("*.seglab"))) == 1
