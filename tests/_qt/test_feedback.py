@@ -361,10 +361,10 @@ def test_a_runtime_error_in_training_ends_the_run(viewer, qtbot, shown, monkeypa
     assert w.train_button.isEnabled()
 
 
-def _interrupt_a_long_run(viewer, qtbot, shown, action) -> SegLabWidget:
-    """Start a 120 s training, wait for its first report, then do ``action()``, which must
-    end the run."""
-    w = _with_strokes(viewer, qtbot)
+def _interrupt_a_long_run(viewer, qtbot, shown, action, w=None) -> SegLabWidget:
+    """Start a 120 s training (of ``w``, default a dock with strokes), wait for its first
+    report, then do ``action()``, which must end the run."""
+    w = w or _with_strokes(viewer, qtbot)
     w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
     with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
         assert w.start_training()
@@ -483,21 +483,12 @@ def test_changing_an_extra_channel_layer_stops_the_training(viewer, qtbot, shown
         else:
             viewer.layers.remove(gfp)
 
-    def interrupt() -> None:
-        w.channel_picker.set_checked(["img", "gfp"])
-        assert [layer.name for layer in w.session.channel_choice.extra] == ["gfp"]
-
     w = _dock(viewer, qtbot)
     w.image_combo.set_layer(viewer.layers["img"])
     w.new_scribbles().data = saved_strokes()
-    interrupt()
-    w.settings_panel.set_settings(dataclasses.replace(FAST, budget_kind="seconds", budget=120))
-    with qtbot.waitSignal(w.trainer.reported, timeout=60_000):
-        assert w.start_training()
-    shown.clear()
-    with qtbot.waitSignal(w.trainer.finished, timeout=30_000):
-        change()
-    assert w.status_label.text().startswith("Stopped")
+    w.channel_picker.set_checked(["img", "gfp"])
+    assert [layer.name for layer in w.session.channel_choice.extra] == ["gfp"]
+    _interrupt_a_long_run(viewer, qtbot, shown, change, w)
     why = {
         "replace": "the data of layer 'gfp' was replaced; press Train to train on the new data",
         "rename": "a training layer was renamed (now 'gfp old')",
