@@ -289,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="PX",
         help="prediction window's edge in pixels (default: the size of the model's training "
-        "crops, 64 unless trained otherwise, or 512 for batch-norm models); another size "
-        "changes the result, not only speed and memory: the network normalises each window "
-        "by its own statistics and sees only its context",
+        "crops, 64 unless trained otherwise; for a model without group or instance "
+        "normalisation 1024 on CUDA, 512 elsewhere); another size changes the result, not "
+        "only speed and memory: a group-norm network (the default) normalises each window by "
+        "its own statistics, and every network sees only its window's context",
     )
     pr.add_argument(
         "--threads",

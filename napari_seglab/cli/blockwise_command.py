@@ -109,8 +109,9 @@ def run(model_path: Path, pairs: list[tuple[Path, Path]], args: argparse.Namespa
     from napari_seglab.core.blockwise import ModelBytes
     from napari_seglab.core.modelio import load_model
 
-    load_model(model_path)  # its errors at once, before any cluster starts
-    payload = ModelBytes.from_file(model_path)
+    # its errors at once, before any cluster starts; the workers get the weights only (not
+    # the optimiser state a model file may carry: a third of the bytes)
+    payload = ModelBytes.from_model(load_model(model_path))
     failed: list[Path] = []
     unfinished: list[Path] = []  # hidden folders of Zarr writes
     try:

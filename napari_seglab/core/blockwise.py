@@ -59,8 +59,9 @@ _LOADED_LOCK = threading.Lock()
 class ModelBytes:
     """The bytes of a model file, loaded into a model at most once per process.
 
-    Pickling sends the bytes (7.7 MB for the default network), not a network: this
-    is how the model reaches the workers of a cluster.
+    Pickling sends the bytes, not a network: this is how the model reaches the workers of a
+    cluster. :meth:`from_model` writes the weights only (7.7 MB for the default network);
+    :meth:`from_file` sends a file as it is, with the optimiser state it may hold (23 MB).
     """
 
     def __init__(self, data: bytes) -> None:
