@@ -311,24 +311,21 @@ class Session(ModelActions, QObject):
                 apply_classes(layer, self.classes)
 
     def placement_problem(self, image: Image | None, scribbles: Labels | None) -> str | None:
-        """Why ``scribbles`` would train on other pixels of ``image`` than painted, or None."""
+        """Why ``scribbles`` would train on other pixels of ``image`` than painted (another
+        shape, or another placement in the viewer), or None."""
         if image is None or scribbles is None:
             return None
-        if tuple(scribbles.data.shape) != lyr.spatial_shape(image):
-            return None  # another message (the shapes) applies
+        shape, spatial = tuple(scribbles.data.shape), lyr.spatial_shape(image)
+        if shape != spatial:
+            return f"its shape {shape} is not the spatial shape of '{image.name}', {spatial}"
         return align.placement_problem(image, scribbles, scribbles.ndim)
 
     def _check_placement(self) -> None:
         """Say at once (status line) when the chosen pair does not fit (shapes) or is not
         aligned; Train refuses it."""
-        image, scribbles = self._image, self._scribbles
-        problem = self.placement_problem(image, scribbles)
-        if image is not None and scribbles is not None:
-            shape, spatial = tuple(scribbles.data.shape), lyr.spatial_shape(image)
-            if shape != spatial:
-                problem = f"its shape {shape} is not the spatial shape of '{image.name}', {spatial}"
+        problem = self.placement_problem(self._image, self._scribbles)
         if problem is not None:
-            self._say(f"Layer '{scribbles.name}' cannot be trained on: {problem}.")
+            self._say(f"Layer '{self._scribbles.name}' cannot be trained on: {problem}.")
 
     def _on_scribbles_invalid(self, message: str) -> None:
         # during Train's own checks the refusal says it (one message per action)
@@ -338,10 +335,11 @@ class Session(ModelActions, QObject):
     def ensure_classes(self, n: int) -> None:
         """At least ``n`` classes: a class painted (here, or in another image trained with this
         one) gets its default name and colour."""
-        if len(self.classes) < n:
-            while len(self.classes) < n:
-                self.classes.append(default_class(len(self.classes) + 1))
-            self._apply_classes()
+        if len(self.classes) >= n:
+            return
+        while len(self.classes) < n:
+            self.classes.append(default_class(len(self.classes) + 1))
+        self._apply_classes()
 
     def _on_counts(self, counts: np.ndarray) -> None:
         if self.closed:

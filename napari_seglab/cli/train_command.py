@@ -124,21 +124,14 @@ def _train(args: argparse.Namespace) -> int:
 def _read_pairs(pairs):
     """The images and scribbles of ``pairs``, the scribbles' values checked (a 0/255 mask is
     one error naming the file, not 254 warnings)."""
-    from napari_seglab.core.data import check_scribbles
+    from napari_seglab.core.data import check_scribbles, colour_scribbles_problem
 
     images = [read_image(image, "image") for image, _ in pairs]
     scribbles = [read_image(path, "scribbles") for _, path in pairs]
     for (_, path), image, strokes in zip(pairs, images, scribbles, strict=True):
-        if (
-            strokes.ndim == 3
-            and strokes.shape[-1] in (3, 4)
-            and image.shape[:2] == strokes.shape[:2]
-        ):
-            raise CLIError(
-                f"{path}: the scribbles are a colour picture, shape {strokes.shape}: scribbles "
-                f"hold one integer label per pixel, shape {strokes.shape[:2]} here; save them "
-                "as a single-channel (grey, label or palette) image"
-            )
+        colour = colour_scribbles_problem(image.shape, strokes.shape)  # before their values
+        if colour is not None:
+            raise CLIError(f"{path}: {colour}")
         try:
             check_scribbles(strokes)
         except ValueError as exc:

@@ -132,16 +132,36 @@ def _detect_channel_axis(
     raise ValueError(f"image shape {shape} is not supported: expected 2 to 4 dimensions")
 
 
+def colour_scribbles_problem(
+    image_shape: tuple[int, ...], scribbles_shape: tuple[int, ...]
+) -> str | None:
+    """Why scribbles of ``scribbles_shape`` look like a colour picture of the image (a last
+    axis of 3 or 4 over the image's rows and columns), or None."""
+    image, strokes = tuple(image_shape), tuple(scribbles_shape)
+    if len(strokes) != 3 or strokes[-1] not in (3, 4) or min(strokes[:2]) <= 4:
+        return None
+    if image == strokes:
+        return (
+            f"the scribbles have the shape of the image, {strokes}, which looks like a "
+            "colour (RGB) image: scribbles hold one integer label per pixel, shape "
+            f"{strokes[:2]} here; save them as a single-channel (grey or label) image"
+        )
+    if image[:2] == strokes[:2]:
+        return (
+            f"the scribbles are a colour picture, shape {strokes}: scribbles hold one integer "
+            f"label per pixel, shape {strokes[:2]} here; save them as a single-channel (grey, "
+            "label or palette) image"
+        )
+    return None
+
+
 def _axis_from_scribbles(shape: tuple[int, ...], spatial_shape: tuple[int, ...]) -> int | None:
     """The channel axis of an image ``shape`` painted with scribbles of ``spatial_shape``."""
     ndim = len(shape)
+    problem = colour_scribbles_problem(shape, spatial_shape)
+    if problem is not None:
+        raise ValueError(problem)
     if shape == spatial_shape:
-        if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
-            raise ValueError(
-                f"the scribbles have the shape of the image, {shape}, which looks like a "
-                "colour (RGB) image: scribbles hold one integer label per pixel, shape "
-                f"{shape[:2]} here; save them as a single-channel (grey or label) image"
-            )
         return None
     if ndim == len(spatial_shape) + 1:
         for axis in (ndim - 1, 0, *range(1, ndim - 1)):
