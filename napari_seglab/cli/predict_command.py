@@ -169,9 +169,9 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
 
 
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
-    from napari_seglab.core.data import FEW_CHANNELS, as_zcyx
+    from napari_seglab.core.data import as_zcyx, looks_channels_first
     from napari_seglab.core.inference import predict
-    from napari_seglab.core.io import write_atomic, write_tiff
+    from napari_seglab.core.io import file_names_planes_first, write_atomic, write_tiff
     from napari_seglab.core.model import explaining_channels
 
     image = read_image(src, "image")
@@ -183,8 +183,8 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
     if (
         channel_axis is None
         and view.channel_axis is None
-        and image.ndim == 3
-        and image.shape[0] <= FEW_CHANNELS < min(image.shape[1:])
+        and looks_channels_first(image.shape)
+        and not file_names_planes_first(src)
         and not args.quiet
     ):
         print(

@@ -206,6 +206,14 @@ def looks_channels_last(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[-1] <= FEW_CHANNELS < min(shape[:2])
 
 
+def looks_channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether a 3D ``shape`` could be ``(C, Y, X)``: a first axis of at most
+    :data:`FEW_CHANNELS` before two larger ones. Unlike :func:`looks_channels_last` this is
+    not decided: a few planes of a stack are as common (``(3, 512, 512)``), so a reader that
+    takes it as planes says so."""
+    return len(shape) == 3 and shape[0] <= FEW_CHANNELS < min(shape[1:])
+
+
 def _axis_of_grey(shape: tuple[int, ...]) -> int | None:
     """The (size 1) channel axis, if any, of an image for a one-channel model."""
     ndim = len(shape)

@@ -105,6 +105,22 @@ def written_here(path: str | Path) -> bool:
         return False
 
 
+def file_axes(path: str | Path) -> str:
+    """The axes a TIFF's first series names (``"CYX"``, ``"ZYX"``; tifffile's letters), or
+    ``""`` for other files and unreadable ones. A file written without saying what its axes
+    are gets tifffile's own guess (``"SYX"`` for three planes, ``"QYX"`` for others)."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return ""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.series[0].axes if tif.series else ""
+    except Exception:  # noqa: BLE001 (read_image says what is wrong with the file)
+        return ""
+
+
 def file_channel_axis(path: str | Path) -> int | None:
     """The channel axis a TIFF names (a ``C`` in its first series' axes: ImageJ hyperstacks,
     OME-TIFF, tifffile's ``metadata={"axes": ...}``), else None (other files, or no ``C``).
@@ -112,17 +128,14 @@ def file_channel_axis(path: str | Path) -> int | None:
     tifffile's own guess at writing (``S`` for three planes written without saying what they
     are) is not read as channels: only a file that says so decides.
     """
-    path = Path(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return None
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            axes = tif.series[0].axes if tif.series else ""
-    except Exception:  # noqa: BLE001 (read_image says what is wrong with the file)
-        return None
+    axes = file_axes(path)
     return axes.index("C") if axes.count("C") == 1 else None
+
+
+def file_names_planes_first(path: str | Path) -> bool:
+    """Whether a TIFF names its first axis as planes of a stack: depth (``Z``) or time
+    (``T``)."""
+    return file_axes(path)[:1] in ("Z", "T")
 
 
 def _read_picture(path: Path, what: str) -> np.ndarray:

@@ -663,6 +663,15 @@ def test_a_grey_model_and_an_image_of_channels(files, capsys):
     assert code == 0, err
     assert "read as a stack of 3 planes for a one-channel model" in err
     assert tifffile.imread(d / "p.tif").shape == (3, *image.shape)
+    # a file that names its planes (depth or time) needs no note; one of 9 planes neither
+    for axes, planes in (("ZYX", 3), ("TYX", 3), ("QYX", 9)):
+        stack = np.stack([image] * planes)
+        tifffile.imwrite(d / "named.tif", stack, photometric="minisblack", metadata={"axes": axes})
+        argv = ["predict", model, d / "named.tif", "-o", d / "p.tif", "--overwrite"]
+        code, err = run(argv, capsys)
+        assert code == 0, err
+        assert "note:" not in err, axes
+        assert tifffile.imread(d / "p.tif").shape == (planes, *image.shape)
 
 
 def test_a_no_data_margin_is_one_error(files, capsys):
