@@ -449,7 +449,7 @@ class ModelActions:
         except ValueError as exc:
             self._say(f"Not predicted: {exc}.", "error")
             return None
-        stop, done, failed = [False], threading.Event(), []
+        stop, done, failed, noted = [False], threading.Event(), [], []
 
         def run():
             try:
@@ -464,6 +464,8 @@ class ModelActions:
         def on_file(result) -> None:
             if result.error is not None:
                 failed.append(f"{result.source.name}: {result.error}")
+            elif result.notes:
+                noted.append(result.source.name)
             self.batchProgress.emit(result.index + 1, result.total)
             self._say(f"Predicting folder: {result.index + 1} of {result.total} images…")
 
@@ -475,10 +477,11 @@ class ModelActions:
             self.batchProgress.emit(len(files), len(files))
             ok = len(files) - len(failed)
             text = f"Predicted {ok} of {len(files)} images of {folder} into {out}"
-            self._say(
-                f"{text}; not predicted: {'; '.join(failed)}." if failed else f"{text}.",
-                "warning" if failed else "",
-            )
+            if failed:
+                text += f"; not predicted: {'; '.join(failed)}"
+            if noted:
+                text += f"; constant, its prediction meaningless: {', '.join(noted)}"
+            self._say(f"{text}.", "warning" if failed or noted else "")
             self._emit_changed()
 
         worker.yielded.connect(on_file)
@@ -519,5 +522,8 @@ class ModelActions:
             guidance.refresh(self.viewer, image)  # the uncertainty layer, once it is made
         except ValueError as exc:  # a layer of the user's has the overlay's name
             self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
+            return
+        if prediction.notes:
+            self._say(f"Predicted '{image.name}', but {'; '.join(prediction.notes)}", "warning")
             return
         self._say(f"Predicted '{image.name}'.")

@@ -211,6 +211,9 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
             progress=bar.update,
         )
     labels = prediction.labels
+    if not args.quiet:
+        for note in prediction.notes:
+            print(f"note: {src}: {note}", file=sys.stderr)
 
     def write_labels(tmp: str) -> None:
         write_tiff(tmp, labels, compression="zlib")

@@ -64,6 +64,9 @@ class FileDone:
     error : str or None
         Why it was not predicted (an unreadable file, another channel count, an existing
         labels file).
+    notes : tuple of str
+        What to know about a written prediction (``Prediction.notes`` of
+        :func:`~napari_seglab.core.inference.predict`: a constant image).
     """
 
     index: int
@@ -71,6 +74,7 @@ class FileDone:
     source: Path
     target: Path
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def label_targets(sources: Sequence[str | os.PathLike], out_folder: str | os.PathLike):
@@ -135,12 +139,13 @@ def predict_files(
     for i, (src, dst) in enumerate(zip(sources, targets, strict=True)):
         if stop is not None and stop():
             return
-        error = None
+        error, notes = None, ()
         try:
             if dst.exists():
                 raise FileExistsError(f"{dst} exists and is not replaced")
-            labels = predict(model, read_image(src), device=device, probabilities=False).labels
+            prediction = predict(model, read_image(src), device=device, probabilities=False)
+            labels, notes = prediction.labels, prediction.notes
             write_atomic(dst, lambda tmp, a=labels: write_tiff(tmp, a, compression="zlib"))
         except (ValueError, OSError, FloatingPointError) as exc:
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        yield FileDone(i, len(sources), src, dst, error)
+        yield FileDone(i, len(sources), src, dst, error, notes)

@@ -89,14 +89,22 @@ def check_finite(image: np.ndarray, what: str = "image", chunk: int = 1 << 24) -
             )
 
 
+def constant_value(image: np.ndarray) -> float | None:
+    """The one value of ``image`` when every pixel (every channel) has it, else None (also
+    for an empty image)."""
+    image = np.asarray(image)
+    if image.size and image.min() == image.max():
+        return image.reshape(-1)[0].item()
+    return None
+
+
 def check_not_constant(image: np.ndarray, what: str = "image") -> None:
     """Raise ValueError when every pixel of ``image`` (every channel) has one value: no
     intensity can tell classes apart, and a network trained on it predicts one class."""
-    image = np.asarray(image)
-    if image.size and image.min() == image.max():
-        value = image.reshape(-1)[0]
+    value = constant_value(image)
+    if value is not None:
         raise ValueError(
-            f"the {what} is constant (every pixel {value.item():g}): nothing in it tells the "
+            f"the {what} is constant (every pixel {value:g}): nothing in it tells the "
             "classes apart; open the image itself, not an empty or saturated channel"
         )
 

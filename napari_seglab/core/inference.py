@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_seglab.core.data import as_zcyx, check_finite, context_slices
+from napari_seglab.core.data import as_zcyx, check_finite, constant_value, context_slices
 from napari_seglab.core.device import resolve_device
 from napari_seglab.core.model import explaining_channels
 
@@ -37,10 +37,15 @@ class Prediction:
     probabilities : np.ndarray or None
         ``(K, *spatial)`` float32 class probabilities (for a binary model still K = 2 channels,
         background and foreground); None when not requested.
+    notes : tuple of str
+        What a person should know about the result, in words: the prediction of a constant
+        image (every pixel one value) means nothing; it varies only with the distance to
+        the image's border.
     """
 
     labels: np.ndarray
     probabilities: np.ndarray | None
+    notes: tuple[str, ...] = ()
 
 
 def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -183,6 +188,8 @@ def predict(
     Returns
     -------
     Prediction
+        With a note (:attr:`Prediction.notes`) when the whole image is predicted and it is
+        constant.
     """
     with explaining_channels(model):
         view = as_zcyx(image, channel_axis=channel_axis, in_channels=model.in_channels)
@@ -218,7 +225,17 @@ def predict(
     if not view.is_3d:
         labels = labels[0]
         probs = None if probs is None else probs[:, 0]
-    return Prediction(labels=labels, probabilities=probs)
+    value = constant_value(view.data) if region is None else None
+    notes = () if value is None else (constant_note(value),)
+    return Prediction(labels=labels, probabilities=probs, notes=notes)
+
+
+def constant_note(value: float) -> str:
+    """The note of a prediction of a constant image (every pixel ``value``)."""
+    return (
+        f"the image is constant (every pixel {value:g}): nothing in it tells the classes "
+        "apart, so its prediction means nothing (is it the image itself, not an empty channel?)"
+    )
 
 
 def tile_and_overlap(

@@ -128,6 +128,27 @@ def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot,
     assert "exists and is not replaced" in w.status_label.text()
 
 
+def test_a_constant_image_is_predicted_with_a_warning(viewer, qtbot, tmp_path):
+    """Apply to layer, and to a folder, on a blank image: the status says that its
+    prediction means nothing instead of 'Predicted'."""
+    w = _trained_dock(viewer, qtbot)
+    blank = viewer.add_image(np.zeros_like(synthetic_image(seed=3)), name="blank")
+    assert w.apply_to_layer(blank) is not None
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=30000)
+    text = w.status_label.text()
+    assert "Predicted 'blank', but the image is constant (every pixel 0)" in text
+    assert viewer.layers["blank prediction"].data.shape == blank.data.shape
+    src = tmp_path / "images"
+    src.mkdir()
+    tifffile.imwrite(src / "blank.tif", np.zeros_like(synthetic_image(seed=3)))
+    tifffile.imwrite(src / "cells.tif", synthetic_image(seed=4))
+    w.apply_to_folder(src, tmp_path / "labels")
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=60000)
+    text = w.status_label.text()
+    assert "Predicted 2 of 2 images" in text
+    assert "constant, its prediction meaningless: blank.tif" in text
+
+
 def test_apply_to_folder_refuses_the_images_folder_and_clashing_names(viewer, qtbot, tmp_path):
     w = _trained_dock(viewer, qtbot)
     src = tmp_path / "images"

@@ -674,6 +674,21 @@ def test_a_grey_model_and_an_image_of_channels(files, capsys):
         assert tifffile.imread(d / "p.tif").shape == (planes, *image.shape)
 
 
+def test_a_constant_image_is_predicted_with_a_note(files, capsys):
+    """Training refuses a constant image; predicting one gives one class, and says why."""
+    d = files
+    model = d / "m.seglab"
+    assert run(["train", d / "img.tif", d / "scr.tif", "-o", model, *FAST], capsys)[0] == 0
+    shape = tifffile.imread(d / "img.tif").shape
+    tifffile.imwrite(d / "blank.tif", np.zeros(shape, np.uint16))
+    code, err = run(["predict", model, d / "blank.tif", "-o", d / "p.tif"], capsys)
+    assert code == 0, err
+    assert "note:" in err and "blank.tif: the image is constant (every pixel 0)" in err
+    assert tifffile.imread(d / "p.tif").shape == shape
+    code, err = run(["predict", model, d / "img.tif", "-o", d / "q.tif"], capsys)
+    assert code == 0 and "note:" not in err
+
+
 def test_a_no_data_margin_is_one_error(files, capsys):
     d = files
     image = tifffile.imread(d / "img.tif").astype(np.float32)

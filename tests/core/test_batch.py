@@ -65,3 +65,23 @@ def test_each_image_is_predicted_the_bad_ones_named_nothing_replaced(tmp_path, m
     assert "exists and is not replaced" in again[0].error
     # stop: nothing after
     assert list(predict_files(model, image_files(src), tmp_path / "o2", stop=lambda: True)) == []
+
+
+def test_a_constant_image_is_predicted_with_a_note(tmp_path, model):
+    """A blank image's prediction means nothing: the prediction says so (in memory and for
+    a folder), and a real image has no note."""
+    blank = np.full((40, 48), 7, np.uint16)
+    prediction = predict(model, blank)
+    assert len(prediction.notes) == 1 and "constant (every pixel 7)" in prediction.notes[0]
+    assert predict(model, blank, region=(slice(0, 8), slice(0, 8))).notes == ()
+    assert predict(model, synthetic.blobs((48, 40), n=3, seed=1)[0]).notes == ()
+    src = tmp_path / "images"
+    src.mkdir()
+    tifffile.imwrite(src / "blank.tif", blank)
+    tifffile.imwrite(src / "real.tif", synthetic.blobs((48, 40), n=3, seed=1)[0])
+    done = list(predict_files(model, image_files(src), tmp_path / "out"))
+    assert [(d.source.name, len(d.notes), d.error) for d in done] == [
+        ("blank.tif", 1, None),
+        ("real.tif", 0, None),
+    ]
+    assert (tmp_path / "out" / "blank.tif").exists()
