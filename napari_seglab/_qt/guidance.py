@@ -52,21 +52,15 @@ def refresh(
     """Compute ``"<image> uncertainty"`` from the probability layer (making the layer when
     ``create``); returns it, or None when there is no prediction yet. With ``region`` (a
     preview of part of the image) an existing layer is refreshed there only. A layer of that
-    name that SegLab did not make is never touched: a refresh leaves it (None), ``create``
-    raises ValueError saying so."""
+    name that SegLab did not make is never touched: the uncertainty goes to a layer of a free
+    name beside it (``"<image> uncertainty [1]"``; see
+    :func:`~napari_seglab._qt.layers.overlay_layer`)."""
     from napari.layers import Image, Labels
 
-    prob = lyr.find_layer(viewer, lyr.probability_name(image), Image)
-    if prob is None or lyr.role(prob) != "probability":
+    prob = lyr.overlay_layer(viewer, image, "probability", Image, lyr.probability_name(image))
+    if prob is None:
         return None
-    try:
-        existing = lyr.own_layer(
-            viewer, uncertainty_name(image), Image, "uncertainty", "see the uncertainty"
-        )
-    except ValueError:
-        if not create:  # a layer of the user's with that name: left alone by a refresh
-            return None
-        raise
+    existing = lyr.overlay_layer(viewer, image, "uncertainty", Image, uncertainty_name(image))
     if existing is None and not create:
         return None
     if existing is not None and region is not None:
@@ -84,21 +78,26 @@ def refresh(
         return existing
     if existing is not None:
         viewer.layers.remove(existing)
+    name, metadata = lyr.overlay_metadata(viewer, image, "uncertainty", uncertainty_name(image))
     layer = Image(
         values,
-        name=uncertainty_name(image),
+        name=name,
         colormap="inferno",
         contrast_limits=(0.0, 1.0),
         opacity=0.7,
         blending="additive",
-        metadata={lyr.ROLE_KEY: "uncertainty"},
+        metadata=metadata,
         **align.transform_kwargs(image, values.ndim),
     )
     active = viewer.layers.selection.active
     # above the image's other overlays (under scribbles made for it)
     above = [
         viewer.layers.index(other)
-        for other in (image, prob, lyr.find_layer(viewer, lyr.prediction_name(image), Labels))
+        for other in (
+            image,
+            prob,
+            lyr.overlay_layer(viewer, image, "prediction", Labels, lyr.prediction_name(image)),
+        )
         if other is not None and other in viewer.layers
     ]
     index = max(above) + 1 if above else len(viewer.layers)

@@ -180,25 +180,58 @@ def find_layer(viewer: napari.Viewer, name: str, layer_type: type) -> napari.lay
     return None
 
 
-def own_layer(
-    viewer: napari.Viewer, name: str, layer_type: type, role_name: str, purpose: str
-) -> napari.layers.Layer | None:
-    """The layer called ``name`` that SegLab made as ``role_name`` (``"prediction"``, ...);
-    None when no layer has that name.
+#: In an overlay layer's metadata: the ``unique_id`` of the image it was made for, and the
+#: name it was given (:func:`overlay_layer`).
+IMAGE_KEY = "seglab_image"
+GIVEN_NAME_KEY = "seglab_name"
 
-    Raises
-    ------
-    ValueError
-        A layer of that name that SegLab did not make, of any type (a user's Image called
-        ``"img prediction"`` is not a reason to add ``"img prediction [1]"`` at every
-        preview): "rename it to ``purpose``".
-    """
+
+def overlay_layer(
+    viewer: napari.Viewer,
+    image: napari.layers.Layer,
+    role_name: str,
+    layer_type: type,
+    name: str,
+) -> napari.layers.Layer | None:
+    """The overlay SegLab made for ``image`` as ``role_name`` (``"prediction"``, ...), or
+    None: the layer called ``name`` when SegLab made it; else, when a layer of the user's
+    held that name, the one made for this image under a free name (``"img prediction [1]"``,
+    :func:`free_name`) that still has it. A layer of the user's is never one, whatever its
+    name, nor an overlay the user renamed (it is theirs to keep)."""
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if isinstance(layer, layer_type) and role(layer) == role_name:
+            return layer
+    for layer in viewer.layers:
+        meta = layer.metadata
+        if (
+            isinstance(layer, layer_type)
+            and role(layer) == role_name
+            and meta.get(IMAGE_KEY) == image.unique_id
+            and layer.name == meta.get(GIVEN_NAME_KEY)
+            and layer.name.startswith(f"{name} [")
+        ):
+            return layer
+    return None
+
+
+def free_name(viewer: napari.Viewer, name: str) -> str:
+    """``name`` when no layer has it, else ``"name [n]"`` with the smallest free ``n``
+    (napari's own way with a name that is taken)."""
     if name not in viewer.layers:
-        return None
-    layer = viewer.layers[name]
-    if not isinstance(layer, layer_type) or role(layer) != role_name:
-        raise ValueError(f"layer {name!r} was not made by SegLab; rename it to {purpose}")
-    return layer
+        return name
+    n = 1
+    while f"{name} [{n}]" in viewer.layers:
+        n += 1
+    return f"{name} [{n}]"
+
+
+def overlay_metadata(
+    viewer: napari.Viewer, image: napari.layers.Layer, role_name: str, name: str
+) -> tuple[str, dict]:
+    """The free name (:func:`free_name`) and the metadata of a new overlay of ``image``."""
+    given = free_name(viewer, name)
+    return given, {ROLE_KEY: role_name, IMAGE_KEY: image.unique_id, GIVEN_NAME_KEY: given}
 
 
 def find_scribbles(viewer: napari.Viewer, image: napari.layers.Image):
@@ -334,25 +367,21 @@ def ensure_prediction_layers(
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = [] if created is None else created
     start = len(created)
-    purpose = f"predict {image.name!r}"
-    pred = own_layer(viewer, prediction_name(image), Labels, "prediction", purpose)
+    pred = overlay_layer(viewer, image, "prediction", Labels, prediction_name(image))
     if pred is not None and tuple(pred.data.shape) != shape:
         viewer.layers.remove(pred)
         pred = None
     if pred is None:
+        name, metadata = overlay_metadata(viewer, image, "prediction", prediction_name(image))
         pred = Labels(
-            np.zeros(shape, np.uint8),
-            name=prediction_name(image),
-            opacity=0.45,
-            metadata={ROLE_KEY: "prediction"},
-            **transform,
+            np.zeros(shape, np.uint8), name=name, opacity=0.45, metadata=metadata, **transform
         )
         apply_classes(pred, classes)
         created.append(pred)
     if not probability:
         _place(viewer, image, pred, [pred], created[start:])
         return pred, None
-    prob = own_layer(viewer, probability_name(image), Image, "probability", purpose)
+    prob = overlay_layer(viewer, image, "probability", Image, probability_name(image))
     if prob is not None and tuple(prob.data.shape) != prob_shape:
         viewer.layers.remove(prob)
         prob = None
@@ -361,15 +390,16 @@ def ensure_prediction_layers(
         prob_transform = align.transform_kwargs(
             image, len(shape), leading=len(prob_shape) - len(shape)
         )
+        name, metadata = overlay_metadata(viewer, image, "probability", probability_name(image))
         prob = Image(
             np.zeros(prob_shape, np.float32),
-            name=probability_name(image),
+            name=name,
             colormap="magma",
             contrast_limits=(0.0, 1.0),
             opacity=0.6,
             blending="additive",
             visible=False,
-            metadata={ROLE_KEY: "probability"},
+            metadata=metadata,
             **prob_transform,
         )
         created.insert(start, prob)

@@ -99,10 +99,10 @@ def _overlay_layers(viewer, image: Image) -> list:
     from napari.layers import Labels
 
     found = [
-        lyr.find_layer(viewer, lyr.prediction_name(image), Labels),
-        lyr.find_layer(viewer, lyr.probability_name(image), ImageLayer),
+        lyr.overlay_layer(viewer, image, "prediction", Labels, lyr.prediction_name(image)),
+        lyr.overlay_layer(viewer, image, "probability", ImageLayer, lyr.probability_name(image)),
     ]
-    return [x for x in found if x is not None and lyr.role(x) in ("prediction", "probability")]
+    return [x for x in found if x is not None]
 
 
 def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
@@ -277,12 +277,7 @@ class ModelActions:
         if before.kept and image is not None and image in layers and _made_anew(layers, kept):
             # the training made an overlay anew (for a model of more classes the probabilities
             # gained a class axis): into the layers there now, in the old model's shapes
-            try:
-                lyr.ensure_prediction_layers(
-                    self.viewer, image, before.model.num_classes, self.classes
-                )
-            except ValueError:  # a layer of the user's took an overlay's name
-                return "not"
+            lyr.ensure_prediction_layers(self.viewer, image, before.model.num_classes, self.classes)
             kept = [
                 (layer if layer in layers else layers[name], name, data)
                 for layer, name, data in kept
@@ -517,12 +512,8 @@ class ModelActions:
         if prediction is None or image not in self.viewer.layers:
             self._say(f"Not predicted: layer '{image.name}' was removed or the run stopped.")
             return
-        try:
-            lyr.show_prediction(self.viewer, image, prediction, self.classes)
-            guidance.refresh(self.viewer, image)  # the uncertainty layer, once it is made
-        except ValueError as exc:  # a layer of the user's has the overlay's name
-            self._say(f"Prediction of '{image.name}' not shown: {exc}", "error")
-            return
+        lyr.show_prediction(self.viewer, image, prediction, self.classes)
+        guidance.refresh(self.viewer, image)  # the uncertainty layer, once it is made
         if prediction.notes:
             self._say(f"Predicted '{image.name}', but {'; '.join(prediction.notes)}", "warning")
             return

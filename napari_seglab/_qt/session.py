@@ -303,8 +303,9 @@ class Session(ModelActions, QObject):
         self.classesChanged.emit()
         targets = [self._scribbles]
         if self._image is not None:
-            pred = lyr.find_layer(self.viewer, lyr.prediction_name(self._image), Labels)
-            if pred is not None and lyr.role(pred) == "prediction":  # never a user's layer
+            name = lyr.prediction_name(self._image)
+            pred = lyr.overlay_layer(self.viewer, self._image, "prediction", Labels, name)
+            if pred is not None:  # never a user's layer
                 targets.append(pred)
         for layer in targets:
             if layer is not None:

@@ -404,11 +404,7 @@ class SegLabWidget(QWidget):
         if image is None or image not in self.viewer.layers:
             self._on_status("Choose an image first.", "warning")
             return None
-        try:
-            window = guidance.show_me_where(self.viewer, image, self.scribbles_layer)
-        except ValueError as exc:  # a layer of the user's has the uncertainty layer's name
-            self._on_status(str(exc), "error")
-            return None
+        window = guidance.show_me_where(self.viewer, image, self.scribbles_layer)
         if window is None:
             self._on_status("Train first: the uncertainty comes from the prediction.", "warning")
             return None

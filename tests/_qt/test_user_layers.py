@@ -346,16 +346,32 @@ def test_negative_values_written_into_the_scribbles_give_a_message(viewer, qtbot
     _train(w, qtbot)
 
 
-def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot, notes):
+def test_a_user_layer_named_like_the_prediction_is_left_alone(viewer, qtbot):
+    """A layer of the user's called "img prediction" used to block Train until renamed; the
+    overlay now takes a free name beside it, as napari names a second layer, and keeps it."""
+    from napari_seglab._qt.layers import role
+
     viewer.add_image(synthetic_image(), name="img")
     theirs = viewer.add_labels(instance_segmentation(n=9), name="img prediction")
     before = _snapshot(theirs)
     w = _dock(viewer)
     w.new_scribbles().data = saved_strokes()
     _expect_counted(w, qtbot, w.scribbles_layer)
-    assert not w.start_training()
-    assert any("img prediction" in n and "not made by SegLab" in n for n in notes), notes
-    assert not w.trainer.running
+    _train(w, qtbot)
+    ours = viewer.layers["img prediction [1]"]
+    assert role(ours) == "prediction" and len(np.unique(ours.data)) == 2
+    assert role(viewer.layers["img probability"]) == "probability"
+    _assert_untouched(theirs, before)
+    names = [layer.name for layer in viewer.layers]
+    _train(w, qtbot)  # the same overlay again, not an "img prediction [2]"
+    w.apply_button.click()
+    wait_applied(qtbot, w)
+    assert "Predicted 'img'" in w.status_label.text()
+    assert [layer.name for layer in viewer.layers] == names
+    assert viewer.layers["img prediction [1]"] is ours
+    _assert_untouched(theirs, before)
+    w.undo_training()
+    assert "Training undone" in w.status_label.text()
     _assert_untouched(theirs, before)
 
 
@@ -368,11 +384,12 @@ def test_a_user_layer_named_like_the_prediction_is_not_overwritten(viewer, qtbot
         ("points", "img probability"),
     ],
 )
-def test_a_user_layer_of_another_kind_named_like_an_overlay_is_refused(
-    viewer, qtbot, notes, kind, name
+def test_a_user_layer_of_another_kind_named_like_an_overlay_is_left_alone(
+    viewer, qtbot, kind, name
 ):
     """Another type with an overlay's name once made a new "img prediction [1]" at every
-    preview (14 layers after two short trainings); it is refused like a Labels layer."""
+    preview (14 layers after two short trainings), then blocked Train; now one overlay of a
+    free name is made beside it, once, and the user's layer is never written."""
     viewer.add_image(synthetic_image(), name="img")
     add = {
         "image": lambda: viewer.add_image(np.full((64, 64), 3.0, np.float32), name=name),
@@ -384,11 +401,12 @@ def test_a_user_layer_of_another_kind_named_like_an_overlay_is_refused(
     w = _dock(viewer)
     w.new_scribbles().data = saved_strokes()
     _expect_counted(w, qtbot, w.scribbles_layer)
-    names = [layer.name for layer in viewer.layers]
-    assert not w.start_training()
-    assert any(name in n and "not made by SegLab" in n for n in notes), notes
-    assert not w.trainer.running
-    assert [layer.name for layer in viewer.layers] == names
+    _train(w, qtbot)
+    _train(w, qtbot)
+    names = sorted(layer.name for layer in viewer.layers)
+    other = "img probability" if name == "img prediction" else "img prediction"
+    assert names == sorted(["img", "img scribbles", name, f"{name} [1]", other])
+    assert theirs.name == name
     np.testing.assert_array_equal(theirs.data, before)
 
 
@@ -466,8 +484,8 @@ def test_another_images_scribbles_are_not_chosen_by_themselves(viewer, qtbot):
 
 def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, notes):
     """Training, Apply and Undo refresh the uncertainty layer SegLab made; one of the user's
-    with its name is never written and raises nothing; "Where to paint next" says why it
-    cannot show the uncertainty."""
+    with its name is never written and raises nothing; "Where to paint next" shows the
+    uncertainty in a layer of a free name beside it, and refreshes that one after."""
     viewer.add_image(synthetic_image(), name="img")
     theirs = viewer.add_image(np.full((64, 64), 5.0, np.float32), name="img uncertainty")
     before = (np.array(theirs.data), dict(theirs.metadata), theirs.colormap.name)
@@ -482,9 +500,12 @@ def test_a_user_layer_named_like_the_uncertainty_is_left_alone(viewer, qtbot, no
     assert "Predicted 'img'" in w.status_label.text()
     w.undo_training()
     assert "Training undone" in w.status_label.text()
-    notes.clear()
-    w.show_me_where()
-    assert any("not made by SegLab" in n for n in notes), notes
+    assert w.show_me_where() is not None
+    ours = viewer.layers["img uncertainty [1]"]
+    assert ours.visible and float(ours.data.max()) > 0
+    _train(w, qtbot)
+    assert [layer.name for layer in viewer.layers].count("img uncertainty [1]") == 1
+    assert "img uncertainty [2]" not in viewer.layers
     np.testing.assert_array_equal(theirs.data, before[0])
     assert (dict(theirs.metadata), theirs.colormap.name) == before[1:]
 
