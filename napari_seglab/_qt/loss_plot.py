@@ -46,6 +46,8 @@ class LossPlot(QWidget):
         self.losses: list[float] = []
         self._offset = 0
         self._restarts: list[int] = []
+        #: Shown while there is no point.
+        self.placeholder = "loss"
         self._background = QColor("#262930")
         self._foreground = QColor("#414851")
         self._text = QColor("#f0f1f2")
@@ -62,13 +64,28 @@ class LossPlot(QWidget):
         self._text = QColor(text)
         self.update()
 
-    def clear(self) -> None:
-        """Forget every point."""
+    def clear(self, placeholder: str = "loss") -> None:
+        """Forget every point; ``placeholder`` is shown until the next one."""
         self.steps.clear()
         self.losses.clear()
         self._offset = 0
         self._restarts.clear()
+        self.placeholder = placeholder
         self.redraw()
+
+    def history(self) -> tuple[list[int], list[float], list[int], str]:
+        """A copy of the curve: steps, losses, where each later run starts, and the text
+        shown without points."""
+        return list(self.steps), list(self.losses), list(self._restarts), self.placeholder
+
+    def restore(self, history: tuple[list[int], list[float], list[int], str]) -> None:
+        """Show a curve :meth:`history` returned, instead of the current one."""
+        steps, losses, restarts, placeholder = history
+        self.clear(placeholder)
+        self.steps.extend(steps)
+        self.losses.extend(losses)
+        self._restarts.extend(restarts)
+        self._offset = restarts[-1] if restarts else 0
 
     def mark_restart(self) -> None:
         """A new run starts: its steps continue after the last point."""
@@ -115,7 +132,7 @@ class LossPlot(QWidget):
 
         pts = [(s, v) for s, v in zip(self.steps, self.losses, strict=True) if math.isfinite(v)]
         if not pts:
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "loss")
+            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
         if len(pts) > MAX_POINTS:
             stride = math.ceil(len(pts) / MAX_POINTS)

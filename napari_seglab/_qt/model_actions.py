@@ -246,7 +246,7 @@ class ModelActions:
             state = self._restore_overlays(before)
         finally:
             self._notes.reset()
-            self.modelReplaced.emit()
+            self.modelReplaced.emit("undo")
             if state == "back":
                 self._say("Training undone: the model and its overlay are back.")
             elif state == "emptied":
@@ -360,7 +360,7 @@ class ModelActions:
             self.classes[i] = SegClass(str(name), self.classes[i].color)
         self._apply_classes()
         self._notes.reset()
-        self.modelReplaced.emit()
+        self.modelReplaced.emit("load")
         self._say(f"Loaded model from {path} ({k} classes).")
         self._emit_changed()
         return model

@@ -73,8 +73,10 @@ class Session(ModelActions, QObject):
         A ``TrainReport`` of the running training, after its preview was shown.
     finished(object)
         The training ended; its last ``TrainReport`` or None.
-    modelReplaced()
-        The model was reset or loaded: the loss curve and readout start over.
+    modelReplaced(str)
+        The model was reset (``"reset"``), loaded (``"load"``) or the last training undone
+        (``"undo"``): the loss curve and readout start over, or show the curve of the model
+        that is back.
     """
 
     status = Signal(str, str)
@@ -86,7 +88,7 @@ class Session(ModelActions, QObject):
     started = Signal(bool)
     reported = Signal(object)
     finished = Signal(object)
-    modelReplaced = Signal()
+    modelReplaced = Signal(str)
     batchProgress = Signal(int, int)  # images of a folder predicted, of how many
 
     def __init__(self, viewer: napari.Viewer, parent: QObject | None = None) -> None:
@@ -627,7 +629,7 @@ class Session(ModelActions, QObject):
         self.before = None
         self.model_unsaved = False
         self._notes.reset()
-        self.modelReplaced.emit()
+        self.modelReplaced.emit("reset")
         self._say("Model reset: the next training starts from scratch.")
         self._emit_changed()
 

@@ -82,8 +82,14 @@ def test_reset_and_load_forget_what_undo_would_go_back_to(widget, qtbot, tmp_pat
     path = widget.save_model(tmp_path / "m.seglab")
     widget.load_model(path)
     assert not widget.undo_button.isEnabled()
+    plot = widget.loss_plot
+    assert plot.steps == [] and plot.placeholder == "loss: not kept in a model file"
     _train(widget, qtbot)
     assert widget.undo_button.isEnabled()
+    assert len(plot.steps) == FAST.budget and plot._restarts == []
+    widget.undo_training()  # the loaded model, and its empty plot, are back
+    assert plot.steps == [] and plot.placeholder == "loss: not kept in a model file"
+    _train(widget, qtbot)
     widget.reset_button.click()
     assert not widget.undo_button.isEnabled()
     assert widget.undo_training() is None

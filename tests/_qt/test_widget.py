@@ -333,10 +333,21 @@ def test_retrain_continues_from_the_current_model(widget, qtbot):
     # the plot continues after the first run
     assert widget.loss_plot.losses[: len(first_losses)] == first_losses
     assert widget.loss_plot.steps[-1] == 2 * FAST.budget
+    # Undo training: the first model, and its curve (the plot was empty after Undo)
+    first_steps_plotted = widget.loss_plot.steps[: len(first_losses)]
+    widget.undo_training()
+    assert widget.loss_plot.losses == first_losses
+    assert widget.loss_plot.steps == first_steps_plotted
+    # a third training continues that curve, with one restart mark
+    _train(widget, qtbot)
+    assert widget.loss_plot.losses[: len(first_losses)] == first_losses
+    assert widget.loss_plot.steps[-1] == 2 * FAST.budget
+    assert widget.loss_plot._restarts == [FAST.budget]
     # Reset model starts over
     widget.reset_button.click()
     assert widget.trainer.model is None
     assert widget.loss_plot.steps == []
+    assert widget.loss_plot.placeholder == "loss"
 
 
 def test_strokes_reach_the_running_trainer(widget, qtbot):
