@@ -57,10 +57,10 @@ def refresh(
     :func:`~napari_seglab._qt.layers.overlay_layer`)."""
     from napari.layers import Image, Labels
 
-    prob = lyr.overlay_layer(viewer, image, "probability", Image, lyr.probability_name(image))
+    prob = lyr.overlay_layer(viewer, "probability", Image, lyr.probability_name(image))
     if prob is None:
         return None
-    existing = lyr.overlay_layer(viewer, image, "uncertainty", Image, uncertainty_name(image))
+    existing = lyr.overlay_layer(viewer, "uncertainty", Image, uncertainty_name(image))
     if existing is None and not create:
         return None
     if existing is not None and region is not None:
@@ -78,7 +78,7 @@ def refresh(
         return existing
     if existing is not None:
         viewer.layers.remove(existing)
-    name, metadata = lyr.overlay_metadata(viewer, image, "uncertainty", uncertainty_name(image))
+    name, metadata = lyr.overlay_metadata(viewer, "uncertainty", uncertainty_name(image))
     layer = Image(
         values,
         name=name,
@@ -96,7 +96,7 @@ def refresh(
         for other in (
             image,
             prob,
-            lyr.overlay_layer(viewer, image, "prediction", Labels, lyr.prediction_name(image)),
+            lyr.overlay_layer(viewer, "prediction", Labels, lyr.prediction_name(image)),
         )
         if other is not None and other in viewer.layers
     ]

@@ -180,35 +180,29 @@ def find_layer(viewer: napari.Viewer, name: str, layer_type: type) -> napari.lay
     return None
 
 
-#: In an overlay layer's metadata: the ``unique_id`` of the image it was made for, and the
-#: name it was given (:func:`overlay_layer`).
-IMAGE_KEY = "seglab_image"
+#: In an overlay layer's metadata: the name it was given (:func:`overlay_layer`).
 GIVEN_NAME_KEY = "seglab_name"
 
 
 def overlay_layer(
-    viewer: napari.Viewer,
-    image: napari.layers.Layer,
-    role_name: str,
-    layer_type: type,
-    name: str,
+    viewer: napari.Viewer, role_name: str, layer_type: type, name: str
 ) -> napari.layers.Layer | None:
     """The overlay SegLab made for ``image`` as ``role_name`` (``"prediction"``, ...), or
     None: the layer called ``name`` when SegLab made it; else, when a layer of the user's
-    held that name, the one made for this image under a free name (``"img prediction [1]"``,
-    :func:`free_name`) that still has it. A layer of the user's is never one, whatever its
-    name, nor an overlay the user renamed (it is theirs to keep)."""
+    held that name, the one made under a free name (``"img prediction [1]"``,
+    :func:`free_name`) that still has it, the first in the layer list. Like ``name``, the
+    free name ties it to the image's name, so an image closed and opened again finds its
+    overlay. A layer of the user's is never one, whatever its name, nor an overlay the user
+    renamed (it is theirs to keep)."""
     if name in viewer.layers:
         layer = viewer.layers[name]
         if isinstance(layer, layer_type) and role(layer) == role_name:
             return layer
     for layer in viewer.layers:
-        meta = layer.metadata
         if (
             isinstance(layer, layer_type)
             and role(layer) == role_name
-            and meta.get(IMAGE_KEY) == image.unique_id
-            and layer.name == meta.get(GIVEN_NAME_KEY)
+            and layer.name == layer.metadata.get(GIVEN_NAME_KEY)
             and layer.name.startswith(f"{name} [")
         ):
             return layer
@@ -226,12 +220,10 @@ def free_name(viewer: napari.Viewer, name: str) -> str:
     return f"{name} [{n}]"
 
 
-def overlay_metadata(
-    viewer: napari.Viewer, image: napari.layers.Layer, role_name: str, name: str
-) -> tuple[str, dict]:
-    """The free name (:func:`free_name`) and the metadata of a new overlay of ``image``."""
+def overlay_metadata(viewer: napari.Viewer, role_name: str, name: str) -> tuple[str, dict]:
+    """The free name (:func:`free_name`) and the metadata of a new overlay called ``name``."""
     given = free_name(viewer, name)
-    return given, {ROLE_KEY: role_name, IMAGE_KEY: image.unique_id, GIVEN_NAME_KEY: given}
+    return given, {ROLE_KEY: role_name, GIVEN_NAME_KEY: given}
 
 
 def find_scribbles(viewer: napari.Viewer, image: napari.layers.Image):
@@ -367,12 +359,12 @@ def ensure_prediction_layers(
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = [] if created is None else created
     start = len(created)
-    pred = overlay_layer(viewer, image, "prediction", Labels, prediction_name(image))
+    pred = overlay_layer(viewer, "prediction", Labels, prediction_name(image))
     if pred is not None and tuple(pred.data.shape) != shape:
         viewer.layers.remove(pred)
         pred = None
     if pred is None:
-        name, metadata = overlay_metadata(viewer, image, "prediction", prediction_name(image))
+        name, metadata = overlay_metadata(viewer, "prediction", prediction_name(image))
         pred = Labels(
             np.zeros(shape, np.uint8), name=name, opacity=0.45, metadata=metadata, **transform
         )
@@ -381,7 +373,7 @@ def ensure_prediction_layers(
     if not probability:
         _place(viewer, image, pred, [pred], created[start:])
         return pred, None
-    prob = overlay_layer(viewer, image, "probability", Image, probability_name(image))
+    prob = overlay_layer(viewer, "probability", Image, probability_name(image))
     if prob is not None and tuple(prob.data.shape) != prob_shape:
         viewer.layers.remove(prob)
         prob = None
@@ -390,7 +382,7 @@ def ensure_prediction_layers(
         prob_transform = align.transform_kwargs(
             image, len(shape), leading=len(prob_shape) - len(shape)
         )
-        name, metadata = overlay_metadata(viewer, image, "probability", probability_name(image))
+        name, metadata = overlay_metadata(viewer, "probability", probability_name(image))
         prob = Image(
             np.zeros(prob_shape, np.float32),
             name=name,

@@ -72,6 +72,9 @@ class Before:
         overlays are copied in a thread: until :attr:`ready`, nothing may write into them
         (the session holds back the training's previews).
     kept : bool
+    shown : object
+        What the widget showed of the model then (its loss curve), given back with
+        ``modelReplaced("undo", shown)``; None until the widget sets it.
     """
 
     model: SegModel
@@ -81,6 +84,7 @@ class Before:
     names: list[str]
     copies: Future = field(repr=False)
     kept: bool
+    shown: object = field(default=None, repr=False)
 
     @property
     def ready(self) -> bool:
@@ -99,8 +103,8 @@ def _overlay_layers(viewer, image: Image) -> list:
     from napari.layers import Labels
 
     found = [
-        lyr.overlay_layer(viewer, image, "prediction", Labels, lyr.prediction_name(image)),
-        lyr.overlay_layer(viewer, image, "probability", ImageLayer, lyr.probability_name(image)),
+        lyr.overlay_layer(viewer, "prediction", Labels, lyr.prediction_name(image)),
+        lyr.overlay_layer(viewer, "probability", ImageLayer, lyr.probability_name(image)),
     ]
     return [x for x in found if x is not None]
 
@@ -246,7 +250,7 @@ class ModelActions:
             state = self._restore_overlays(before)
         finally:
             self._notes.reset()
-            self.modelReplaced.emit("undo")
+            self.modelReplaced.emit("undo", before.shown)
             if state == "back":
                 self._say("Training undone: the model and its overlay are back.")
             elif state == "emptied":
@@ -360,7 +364,7 @@ class ModelActions:
             self.classes[i] = SegClass(str(name), self.classes[i].color)
         self._apply_classes()
         self._notes.reset()
-        self.modelReplaced.emit("load")
+        self.modelReplaced.emit("load", None)
         self._say(f"Loaded model from {path} ({k} classes).")
         self._emit_changed()
         return model

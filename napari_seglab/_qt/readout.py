@@ -169,8 +169,6 @@ class RunReadout(QWidget):
         self.device_label = StatusLabel("", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.loss_plot = LossPlot(self, redraw_ms=0)
-        #: The curve when the last training started, shown again by Undo training.
-        self._curve_before: tuple | None = None
         # one class name and share per painted class: with three or more it needs a second line
         self.recall_label = StatusLabel("", self, lines=2)
         self.recall_label.setToolTip(
@@ -228,7 +226,9 @@ class RunReadout(QWidget):
                 stop()
 
     def _on_started(self, continued: bool) -> None:
-        self._curve_before = self.loss_plot.history()  # for Undo training
+        pending = self.session.pending_before  # what Undo training goes back to
+        if pending is not None:
+            pending.shown = self.loss_plot.history()
         if continued:
             self.loss_plot.mark_restart()
         else:
@@ -296,11 +296,11 @@ class RunReadout(QWidget):
                 "Train again to continue from this model with all current scribbles"
             )
 
-    def _on_model_replaced(self, how: str) -> None:
-        """The curve of the model that is back after Undo, else an empty plot that says why."""
-        before, self._curve_before = self._curve_before, None
-        if how == "undo" and before is not None:
-            self.loss_plot.restore(before)
+    def _on_model_replaced(self, how: str, shown: object) -> None:
+        """The curve of the model that is back after Undo (``shown``), else an empty plot
+        that says why."""
+        if how == "undo" and shown is not None:
+            self.loss_plot.restore(shown)
         elif how == "load":
             self.loss_plot.clear("loss: not kept in a model file")
         else:

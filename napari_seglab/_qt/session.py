@@ -73,10 +73,10 @@ class Session(ModelActions, QObject):
         A ``TrainReport`` of the running training, after its preview was shown.
     finished(object)
         The training ended; its last ``TrainReport`` or None.
-    modelReplaced(str)
+    modelReplaced(str, object)
         The model was reset (``"reset"``), loaded (``"load"``) or the last training undone
-        (``"undo"``): the loss curve and readout start over, or show the curve of the model
-        that is back.
+        (``"undo"``, with what the widget showed of the model that is back:
+        ``Before.shown``): the loss curve and readout start over, or show that curve.
     """
 
     status = Signal(str, str)
@@ -88,7 +88,7 @@ class Session(ModelActions, QObject):
     started = Signal(bool)
     reported = Signal(object)
     finished = Signal(object)
-    modelReplaced = Signal(str)
+    modelReplaced = Signal(str, object)
     batchProgress = Signal(int, int)  # images of a folder predicted, of how many
 
     def __init__(self, viewer: napari.Viewer, parent: QObject | None = None) -> None:
@@ -306,7 +306,7 @@ class Session(ModelActions, QObject):
         targets = [self._scribbles]
         if self._image is not None:
             name = lyr.prediction_name(self._image)
-            pred = lyr.overlay_layer(self.viewer, self._image, "prediction", Labels, name)
+            pred = lyr.overlay_layer(self.viewer, "prediction", Labels, name)
             if pred is not None:  # never a user's layer
                 targets.append(pred)
         for layer in targets:
@@ -629,7 +629,7 @@ class Session(ModelActions, QObject):
         self.before = None
         self.model_unsaved = False
         self._notes.reset()
-        self.modelReplaced.emit("reset")
+        self.modelReplaced.emit("reset", None)
         self._say("Model reset: the next training starts from scratch.")
         self._emit_changed()
 

@@ -96,6 +96,29 @@ def test_reset_and_load_forget_what_undo_would_go_back_to(widget, qtbot, tmp_pat
     assert "Nothing undone" in widget.status_label.text()
 
 
+def test_undo_after_a_failed_training_shows_the_curve_of_the_model_it_brings_back(
+    widget, qtbot, monkeypatch
+):
+    """A training that fails before changing the model leaves Undo where it was, and the
+    curve Undo shows with it (it showed the curve of the undone model)."""
+    from napari_seglab.core import training
+
+    _train(widget, qtbot)
+    first = widget.loss_plot.history()
+    _train(widget, qtbot)
+    assert len(widget.loss_plot.steps) == 2 * FAST.budget
+
+    def fail(*args, **kwargs):
+        raise ValueError("the image is broken")
+
+    monkeypatch.setattr(training, "check_not_constant", fail)
+    _train(widget, qtbot)
+    assert "the image is broken" in widget.status_label.text()
+    widget.undo_training()
+    assert "Training undone" in widget.status_label.text()
+    assert widget.loss_plot.history() == first
+
+
 def test_an_overlay_too_large_to_keep_is_said_and_the_model_still_goes_back(
     widget, viewer, qtbot, monkeypatch
 ):

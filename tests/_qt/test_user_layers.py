@@ -373,6 +373,15 @@ def test_a_user_layer_named_like_the_prediction_is_left_alone(viewer, qtbot):
     w.undo_training()
     assert "Training undone" in w.status_label.text()
     _assert_untouched(theirs, before)
+    # the image closed and opened again finds the same overlay, not an "[2]" above it
+    viewer.layers.remove("img")
+    image = viewer.add_image(synthetic_image(), name="img")
+    viewer.layers.move(viewer.layers.index(image), 0)
+    w.image_combo.set_layer(image)
+    _train(w, qtbot)
+    assert sorted(layer.name for layer in viewer.layers) == sorted(names)
+    assert viewer.layers["img prediction [1]"] is ours
+    _assert_untouched(theirs, before)
 
 
 @pytest.mark.parametrize(
