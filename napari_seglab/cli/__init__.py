@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="edge of the blocks in pixels (default 1024 or 4 tiles; at least one tile)",
     )
-    pr.add_argument("-q", "--quiet", action="store_true")
+    pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar, nor notes")
     pr.set_defaults(func=_predict)
     return parser
 

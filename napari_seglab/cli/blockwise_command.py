@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from napari_seglab.cli.common import CLIError, each_image, pixel_count
+from napari_seglab.cli.common import CLIError, check_planes_not_channels, each_image, pixel_count
 
 #: From this size on, the time of one block is measured first and the total estimated.
 LARGE_MEGAPIXELS = 16
@@ -164,6 +164,8 @@ def _one(
     except ImageFileError as exc:  # it names the file
         raise CLIError(str(exc)) from None
     channel_axis = args.channel_axis if args.channel_axis is not None else image.channel_axis
+    in_channels = payload.load().in_channels
+    check_planes_not_channels(src, tuple(image.data.shape), channel_axis, in_channels)
     prediction = predict_dask(
         payload,
         image.data,

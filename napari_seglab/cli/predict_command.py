@@ -14,6 +14,7 @@ from napari_seglab.cli.common import (
     CLIError,
     channel_axis_of,
     check_outputs,
+    check_planes_not_channels,
     check_replaceable,
     each_image,
     pixel_count,
@@ -171,11 +172,12 @@ def progress_bar(name: str, pixels: int, quiet: bool) -> Any:
 def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> None:
     from napari_seglab.core.data import as_zcyx, looks_channels_first
     from napari_seglab.core.inference import predict
-    from napari_seglab.core.io import file_names_planes_first, write_atomic, write_tiff
+    from napari_seglab.core.io import file_plane_axes, write_atomic, write_tiff
     from napari_seglab.core.model import explaining_channels
 
     image = read_image(src, "image")
     channel_axis = channel_axis_of([src], args.channel_axis)
+    check_planes_not_channels(src, image.shape, channel_axis, model.in_channels)
     # the layout as the prediction reads it (its errors, such as a channel axis out of range,
     # are the prediction's own), for the size
     with explaining_channels(model):
@@ -184,7 +186,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
         channel_axis is None
         and view.channel_axis is None
         and looks_channels_first(image.shape)
-        and not file_names_planes_first(src)
+        and 0 not in file_plane_axes(src)
         and not args.quiet
     ):
         print(

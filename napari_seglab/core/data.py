@@ -89,22 +89,49 @@ def check_finite(image: np.ndarray, what: str = "image", chunk: int = 1 << 24) -
             )
 
 
-def constant_value(image: np.ndarray) -> float | None:
-    """The one value of ``image`` when every pixel (every channel) has it, else None (also
-    for an empty image)."""
-    image = np.asarray(image)
-    if image.size and image.min() == image.max():
-        return image.reshape(-1)[0].item()
-    return None
+def constant_pixel(
+    zcyx: np.ndarray, channels: Sequence[int] | None = None
+) -> tuple[float, ...] | None:
+    """The one value per channel that every pixel of a ``(Z, C, Y, X)`` image has (a blank
+    image, or a picture of one colour), else None (also for an empty image).
+
+    Parameters
+    ----------
+    zcyx : np.ndarray
+        The image as :func:`as_zcyx` lays it out (:attr:`ImageView.data`).
+    channels : sequence of int, optional
+        Only these channels (those a model sees); None = all.
+    """
+    data = np.asarray(zcyx)
+    if not data.size:
+        return None
+    values = []
+    for c in range(data.shape[1]) if channels is None else channels:
+        plane = data[:, c]  # a view, not a copy
+        low, high = plane.min(), plane.max()
+        if low != high:
+            return None
+        values.append(low.item())
+    return tuple(values)
 
 
-def check_not_constant(image: np.ndarray, what: str = "image") -> None:
-    """Raise ValueError when every pixel of ``image`` (every channel) has one value: no
-    intensity can tell classes apart, and a network trained on it predicts one class."""
-    value = constant_value(image)
-    if value is not None:
+def constant_words(values: tuple[float, ...]) -> str:
+    """``"every pixel 0"``, or ``"every pixel (10, 120, 250)"`` for several channels."""
+    if len(values) == 1:
+        return f"every pixel {values[0]:g}"
+    return "every pixel (" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def check_not_constant(
+    zcyx: np.ndarray, what: str = "image", channels: Sequence[int] | None = None
+) -> None:
+    """Raise ValueError when every pixel of a ``(Z, C, Y, X)`` image has one value in each
+    channel (of ``channels``, the ones a model sees; default all): no intensity or colour
+    can tell classes apart, and a network trained on it predicts one class."""
+    values = constant_pixel(zcyx, channels)
+    if values is not None:
         raise ValueError(
-            f"the {what} is constant (every pixel {value:g}): nothing in it tells the "
+            f"the {what} is constant ({constant_words(values)}): nothing in it tells the "
             "classes apart; open the image itself, not an empty or saturated channel"
         )
 

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_seglab.core.data import as_zcyx, check_finite, constant_value, context_slices
+from napari_seglab.core.data import (
+    as_zcyx,
+    check_finite,
+    constant_pixel,
+    constant_words,
+    context_slices,
+)
 from napari_seglab.core.device import resolve_device
 from napari_seglab.core.model import explaining_channels
 
@@ -225,16 +231,17 @@ def predict(
     if not view.is_3d:
         labels = labels[0]
         probs = None if probs is None else probs[:, 0]
-    value = constant_value(view.data) if region is None else None
-    notes = () if value is None else (constant_note(value),)
+    values = constant_pixel(view.data, model.config.channels) if region is None else None
+    notes = () if values is None else (constant_note(values),)
     return Prediction(labels=labels, probabilities=probs, notes=notes)
 
 
-def constant_note(value: float) -> str:
-    """The note of a prediction of a constant image (every pixel ``value``)."""
+def constant_note(values: tuple[float, ...]) -> str:
+    """The note of a prediction of a constant image (``values``: each channel's one value,
+    :func:`~napari_seglab.core.data.constant_pixel`)."""
     return (
-        f"the image is constant (every pixel {value:g}): nothing in it tells the classes "
-        "apart, so its prediction means nothing (is it the image itself, not an empty channel?)"
+        f"the image is constant ({constant_words(values)}): nothing in it tells the classes "
+        "apart, so its prediction means nothing"
     )
 
 

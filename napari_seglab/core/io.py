@@ -132,10 +132,10 @@ def file_channel_axis(path: str | Path) -> int | None:
     return axes.index("C") if axes.count("C") == 1 else None
 
 
-def file_names_planes_first(path: str | Path) -> bool:
-    """Whether a TIFF names its first axis as planes of a stack: depth (``Z``) or time
-    (``T``)."""
-    return file_axes(path)[:1] in ("Z", "T")
+def file_plane_axes(path: str | Path) -> dict[int, str]:
+    """The axes a TIFF names as planes of a stack, by position: depth (``"Z"``) or time
+    (``"T"``); ``{}`` for other files and for tifffile's own guesses."""
+    return {i: a for i, a in enumerate(file_axes(path)) if a in "ZT"}
 
 
 def _read_picture(path: Path, what: str) -> np.ndarray:

@@ -178,9 +178,14 @@ def train_many(
         z_context = int(model.config.z_context or 0)
     else:
         z_context = DEFAULT_Z_CONTEXT if model_config.z_context is None else model_config.z_context
-    for i, image in enumerate(images):
+    seen = (model.config if model is not None else model_config).channels
+    for i, (image, strokes) in enumerate(zip(images, scribbles, strict=False)):
         try:
-            check_not_constant(image)
+            view = as_zcyx(image, channel_axis=config.channel_axis, spatial_shape=np.shape(strokes))
+        except ValueError:
+            continue  # montage says what is wrong with it
+        try:
+            check_not_constant(view.data, channels=seen)
         except ValueError as exc:
             raise ValueError(f"{names[i] if names else f'image {i + 1}'}: {exc}") from None
     m = montage(

@@ -138,7 +138,8 @@ def _prepare(
     image = np.asarray(image)
     view = as_zcyx(image, channel_axis=config.channel_axis, spatial_shape=scribbles.shape)
     check_finite(view.data)
-    check_not_constant(view.data)
+    seen = (model.config if model is not None else config.model).channels
+    check_not_constant(view.data, channels=seen)
     labels = check_scribbles(scribbles, view.spatial_shape)
     classes = present_classes(labels)
     if len(classes) == 0:

@@ -645,6 +645,18 @@ def test_a_tiff_that_names_its_channel_axis_is_read_so(files, capsys):
         code, err = run(["predict", model, d / name, "-o", d / f"{name}.pred.tif"], capsys)
         assert code == 0, err
         assert tifffile.imread(d / f"{name}.pred.tif").shape == image.shape
+    # a file that names its axes ZYX or TYX: 3 planes, not the 3 channels of this model, in
+    # memory and block by block
+    for axes, what in (("ZYX", "planes"), ("TYX", "time points")):
+        tifffile.imwrite(d / "zyx.tif", cyx, photometric="minisblack", metadata={"axes": axes})
+        for extra in ([], ["--block", "32"]):
+            argv = ["predict", d / "ij.tif.seglab", d / "zyx.tif", "-o", d / "z.tif", *extra]
+            line = one_line_error(*run(argv, capsys))
+            assert f"axes {axes} say that axis 0 (size 3) holds {what}, not the 3 channels" in line
+            assert "--channel-axis" in line and not (d / "z.tif").exists()
+    code, err = run([*argv, "--channel-axis", "0"], capsys)  # the user says so
+    assert code == 0, err
+    assert tifffile.imread(d / "z.tif").shape == image.shape
 
 
 def test_a_grey_model_and_an_image_of_channels(files, capsys):

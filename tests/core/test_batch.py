@@ -74,6 +74,7 @@ def test_a_constant_image_is_predicted_with_a_note(tmp_path, model):
     prediction = predict(model, blank)
     assert len(prediction.notes) == 1 and "constant (every pixel 7)" in prediction.notes[0]
     assert predict(model, blank, region=(slice(0, 8), slice(0, 8))).notes == ()
+    assert "its prediction means nothing" in prediction.notes[0]
     assert predict(model, synthetic.blobs((48, 40), n=3, seed=1)[0]).notes == ()
     src = tmp_path / "images"
     src.mkdir()

@@ -296,3 +296,25 @@ def test_one_plane_painted_in_2d_is_no_question():
 
     view = as_zcyx(np.zeros((1, 61, 57), np.float32), spatial_shape=(61, 57))
     assert view.spatial_shape == (61, 57) and view.channels == 1
+
+
+def test_a_constant_image_is_one_colour_in_the_channels_the_model_sees():
+    """A picture of one colour (each channel constant, the channels different) is constant;
+    a model that sees one channel of two notes an image blank in that channel only."""
+    from synthetic import blobs
+
+    from napari_seglab.core.training import TrainConfig, train
+
+    image, _, scribbles = blobs((48, 48))
+    two = np.stack([image, image[::-1]], axis=-1)
+    fast = {"steps": 2, "num_threads": 1, "preview_every": 0, "final_prediction": False}
+    config = TrainConfig(model=ModelConfig(width=4, channels=(0,)), **fast)
+    model = list(train(two, scribbles, config))[-1].model
+    blank0 = np.stack([np.zeros_like(image), image], axis=-1)
+    assert "constant (every pixel 0)" in predict(model, blank0).notes[0]
+    assert predict(model, np.stack([image, np.zeros_like(image)], axis=-1)).notes == ()
+    rgb = list(train(np.stack([image] * 3, axis=-1), scribbles, TrainConfig(**fast)))[-1].model
+    colour = np.broadcast_to(np.uint16([10, 120, 250]), (48, 48, 3))
+    assert "constant (every pixel (10, 120, 250))" in predict(rgb, colour).notes[0]
+    one_constant = np.stack([image, image, np.full_like(image, 9)], axis=-1)
+    assert predict(rgb, one_constant).notes == ()

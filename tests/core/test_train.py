@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import get_args
 
 import numpy as np
@@ -586,18 +587,23 @@ def test_noise_level_measures_the_noise_and_ignores_edges():
     [
         (np.full((48, 48), 7.5, np.float32), "7.5"),
         (np.zeros((48, 48), np.uint8), "0"),
-        (np.full((48, 48, 3), 65535, np.uint16), "65535"),  # every channel saturated
+        # every channel saturated; a picture of one colour
+        (np.full((48, 48, 3), 65535, np.uint16), "(65535, 65535, 65535)"),
+        (np.broadcast_to(np.uint8([10, 120, 250]), (48, 48, 3)).copy(), "(10, 120, 250)"),
     ],
 )
 def test_a_constant_image_is_refused_before_training(image, value):
     """It trained, saved a model of one class and advised training longer."""
     _, _, scribbles = blobs((48, 48))
-    with pytest.raises(ValueError, match=f"constant \\(every pixel {value}\\)"):
+    with pytest.raises(ValueError, match=re.escape(f"constant (every pixel {value})")):
         train(image, scribbles, TrainConfig(steps=2, **FAST))
 
 
-def test_one_constant_channel_is_trained_on():
+def test_one_constant_channel_is_trained_on_unless_it_is_all_the_model_sees():
     image, _, scribbles = blobs((48, 48))
     two = np.stack([image, np.zeros_like(image)], axis=-1)
     reports = run(train(two, scribbles, TrainConfig(steps=2, final_prediction=False, **FAST)))
     assert reports[-1].model.in_channels == 2
+    empty = TrainConfig(steps=2, model=ModelConfig(width=4, channels=(1,)), **FAST)
+    with pytest.raises(ValueError, match=re.escape("constant (every pixel 0)")):
+        train(two, scribbles, empty)
