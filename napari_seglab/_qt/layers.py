@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -187,23 +188,25 @@ GIVEN_NAME_KEY = "seglab_name"
 def overlay_layer(
     viewer: napari.Viewer, role_name: str, layer_type: type, name: str
 ) -> napari.layers.Layer | None:
-    """The overlay SegLab made for ``image`` as ``role_name`` (``"prediction"``, ...), or
-    None: the layer called ``name`` when SegLab made it; else, when a layer of the user's
-    held that name, the one made under a free name (``"img prediction [1]"``,
-    :func:`free_name`) that still has it, the first in the layer list. Like ``name``, the
-    free name ties it to the image's name, so an image closed and opened again finds its
-    overlay. A layer of the user's is never one, whatever its name, nor an overlay the user
-    renamed (it is theirs to keep)."""
+    """The overlay SegLab made as ``role_name`` (``"prediction"``, ...) under the name
+    ``name`` (``"<image> prediction"``), or None: the layer called ``name`` when SegLab made
+    it; else, when a layer of the user's held that name, the one made under a free name
+    (``"<image> prediction [1]"``, :func:`free_name`) that still has the name it was given,
+    the first in the layer list. The name ties the overlay to the image's name, so an image
+    closed and opened again finds its overlay. A layer SegLab did not make is never one,
+    whatever its name; an overlay the user renamed to another name is not one either (it is
+    theirs to keep)."""
     if name in viewer.layers:
         layer = viewer.layers[name]
         if isinstance(layer, layer_type) and role(layer) == role_name:
             return layer
+    free = re.compile(re.escape(name) + r" \[\d+\]")
     for layer in viewer.layers:
         if (
             isinstance(layer, layer_type)
             and role(layer) == role_name
             and layer.name == layer.metadata.get(GIVEN_NAME_KEY)
-            and layer.name.startswith(f"{name} [")
+            and free.fullmatch(layer.name)
         ):
             return layer
     return None

@@ -72,6 +72,9 @@ class Before:
         overlays are copied in a thread: until :attr:`ready`, nothing may write into them
         (the session holds back the training's previews).
     kept : bool
+    roles : list of str
+        The layers' roles (``"prediction"``, ``"probability"``), to find what the training
+        made in their place.
     shown : object
         What the widget showed of the model then (its loss curve), given back with
         ``modelReplaced("undo", shown)``; None until the widget sets it.
@@ -84,6 +87,7 @@ class Before:
     names: list[str]
     copies: Future = field(repr=False)
     kept: bool
+    roles: list[str] = field(default_factory=list)
     shown: object = field(default=None, repr=False)
 
     @property
@@ -97,15 +101,19 @@ class Before:
         return list(zip(self.layers, self.names, self.copies.result(), strict=True))
 
 
-def _overlay_layers(viewer, image: Image) -> list:
-    """``image``'s prediction and probability layers, those SegLab made only."""
+def _overlay_of(viewer, image: Image, role: str):
+    """``image``'s ``"prediction"`` or ``"probability"`` layer that SegLab made, or None."""
     from napari.layers import Image as ImageLayer
     from napari.layers import Labels
 
-    found = [
-        lyr.overlay_layer(viewer, "prediction", Labels, lyr.prediction_name(image)),
-        lyr.overlay_layer(viewer, "probability", ImageLayer, lyr.probability_name(image)),
-    ]
+    if role == "prediction":
+        return lyr.overlay_layer(viewer, role, Labels, lyr.prediction_name(image))
+    return lyr.overlay_layer(viewer, role, ImageLayer, lyr.probability_name(image))
+
+
+def _overlay_layers(viewer, image: Image) -> list:
+    """``image``'s prediction and probability layers, those SegLab made only."""
+    found = [_overlay_of(viewer, image, role) for role in ("prediction", "probability")]
     return [x for x in found if x is not None]
 
 
@@ -126,18 +134,21 @@ def keep_before(viewer, image: Image, model: SegModel | None) -> Before | None:
         copies.set_result(_copies(arrays))
     refs = [weakref.ref(x) for x in layers]
     names = [x.name for x in layers]
-    return Before(copy.deepcopy(model), model, weakref.ref(image), refs, names, copies, kept)
+    roles = [lyr.role(x) for x in layers]
+    return Before(
+        copy.deepcopy(model), model, weakref.ref(image), refs, names, copies, kept, roles=roles
+    )
 
 
-def _made_anew(layers, kept: list) -> bool:
-    """Whether an overlay layer in ``kept`` (``(layer or None, name, data)``) has gone from
-    ``layers`` and an own layer of its name took its place: the training made it anew (in
-    another shape for a model of more classes, or after the user deleted it)."""
+def _made_anew(viewer, image: Image, kept: list, roles: list[str]) -> bool:
+    """Whether an overlay layer in ``kept`` (``(layer or None, name, data)``, of ``roles``)
+    has gone from the viewer and an overlay SegLab made for ``image`` in that role took its
+    place: the training made it anew (in another shape for a model of more classes, or after
+    the user deleted it)."""
+    layers = viewer.layers
     return any(
-        (layer is None or layer not in layers)
-        and name in layers
-        and lyr.role(layers[name]) is not None
-        for layer, name, _ in kept
+        (layer is None or layer not in layers) and _overlay_of(viewer, image, role) is not None
+        for (layer, _, _), role in zip(kept, roles, strict=True)
     )
 
 
@@ -278,14 +289,23 @@ class ModelActions:
         layers = self.viewer.layers
         kept = [(ref(), name, data) for ref, name, data in before.overlays]
         image = before.image()
-        if before.kept and image is not None and image in layers and _made_anew(layers, kept):
+        if (
+            before.kept
+            and image is not None
+            and image in layers
+            and _made_anew(self.viewer, image, kept, before.roles)
+        ):
             # the training made an overlay anew (for a model of more classes the probabilities
-            # gained a class axis): into the layers there now, in the old model's shapes
+            # gained a class axis): into the overlays SegLab has there now (never a layer of
+            # the user's that took the old name), in the old model's shapes
             lyr.ensure_prediction_layers(self.viewer, image, before.model.num_classes, self.classes)
-            kept = [
-                (layer if layer in layers else layers[name], name, data)
-                for layer, name, data in kept
-            ]
+            remade = []
+            for (layer, name, data), role in zip(kept, before.roles, strict=True):
+                if layer is None or layer not in layers:
+                    layer = _overlay_of(self.viewer, image, role)
+                    name = name if layer is None else layer.name
+                remade.append((layer, name, data))
+            kept = remade
         complete = before.kept and all(
             layer is not None
             and layer in layers

@@ -165,7 +165,8 @@ def _one(
         raise CLIError(str(exc)) from None
     channel_axis = args.channel_axis if args.channel_axis is not None else image.channel_axis
     in_channels = payload.load().in_channels
-    check_planes_not_channels(src, tuple(image.data.shape), channel_axis, in_channels)
+    shape = tuple(image.data.shape)
+    check_planes_not_channels(src, shape, image.plane_axes, channel_axis, in_channels)
     prediction = predict_dask(
         payload,
         image.data,

@@ -120,36 +120,19 @@ def channel_axis_of(paths: Sequence[Path], given: int | None) -> int | None:
 
 
 def check_planes_not_channels(
-    path: Path, shape: tuple[int, ...], channel_axis: int | None, in_channels: int
+    path: Path,
+    shape: tuple[int, ...],
+    plane_axes: dict[int, str],
+    channel_axis: int | None,
+    in_channels: int,
 ) -> None:
-    """Refuse to read as channels an axis that the TIFF names as planes (``Z``) or time points
-    (``T``): a model of 3 channels took a ``ZYX`` file of 3 planes for colours. Nothing to
-    check when the channel axis is known (given, or a ``C`` in the file's axes).
+    """:func:`napari_seglab.core.data.planes_read_as_channels` as a :class:`CLIError` naming
+    the file."""
+    from napari_seglab.core.data import planes_read_as_channels
 
-    Raises
-    ------
-    CLIError
-        Naming the axis, what the file calls it, and ``--channel-axis``.
-    """
-    from napari_seglab.core.data import image_layout
-    from napari_seglab.core.io import file_axes, file_plane_axes
-
-    if channel_axis is not None:
-        return
-    planes = file_plane_axes(path)
-    if not planes:
-        return
-    try:
-        axis, _ = image_layout(shape, None, in_channels=in_channels)
-    except ValueError:
-        return  # the prediction says what is wrong with the layout
-    if axis in planes:
-        what = "planes" if planes[axis] == "Z" else "time points"
-        raise CLIError(
-            f"{path}: its axes {file_axes(path)} say that axis {axis} (size {shape[axis]}) "
-            f"holds {what}, not the {in_channels} channels the model takes; give "
-            "--channel-axis if another axis holds them"
-        )
+    problem = planes_read_as_channels(shape, plane_axes, channel_axis, in_channels)
+    if problem is not None:
+        raise CLIError(f"{path}: {problem}")
 
 
 def read_image(path: str | Path, what: str = "image") -> Any:

@@ -177,7 +177,9 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
 
     image = read_image(src, "image")
     channel_axis = channel_axis_of([src], args.channel_axis)
-    check_planes_not_channels(src, image.shape, channel_axis, model.in_channels)
+    check_planes_not_channels(
+        src, image.shape, file_plane_axes(src), channel_axis, model.in_channels
+    )
     # the layout as the prediction reads it (its errors, such as a channel axis out of range,
     # are the prediction's own), for the size
     with explaining_channels(model):

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_seglab.core.data import planes_read_as_channels
 from napari_seglab.core.inference import predict
-from napari_seglab.core.io import read_image, write_atomic, write_tiff
+from napari_seglab.core.io import (
+    file_channel_axis,
+    file_plane_axes,
+    read_image,
+    write_atomic,
+    write_tiff,
+)
 
 if TYPE_CHECKING:
     from napari_seglab.core.model import SegModel
@@ -118,7 +125,10 @@ def predict_files(
 ) -> Generator[FileDone, None, None]:
     """Predict each image file into ``out_folder/<name>.tif`` (uint8 class ids 1..K, zlib).
 
-    A bad image is reported (:attr:`FileDone.error`) and the next one predicted; an existing
+    A TIFF's channel axis is read where its axes name it (a ``C``), and an axis they name as
+    planes (``Z``, ``T``) is never read as channels
+    (:func:`~napari_seglab.core.data.planes_read_as_channels`: the image is refused). A bad
+    image is reported (:attr:`FileDone.error`) and the next one predicted; an existing
     labels file is never replaced; each file is written to a temporary name and renamed
     (:func:`~napari_seglab.core.io.write_atomic`). ``stop()``, checked before each image,
     ends the batch early.
@@ -143,7 +153,16 @@ def predict_files(
         try:
             if dst.exists():
                 raise FileExistsError(f"{dst} exists and is not replaced")
-            prediction = predict(model, read_image(src), device=device, probabilities=False)
+            image = read_image(src)
+            channel_axis = file_channel_axis(src)
+            problem = planes_read_as_channels(
+                image.shape, file_plane_axes(src), channel_axis, model.in_channels
+            )
+            if problem is not None:
+                raise ValueError(problem)
+            prediction = predict(
+                model, image, device=device, channel_axis=channel_axis, probabilities=False
+            )
             labels, notes = prediction.labels, prediction.notes
             write_atomic(dst, lambda tmp, a=labels: write_tiff(tmp, a, compression="zlib"))
         except (ValueError, OSError, FloatingPointError) as exc:

@@ -100,13 +100,16 @@ def constant_pixel(
     zcyx : np.ndarray
         The image as :func:`as_zcyx` lays it out (:attr:`ImageView.data`).
     channels : sequence of int, optional
-        Only these channels (those a model sees); None = all.
+        Only these channels (those a model sees); None = all. Indices outside the image are
+        left out (whoever checks the channels says so).
     """
     data = np.asarray(zcyx)
-    if not data.size:
+    count = data.shape[1] if data.ndim == 4 else 0
+    chosen = range(count) if channels is None else [c for c in channels if 0 <= c < count]
+    if not data.size or not chosen:
         return None
     values = []
-    for c in range(data.shape[1]) if channels is None else channels:
+    for c in chosen:
         plane = data[:, c]  # a view, not a copy
         low, high = plane.min(), plane.max()
         if low != high:
@@ -115,11 +118,21 @@ def constant_pixel(
     return tuple(values)
 
 
-def constant_words(values: tuple[float, ...]) -> str:
-    """``"every pixel 0"``, or ``"every pixel (10, 120, 250)"`` for several channels."""
+def constant_words(values: tuple[float, ...], channels: Sequence[int] | None = None) -> str:
+    """``"every pixel 0"``, ``"every pixel (10, 120, 250)"`` for several channels, and with
+    ``channels`` (those a model sees, when it picks some) ``"every pixel 0 in channel 1, the
+    one the model sees"``."""
     if len(values) == 1:
-        return f"every pixel {values[0]:g}"
-    return "every pixel (" + ", ".join(f"{v:g}" for v in values) + ")"
+        words = f"every pixel {values[0]:g}"
+    else:
+        words = "every pixel (" + ", ".join(f"{v:g}" for v in values) + ")"
+    if channels is None:
+        return words
+    many = len(channels) > 1
+    which = ", ".join(str(c) for c in channels)
+    return (
+        f"{words} in channel{'s' * many} {which}, {'those' if many else 'the one'} the model sees"
+    )
 
 
 def check_not_constant(
@@ -131,9 +144,37 @@ def check_not_constant(
     values = constant_pixel(zcyx, channels)
     if values is not None:
         raise ValueError(
-            f"the {what} is constant ({constant_words(values)}): nothing in it tells the "
+            f"the {what} is constant ({constant_words(values, channels)}): nothing in it tells the "
             "classes apart; open the image itself, not an empty or saturated channel"
         )
+
+
+def planes_read_as_channels(
+    shape: tuple[int, ...],
+    plane_axes: dict[int, str],
+    channel_axis: int | None,
+    in_channels: int,
+) -> str | None:
+    """Why an image cannot be read as a model of ``in_channels`` channels would read it: the
+    axis it would take for channels is one that the image's file names as planes of a stack
+    (``plane_axes``, by position: ``"Z"`` depth or ``"T"`` time; see
+    :func:`napari_seglab.core.io.file_plane_axes`). A model of 3 channels took a ``ZYX``
+    file of 3 planes for colours. None when there is nothing against it, or the channel axis
+    is known (given, or named by the file)."""
+    if channel_axis is not None or not plane_axes:
+        return None
+    try:
+        axis, _ = image_layout(shape, None, in_channels=in_channels)
+    except ValueError:
+        return None  # the prediction says what is wrong with the layout
+    if axis not in plane_axes:
+        return None
+    what = "planes" if plane_axes[axis] == "Z" else "time points"
+    return (
+        f"its file says that axis {axis} (size {shape[axis]}) holds {what}, not the "
+        f"{in_channels} channels the model takes; if another axis holds them, give it "
+        "(seglab: --channel-axis; Python: channel_axis=)"
+    )
 
 
 def _ask_channel_axis(shape: tuple[int, ...], spatial_shape: tuple[int, ...], axis: int) -> None:

@@ -9,7 +9,7 @@ at a time and only the rows still being blended are kept, so working memory is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,8 +45,8 @@ class Prediction:
         background and foreground); None when not requested.
     notes : tuple of str
         What a person should know about the result, in words: the prediction of a constant
-        image (every pixel one value) means nothing; it varies only with the distance to
-        the image's border.
+        image (one value, or one colour, in the channels the model sees) means nothing; it
+        varies only with the distance to the image's border.
     """
 
     labels: np.ndarray
@@ -231,17 +231,19 @@ def predict(
     if not view.is_3d:
         labels = labels[0]
         probs = None if probs is None else probs[:, 0]
-    values = constant_pixel(view.data, model.config.channels) if region is None else None
-    notes = () if values is None else (constant_note(values),)
+    seen = model.config.channels
+    values = constant_pixel(view.data, seen) if region is None else None
+    notes = () if values is None else (constant_note(values, seen),)
     return Prediction(labels=labels, probabilities=probs, notes=notes)
 
 
-def constant_note(values: tuple[float, ...]) -> str:
+def constant_note(values: tuple[float, ...], channels: Sequence[int] | None = None) -> str:
     """The note of a prediction of a constant image (``values``: each channel's one value,
-    :func:`~napari_seglab.core.data.constant_pixel`)."""
+    :func:`~napari_seglab.core.data.constant_pixel`; ``channels``: those the model sees,
+    when it picks some)."""
     return (
-        f"the image is constant ({constant_words(values)}): nothing in it tells the classes "
-        "apart, so its prediction means nothing"
+        f"the image is constant ({constant_words(values, channels)}): nothing in it tells "
+        "the classes apart, so its prediction means nothing"
     )
 
 

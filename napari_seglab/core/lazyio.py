@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +46,16 @@ class LazyImage:
         prediction detects it from the model's channel count, or it is given).
     source : str
         What was opened (``"zarr"``, ``"ome-zarr"``, ``"tiff"``, ``"in memory"``).
+    plane_axes : dict of int to str
+        The axes the file names as planes of a stack, by position: ``"Z"`` (depth; an
+        OME-Zarr ``z``) or ``"T"`` (time); never read as channels
+        (:func:`napari_seglab.core.data.planes_read_as_channels`).
     """
 
     data: da.Array
     channel_axis: int | None
     source: str
+    plane_axes: dict[int, str] = field(default_factory=dict)
 
 
 def is_zarr(path: str | Path) -> bool:
@@ -91,11 +96,11 @@ def open_lazy(path: str | Path, what: str = "image") -> LazyImage:
     if is_zarr(path):
         return _open_zarr(path, what)
     if path.suffix.lower() in TIFF_SUFFIXES:
-        from napari_seglab.core.io import file_channel_axis
+        from napari_seglab.core.io import file_channel_axis, file_plane_axes
 
         regions = TiffRegions(str(path))
         data = da.from_array(regions, chunks=regions.chunks, fancy=False)
-        return LazyImage(data, file_channel_axis(path), "tiff")
+        return LazyImage(data, file_channel_axis(path), "tiff", file_plane_axes(path))
     from napari_seglab.core.io import read_image
 
     return LazyImage(da.from_array(read_image(path, what)), None, "in memory")
@@ -141,8 +146,10 @@ def _open_zarr(path: Path, what: str) -> LazyImage:
         channel = names.index("c") if "c" in names else None
         if channel is not None and data.shape[channel] == 1:
             data = data[(slice(None),) * channel + (0,)]
+            names.pop(channel)
             channel = None
-        return LazyImage(data, channel, "ome-zarr")
+        planes = {i: "Z" for i, name in enumerate(names) if name == "z"}
+        return LazyImage(data, channel, "ome-zarr", planes)
     arrays = [a for _, a in node.arrays()]
     if len(arrays) != 1:
         raise ImageFileError(

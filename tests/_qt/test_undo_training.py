@@ -380,6 +380,35 @@ def test_a_new_model_for_a_third_class_says_so_and_undo_brings_the_old_one_back(
         np.testing.assert_array_equal(data, first_overlays[name])
 
 
+@pytest.mark.parametrize("case", ["free name deleted", "name taken"])
+def test_undo_after_a_third_class_never_writes_a_users_layer(widget, viewer, qtbot, case):
+    """A third class remakes the probability layer; then the user deletes the prediction
+    layer. Undo raised KeyError when that overlay had a free name ("img prediction [1]",
+    beside a layer of the user's they deleted too), and wrote the old prediction into a
+    layer of the user's that took the name "img prediction"."""
+    if case == "free name deleted":
+        theirs = viewer.add_labels(np.full((64, 64), 7, np.uint8), name="img prediction")
+    _train(widget, qtbot)
+    ours = "img prediction [1]" if case == "free name deleted" else "img prediction"
+    assert lyr.role(viewer.layers[ours]) == "prediction"
+    strokes = viewer.layers["img scribbles"]
+    strokes.data[0:3, 0:30] = 3
+    strokes.refresh()
+    _train(widget, qtbot)
+    assert viewer.layers["img probability"].data.shape[0] == 3  # remade with a class axis
+    viewer.layers.remove(ours)
+    if case == "free name deleted":
+        viewer.layers.remove(theirs)
+    else:
+        theirs = viewer.add_labels(np.full((64, 64), 7, np.uint8), name="img prediction")
+    assert widget.undo_training() is not None
+    assert "Training undone" in widget.status_label.text()
+    assert widget.trainer.model.num_classes == 2
+    if case == "name taken":
+        np.testing.assert_array_equal(theirs.data, np.full((64, 64), 7, np.uint8))
+        assert lyr.role(theirs) is None
+
+
 @pytest.mark.parametrize("deleted", [["img prediction"], ["img prediction", "img probability"]])
 def test_undo_says_so_when_it_empties_overlays_that_were_not_there(widget, viewer, qtbot, deleted):
     """The user deleted overlay layers; the next training made them again. Undo said "the

@@ -86,3 +86,24 @@ def test_a_constant_image_is_predicted_with_a_note(tmp_path, model):
         ("real.tif", 0, None),
     ]
     assert (tmp_path / "out" / "blank.tif").exists()
+
+
+def test_a_folder_reads_a_tiffs_axes(tmp_path):
+    """Apply to folder read a ZYX file of 3 planes as the 3 channels of a colour model; it
+    is refused, and a CYX file is read as its channels."""
+    image, _, scribbles = synthetic.blobs((48, 40), n=3, seed=1)
+    rgb = np.stack([image, image[::-1], image[:, ::-1]], axis=-1)
+    config = TrainConfig(steps=2, num_threads=1, preview_every=0, model=ModelConfig(width=4))
+    model = list(train(rgb, scribbles, config))[-1].model
+    src = tmp_path / "images"
+    src.mkdir()
+    cyx = np.moveaxis(rgb, -1, 0)
+    tifffile.imwrite(src / "zyx.tif", cyx, photometric="minisblack", metadata={"axes": "ZYX"})
+    tifffile.imwrite(src / "cyx.tif", cyx, imagej=True, metadata={"axes": "CYX"})
+    done = list(predict_files(model, image_files(src), tmp_path / "out"))
+    assert [d.source.name for d in done] == ["cyx.tif", "zyx.tif"]
+    assert done[0].error is None
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "out" / "cyx.tif"), predict(model, rgb).labels
+    )
+    assert "axis 0 (size 3) holds planes, not the 3 channels" in done[1].error

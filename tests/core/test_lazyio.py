@@ -57,6 +57,10 @@ def test_ome_zarr_axes_give_the_channel_axis(tmp_path):
     assert image.channel_axis is None and image.data.shape == (40, 50)
     with pytest.raises(ImageFileError, match="time series"):
         open_lazy(ome_zarr(tmp_path / "ts.zarr", np.stack([data, data]), "tcyx"))
+    # z names planes, never channels; after a channel of one goes, the positions follow
+    assert open_lazy(ome_zarr(tmp_path / "z.zarr", data, "zyx")).plane_axes == {0: "Z"}
+    image = open_lazy(ome_zarr(tmp_path / "cz.zarr", data[None, :1], "czyx"))
+    assert image.plane_axes == {0: "Z"} and image.channel_axis is None
 
 
 def test_ome_zarr_metadata_that_leads_nowhere_is_said(tmp_path):

@@ -311,7 +311,10 @@ def test_a_constant_image_is_one_colour_in_the_channels_the_model_sees():
     config = TrainConfig(model=ModelConfig(width=4, channels=(0,)), **fast)
     model = list(train(two, scribbles, config))[-1].model
     blank0 = np.stack([np.zeros_like(image), image], axis=-1)
-    assert "constant (every pixel 0)" in predict(model, blank0).notes[0]
+    assert (
+        "constant (every pixel 0 in channel 0, the one the model sees)"
+        in (predict(model, blank0).notes[0])
+    )
     assert predict(model, np.stack([image, np.zeros_like(image)], axis=-1)).notes == ()
     rgb = list(train(np.stack([image] * 3, axis=-1), scribbles, TrainConfig(**fast)))[-1].model
     colour = np.broadcast_to(np.uint16([10, 120, 250]), (48, 48, 3))

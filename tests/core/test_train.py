@@ -605,5 +605,12 @@ def test_one_constant_channel_is_trained_on_unless_it_is_all_the_model_sees():
     reports = run(train(two, scribbles, TrainConfig(steps=2, final_prediction=False, **FAST)))
     assert reports[-1].model.in_channels == 2
     empty = TrainConfig(steps=2, model=ModelConfig(width=4, channels=(1,)), **FAST)
-    with pytest.raises(ValueError, match=re.escape("constant (every pixel 0)")):
+    words = "constant (every pixel 0 in channel 1, the one the model sees)"
+    with pytest.raises(ValueError, match=re.escape(words)):
         train(two, scribbles, empty)
+    # a channel the image lacks is said as such (the constant check raised IndexError)
+    absent = TrainConfig(steps=2, model=ModelConfig(width=4, channels=(2,)), **FAST)
+    with pytest.raises(ValueError, match="channel 2 is not in the image"):
+        train(two, scribbles, absent)
+    with pytest.raises(ValueError, match="channel 2 is not in the image"):
+        train(image, scribbles, absent)
