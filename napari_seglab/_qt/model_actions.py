@@ -320,8 +320,12 @@ class ModelActions:
         if image is None or image not in layers:
             return state
         if before.kept:  # those not there before: the undone training made them
+            # there before: by name, or the same layer renamed since (the user's to keep);
+            # just put back: a layer the training made anew under another free name
+            there = {id(ref()) for ref in before.layers if ref() is not None}
+            written = {id(layer) for layer, _, _ in kept} if complete else set()
             for layer in _overlay_layers(self.viewer, image):
-                if layer.name in before.names:
+                if layer.name in before.names or id(layer) in there | written:
                     continue
                 if not isinstance(layer.data, np.ndarray):
                     state = "not"

@@ -409,6 +409,47 @@ def test_undo_after_a_third_class_never_writes_a_users_layer(widget, viewer, qtb
         assert lyr.role(theirs) is None
 
 
+def test_undo_leaves_a_free_named_overlay_renamed_to_the_plain_name(widget, viewer, qtbot):
+    """The overlay "img prediction [1]" (beside a layer of the user's) renamed by the user
+    to "img prediction": Undo emptied it as a layer "not there before the training"."""
+    theirs = viewer.add_labels(np.full((64, 64), 5, np.uint8), name="img prediction")
+    _train(widget, qtbot)
+    _train(widget, qtbot)
+    theirs.name = "old"
+    ours = viewer.layers["img prediction [1]"]
+    ours.name = "img prediction"
+    kept = np.array(ours.data)
+    assert len(np.unique(kept)) == 2
+    widget.undo_training()
+    np.testing.assert_array_equal(ours.data, kept)
+    assert "its overlay is not" in widget.status_label.text()
+
+
+def test_undo_keeps_a_probability_layer_remade_under_the_plain_name(widget, viewer, qtbot):
+    """Overlays "[1]" beside the user's layers; a third class remakes the probabilities; the
+    user deletes their layers. Undo put the old probabilities into a layer made under the
+    now free plain name, then emptied it as one "not there before"."""
+    for name in ("img prediction", "img probability"):
+        viewer.add_labels(np.full((64, 64), 5, np.uint8), name=name)
+    _train(widget, qtbot)
+    first = {
+        n: np.array(viewer.layers[n].data) for n in ("img prediction [1]", "img probability [1]")
+    }
+    strokes = viewer.layers["img scribbles"]
+    strokes.data[0:3, 0:30] = 3
+    strokes.refresh()
+    _train(widget, qtbot)
+    viewer.layers.remove("img prediction")
+    viewer.layers.remove("img probability")
+    widget.undo_training()
+    assert "the model and its overlay are back" in widget.status_label.text()
+    np.testing.assert_array_equal(
+        viewer.layers["img prediction [1]"].data, first["img prediction [1]"]
+    )
+    prob = lyr.overlay_layer(viewer, "probability", type(viewer.layers["img"]), "img probability")
+    np.testing.assert_array_equal(prob.data, first["img probability [1]"])
+
+
 @pytest.mark.parametrize("deleted", [["img prediction"], ["img prediction", "img probability"]])
 def test_undo_says_so_when_it_empties_overlays_that_were_not_there(widget, viewer, qtbot, deleted):
     """The user deleted overlay layers; the next training made them again. Undo said "the
