@@ -55,9 +55,9 @@ def refresh(
     name that SegLab did not make is never touched: the uncertainty goes to a layer of a free
     name beside it (``"<image> uncertainty [1]"``; see
     :func:`~napari_seglab._qt.layers.overlay_layer`)."""
-    from napari.layers import Image, Labels
+    from napari.layers import Image
 
-    prob = lyr.overlay_layer(viewer, "probability", Image, lyr.probability_name(image))
+    prob = lyr.overlay_of(viewer, image, "probability")
     if prob is None:
         return None
     existing = lyr.overlay_layer(viewer, "uncertainty", Image, uncertainty_name(image))
@@ -93,11 +93,7 @@ def refresh(
     # above the image's other overlays (under scribbles made for it)
     above = [
         viewer.layers.index(other)
-        for other in (
-            image,
-            prob,
-            lyr.overlay_layer(viewer, "prediction", Labels, lyr.prediction_name(image)),
-        )
+        for other in (image, prob, lyr.overlay_of(viewer, image, "prediction"))
         if other is not None and other in viewer.layers
     ]
     index = max(above) + 1 if above else len(viewer.layers)

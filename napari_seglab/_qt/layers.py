@@ -212,6 +212,18 @@ def overlay_layer(
     return None
 
 
+def overlay_of(
+    viewer: napari.Viewer, image: napari.layers.Layer, role_name: str
+) -> napari.layers.Layer | None:
+    """``image``'s ``"prediction"`` (Labels) or ``"probability"`` (Image) layer that
+    SegLab made (:func:`overlay_layer`), or None."""
+    from napari.layers import Image, Labels
+
+    if role_name == "prediction":
+        return overlay_layer(viewer, role_name, Labels, prediction_name(image))
+    return overlay_layer(viewer, role_name, Image, probability_name(image))
+
+
 def free_name(viewer: napari.Viewer, name: str) -> str:
     """``name`` when no layer has it, else ``"name [n]"`` with the smallest free ``n``
     (napari's own way with a name that is taken)."""
@@ -362,7 +374,7 @@ def ensure_prediction_layers(
     prob_shape = shape if num_classes == 2 else (num_classes, *shape)
     created = [] if created is None else created
     start = len(created)
-    pred = overlay_layer(viewer, "prediction", Labels, prediction_name(image))
+    pred = overlay_of(viewer, image, "prediction")
     if pred is not None and tuple(pred.data.shape) != shape:
         viewer.layers.remove(pred)
         pred = None
@@ -376,7 +388,7 @@ def ensure_prediction_layers(
     if not probability:
         _place(viewer, image, pred, [pred], created[start:])
         return pred, None
-    prob = overlay_layer(viewer, "probability", Image, probability_name(image))
+    prob = overlay_of(viewer, image, "probability")
     if prob is not None and tuple(prob.data.shape) != prob_shape:
         viewer.layers.remove(prob)
         prob = None

@@ -86,6 +86,7 @@ class LossPlot(QWidget):
         self.losses.extend(losses)
         self._restarts.extend(restarts)
         self._offset = restarts[-1] if restarts else 0
+        self.redraw()
 
     def mark_restart(self) -> None:
         """A new run starts: its steps continue after the last point."""

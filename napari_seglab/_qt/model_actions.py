@@ -101,19 +101,9 @@ class Before:
         return list(zip(self.layers, self.names, self.copies.result(), strict=True))
 
 
-def _overlay_of(viewer, image: Image, role: str):
-    """``image``'s ``"prediction"`` or ``"probability"`` layer that SegLab made, or None."""
-    from napari.layers import Image as ImageLayer
-    from napari.layers import Labels
-
-    if role == "prediction":
-        return lyr.overlay_layer(viewer, role, Labels, lyr.prediction_name(image))
-    return lyr.overlay_layer(viewer, role, ImageLayer, lyr.probability_name(image))
-
-
 def _overlay_layers(viewer, image: Image) -> list:
     """``image``'s prediction and probability layers, those SegLab made only."""
-    found = [_overlay_of(viewer, image, role) for role in ("prediction", "probability")]
+    found = [lyr.overlay_of(viewer, image, role) for role in ("prediction", "probability")]
     return [x for x in found if x is not None]
 
 
@@ -147,7 +137,7 @@ def _made_anew(viewer, image: Image, kept: list, roles: list[str]) -> bool:
     the user deleted it)."""
     layers = viewer.layers
     return any(
-        (layer is None or layer not in layers) and _overlay_of(viewer, image, role) is not None
+        (layer is None or layer not in layers) and lyr.overlay_of(viewer, image, role) is not None
         for (layer, _, _), role in zip(kept, roles, strict=True)
     )
 
@@ -302,7 +292,7 @@ class ModelActions:
             remade = []
             for (layer, name, data), role in zip(kept, before.roles, strict=True):
                 if layer is None or layer not in layers:
-                    layer = _overlay_of(self.viewer, image, role)
+                    layer = lyr.overlay_of(self.viewer, image, role)
                     name = name if layer is None else layer.name
                 remade.append((layer, name, data))
             kept = remade
@@ -322,10 +312,11 @@ class ModelActions:
         if before.kept:  # those not there before: the undone training made them
             # there before: by name, or the same layer renamed since (the user's to keep);
             # just put back: a layer the training made anew under another free name
-            there = {id(ref()) for ref in before.layers if ref() is not None}
-            written = {id(layer) for layer, _, _ in kept} if complete else set()
+            keep = {id(ref()) for ref in before.layers if ref() is not None}
+            if complete:
+                keep |= {id(layer) for layer, _, _ in kept}
             for layer in _overlay_layers(self.viewer, image):
-                if layer.name in before.names or id(layer) in there | written:
+                if layer.name in before.names or id(layer) in keep:
                     continue
                 if not isinstance(layer.data, np.ndarray):
                     state = "not"

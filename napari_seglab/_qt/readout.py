@@ -305,6 +305,5 @@ class RunReadout(QWidget):
             self.loss_plot.clear("loss: not kept in a model file")
         else:
             self.loss_plot.clear()
-        self.loss_plot.redraw()
         self._set_progress(0)
         self._show_readout(None)

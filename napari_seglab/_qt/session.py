@@ -305,8 +305,7 @@ class Session(ModelActions, QObject):
         self.classesChanged.emit()
         targets = [self._scribbles]
         if self._image is not None:
-            name = lyr.prediction_name(self._image)
-            pred = lyr.overlay_layer(self.viewer, "prediction", Labels, name)
+            pred = lyr.overlay_of(self.viewer, self._image, "prediction")
             if pred is not None:  # never a user's layer
                 targets.append(pred)
         for layer in targets:

@@ -177,9 +177,8 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
 
     image = read_image(src, "image")
     channel_axis = channel_axis_of([src], args.channel_axis)
-    check_planes_not_channels(
-        src, image.shape, file_plane_axes(src), channel_axis, model.in_channels
-    )
+    planes = file_plane_axes(src)
+    check_planes_not_channels(src, image.shape, planes, channel_axis, model.in_channels)
     # the layout as the prediction reads it (its errors, such as a channel axis out of range,
     # are the prediction's own), for the size
     with explaining_channels(model):
@@ -188,7 +187,7 @@ def _predict_one(model: Any, src: Path, dst: Path, args: argparse.Namespace) -> 
         channel_axis is None
         and view.channel_axis is None
         and looks_channels_first(image.shape)
-        and 0 not in file_plane_axes(src)
+        and 0 not in planes
         and not args.quiet
     ):
         print(
