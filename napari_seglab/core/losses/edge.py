@@ -161,15 +161,24 @@ def intensity_flux(
         p = probs.float()
         if p.shape[1] != 2:
             return (p * 0).sum()
-        with torch.no_grad():
-            x = image.float()
-            dims = [0, *range(2, x.dim())]
-            pb, pf = p[:, :1].detach(), p[:, 1:].detach()
-            m_fg = (pf * x).sum(dims) / pf.sum().clamp_min(1e-6)
-            m_bg = (pb * x).sum(dims) / pb.sum().clamp_min(1e-6)
-            d = m_fg - m_bg
-            delta = d.norm().clamp_min(min_contrast)
-            x_proj = (x * (d / delta).view(1, -1, *[1] * (x.dim() - 2))).sum(1, keepdim=True)
-            lap = (laplacian_of_gaussian(x_proj, sigma) / delta).clamp_(-1.0, 1.0)
+        lap = flux_map(p, image, sigma, min_contrast)
         # + mean(relu(-L)), a constant: per pixel p_fg * relu(L) + p_bg * relu(-L), >= 0
         return (p[:, 1:] * lap).mean() + torch.relu(-lap).mean()
+
+
+@torch.no_grad()
+def flux_map(
+    probs: torch.Tensor, image: torch.Tensor, sigma: float = 1.0, min_contrast: float = 0.05
+) -> torch.Tensor:
+    """The map ``L`` of :func:`intensity_flux`, ``(B, 1, *spatial)`` float32 in ``[-1, 1]``,
+    for two-class ``probs`` ``(B, 2, *spatial)``; no gradient."""
+    p = probs.detach().float()
+    x = image.float()
+    dims = [0, *range(2, x.dim())]
+    pb, pf = p[:, :1], p[:, 1:]
+    m_fg = (pf * x).sum(dims) / pf.sum().clamp_min(1e-6)
+    m_bg = (pb * x).sum(dims) / pb.sum().clamp_min(1e-6)
+    d = m_fg - m_bg
+    delta = d.norm().clamp_min(min_contrast)
+    x_proj = (x * (d / delta).view(1, -1, *[1] * (x.dim() - 2))).sum(1, keepdim=True)
+    return (laplacian_of_gaussian(x_proj, sigma) / delta).clamp_(-1.0, 1.0)
