@@ -152,6 +152,19 @@ def _unchanged(before: Before, model: SegModel | None) -> bool:
     return kept.keys() == now.keys() and all(torch.equal(kept[k], now[k]) for k in kept)
 
 
+def _skipped_stores(stores: list[Path]) -> str:
+    """What Apply to folder says of the Zarr stores it leaves out ("" for none): it predicts
+    image files in memory, and a store, often larger than memory, is for ``seglab predict``,
+    which reads it block by block."""
+    if not stores:
+        return ""
+    names = ", ".join(p.name for p in stores[:3]) + (", ..." if len(stores) > 3 else "")
+    return (
+        f"; skipped {len(stores)} Zarr store(s) ({names}): Apply to folder reads image "
+        "files; predict a store with `seglab predict MODEL STORE -o OUT.zarr`"
+    )
+
+
 class PredictionStopped(Exception):
     """Raised in the network's forward pass to abandon a prediction (the session closed)."""
 
@@ -442,20 +455,27 @@ class ModelActions:
 
         from napari.qt.threading import create_worker
 
-        from napari_seglab.core.batch import image_files, label_targets, predict_files
+        from napari_seglab.core.batch import (
+            image_files,
+            label_targets,
+            predict_files,
+            zarr_stores,
+        )
 
         model = self.trainer.model
         if model is None or self.busy:
             self._say("Not predicted: train or load a model, and wait for it to finish.", "warning")
             return None
         try:
-            files = image_files(folder)
+            files, stores = image_files(folder), zarr_stores(folder)
         except NotADirectoryError as exc:
             self._say(f"Not predicted: {exc}.", "error")
             return None
+        skipped = _skipped_stores(stores)
         if not files:
             self._say(
-                f"Not predicted: folder {folder} holds no image (.tif, .png, ...).", "warning"
+                f"Not predicted: folder {folder} holds no image (.tif, .png, ...){skipped}.",
+                "warning",
             )
             return None
         try:
@@ -495,7 +515,8 @@ class ModelActions:
                 text += f"; not predicted: {'; '.join(failed)}"
             if noted:
                 text += f"; constant, its prediction meaningless: {', '.join(noted)}"
-            self._say(f"{text}.", "warning" if failed or noted else "")
+            text += skipped
+            self._say(f"{text}.", "warning" if failed or noted or stores else "")
             self._emit_changed()
 
         worker.yielded.connect(on_file)

@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="image files, Zarr stores, or folders (their image files, without the "
-        "*_scribbles and *_probabilities ones)",
+        help="image files, Zarr stores, or folders (their image files and Zarr stores, "
+        "without the *_scribbles and *_probabilities ones)",
     )
     pr.add_argument("-o", "--output", required=True, metavar="OUT")
     pr.add_argument(

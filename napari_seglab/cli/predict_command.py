@@ -73,7 +73,7 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
 
 def _expand_folders(inputs: list[str]) -> tuple[list[Path], bool]:
     """The images named, and whether a folder was among them: a folder (not a Zarr store)
-    stands for its image files (:func:`napari_seglab.core.batch.image_files`)."""
+    stands for its image files and Zarr stores (:func:`napari_seglab.core.batch.image_files`)."""
     from napari_seglab.core.batch import image_files
     from napari_seglab.core.lazyio import is_zarr
 
@@ -81,9 +81,11 @@ def _expand_folders(inputs: list[str]) -> tuple[list[Path], bool]:
     for text in inputs:
         path = Path(text)
         if path.is_dir() and not is_zarr(path):
-            found = image_files(path)
+            found = image_files(path, zarr=True)
             if not found:
-                raise CLIError(f"folder {path} holds no image (.tif, .png, .jpg, ...)")
+                raise CLIError(
+                    f"folder {path} holds no image (.tif, .png, .jpg, ..., or a Zarr store)"
+                )
             images.extend(found)
             folder = True
         else:

@@ -35,27 +35,44 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SKIPPED_ENDINGS = ("_scribbles", "_probabilities")
 
 
-def image_files(folder: str | os.PathLike) -> list[Path]:
+def image_files(folder: str | os.PathLike, *, zarr: bool = False) -> list[Path]:
     """The image files of ``folder``, sorted by name: its files with an image suffix
     (:data:`IMAGE_SUFFIXES`), other than scribbles and probability files
-    (``<name>_scribbles.tif``, ``<name>_probabilities.tif``), hidden files and sub-folders.
+    (``<name>_scribbles.tif``, ``<name>_probabilities.tif``), hidden files and sub-folders;
+    with ``zarr``, also its Zarr stores (:func:`napari_seglab.core.lazyio.is_zarr`), which
+    ``seglab predict`` reads block by block.
 
     Raises
     ------
     NotADirectoryError
         ``folder`` is not a folder.
     """
+    from napari_seglab.core.lazyio import is_zarr
+
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.suffix.lower() in IMAGE_SUFFIXES
-        and not p.stem.endswith(SKIPPED_ENDINGS)
-    )
+
+    def wanted(p: Path) -> bool:
+        if p.name.startswith(".") or p.stem.endswith(SKIPPED_ENDINGS):
+            return False
+        if p.is_dir():
+            return zarr and is_zarr(p)
+        return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+
+    return sorted(p for p in folder.iterdir() if wanted(p))
+
+
+def zarr_stores(folder: str | os.PathLike) -> list[Path]:
+    """The Zarr stores of ``folder``, sorted by name: what :func:`image_files` leaves out of
+    an in-memory batch (:func:`predict_files` reads image files only).
+
+    Raises
+    ------
+    NotADirectoryError
+        ``folder`` is not a folder.
+    """
+    return [p for p in image_files(folder, zarr=True) if p.is_dir()]
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot,
     assert sorted(p.name for p in out.iterdir()) == ["img0.tif", "img1.tif", "img2.tif"]
     text = w.status_label.text()
     assert "Predicted 3 of 4 images" in text and "broken.png" in text
+    assert "Zarr" not in text
     model = load_model(tmp_path / "m.seglab")
     from napari_seglab.core.inference import predict
 
@@ -126,6 +127,27 @@ def test_apply_to_a_folder_shows_progress_and_names_the_bad_files(viewer, qtbot,
     assert (out / "img1.tif").stat().st_mtime_ns == before
     assert "Predicted 0 of 4 images" in w.status_label.text()
     assert "exists and is not replaced" in w.status_label.text()
+
+
+def test_apply_to_folder_says_which_zarr_stores_it_leaves_to_seglab_predict(
+    viewer, qtbot, tmp_path
+):
+    import zarr
+
+    w = _trained_dock(viewer, qtbot)
+    src = tmp_path / "images"
+    src.mkdir()
+    zarr.create_array(str(src / "plate.zarr"), data=synthetic_image(seed=5))
+    assert w.apply_to_folder(src, tmp_path / "labels") is None  # nothing else to predict
+    text = w.status_label.text()
+    assert "holds no image" in text and "skipped 1 Zarr store(s) (plate.zarr)" in text
+    assert "seglab predict" in text
+    tifffile.imwrite(src / "cells.tif", synthetic_image(seed=4))
+    w.apply_to_folder(src, tmp_path / "labels")
+    qtbot.waitUntil(lambda: w.session.apply_worker is None, timeout=60000)
+    text = w.status_label.text()
+    assert "Predicted 1 of 1 images" in text and "skipped 1 Zarr store(s) (plate.zarr)" in text
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == ["cells.tif"]
 
 
 def test_a_constant_image_is_predicted_with_a_warning(viewer, qtbot, tmp_path):

@@ -86,6 +86,23 @@ def test_several_images_to_a_folder(trained, capsys):
     assert np.array_equal(zarr.open(str(out / "big.zarr"))[:], expected.labels)
 
 
+def test_a_folder_stands_for_its_image_files_and_zarr_stores(trained, capsys, tmp_path):
+    folder, model, expected = trained
+    src = tmp_path / "in"
+    src.mkdir()
+    zarr.create_array(str(src / "big.zarr"), data=zarr.open(str(folder / "big.zarr"))[:])
+    (src / "img.tif").write_bytes((folder / "img.tif").read_bytes())
+    out = tmp_path / "out"
+    code, err = run(["predict", model, src, "-o", out, "--block", "128", "-q"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["big.zarr", "img.tif"]
+    assert np.array_equal(zarr.open(str(out / "big.zarr"))[:], expected.labels)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_line_error(*run(["predict", model, empty, "-o", tmp_path / "o2"], capsys))
+    assert "holds no image (.tif, .png, .jpg, ..., or a Zarr store)" in line
+
+
 def test_block_wise_errors_are_one_line_and_write_nothing(trained, capsys):
     folder, model, _ = trained
     line = one_line_error(
