@@ -6,9 +6,9 @@ Biometrika 1948). The edge-aware term's Potts weights and its flux term
 (``losses.edge_aware_potts``, ``losses.intensity_flux``) then see the edges of dim
 objects more strongly, and differences inside bright ones (a coin's
 relief) less. Here both terms are given ``sqrt(max(x, 0))`` of the normalised crop instead of
-the crop; the network's input, the Potts term's ``sigma`` (measured on the image) and
-everything else are unchanged. The rest of the run is the
-real-image suite's, with its arguments.
+the crop (``--terms potts`` or ``--terms flux``: one of them only); the network's input,
+the Potts term's ``sigma`` (measured on the image) and everything else are unchanged. The
+rest of the run is the real-image suite's, with its arguments.
 
 Run::
 
@@ -39,13 +39,20 @@ def on_sqrt(term):
 
 
 def main(argv=None) -> int:
+    import argparse
+
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import real_suite
 
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--terms", choices=("both", "potts", "flux"), default="both")
+    ours, rest = ap.parse_known_args(argv)
     # the trainer looks both terms up on the module
-    losses.edge_aware_potts = on_sqrt(losses.edge_aware_potts)
-    losses.intensity_flux = on_sqrt(losses.intensity_flux)
-    return real_suite.main(argv)
+    if ours.terms in ("both", "potts"):
+        losses.edge_aware_potts = on_sqrt(losses.edge_aware_potts)
+    if ours.terms in ("both", "flux"):
+        losses.intensity_flux = on_sqrt(losses.intensity_flux)
+    return real_suite.main(rest)
 
 
 if __name__ == "__main__":
