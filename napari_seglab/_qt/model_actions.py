@@ -161,7 +161,8 @@ def _skipped_stores(stores: list[Path]) -> str:
     names = ", ".join(p.name for p in stores[:3]) + (", ..." if len(stores) > 3 else "")
     return (
         f"; skipped {len(stores)} Zarr store(s) ({names}): Apply to folder reads image "
-        "files; predict a store with `seglab predict MODEL STORE -o OUT.zarr`"
+        "files; predict the stores with the model saved (Save model...) and "
+        "`seglab predict MODEL.seglab FOLDER -o OUT`"
     )
 
 

@@ -40,7 +40,6 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     """Where each image's labels go: ``out`` itself for one image (unless it is a folder),
     else ``out/<image name>.tif`` (``.zarr`` for a Zarr image). Raises CLIError for a name
     that cannot be meant."""
-    from napari_seglab.core.batch import same_stem
     from napari_seglab.core.io import TIFF_SUFFIXES  # also what seglab predict writes
     from napari_seglab.core.lazyio import is_zarr
 
@@ -59,16 +58,21 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
             f"output {out}: with {len(images)} images -o names a folder to create, and "
             f"{out.name} looks like a file name; give a folder"
         )
-    same = same_stem(images)
+    # a Zarr image's labels go to Zarr, the others' to TIFF
+    targets = [out / f"{p.stem}{'.zarr' if is_zarr(p) else '.tif'}" for p in images]
+    by_target: dict[Path, list[Path]] = {}
+    for image, target in zip(images, targets, strict=True):
+        by_target.setdefault(target, []).append(image)
+    same = next((group for group in by_target.values() if len(group) > 1), [])
     if same:
         if len({p.resolve() for p in same}) == 1:
             raise CLIError(f"{same[0]} is given twice")
+        target = targets[images.index(same[0])]
         raise CLIError(
-            f"{' and '.join(map(str, same))} would write one labels file "
-            f"({out / same[0].stem}.tif); give them other names"
+            f"{' and '.join(map(str, same))} would write one labels file ({target}); give "
+            "them other names"
         )
-    # a Zarr image's labels go to Zarr, the others' to TIFF
-    return [out / f"{p.stem}{'.zarr' if is_zarr(p) else '.tif'}" for p in images]
+    return targets
 
 
 def _expand_folders(inputs: list[str]) -> tuple[list[Path], bool]:
@@ -111,10 +115,15 @@ def _predict(args: argparse.Namespace) -> int:
     inputs = {Path(args.model): "model", **dict.fromkeys(images, "image")}
     for path in [*targets, *prob_paths]:
         if path.suffix.lower() == ".zarr" and (path.exists() or path.is_symlink()):
-            what = "an input" if path in images else "an existing store or file"
+            if path in images:
+                raise CLIError(
+                    f"output {path} is the image {path}; seglab never writes over its inputs: "
+                    "choose another output name or folder"
+                )
             raise CLIError(
-                f"output {path} exists; seglab writes a new Zarr store and never overwrites "
-                f"{what}: remove it or choose another name"
+                f"output {path} exists; seglab writes a new Zarr store and never replaces "
+                "an existing store or file, even with --overwrite: remove it or choose "
+                "another name"
             )
     check_outputs([*targets, *prob_paths], inputs)
     check_replaceable([*targets, *prob_paths], args.overwrite, "labels")

@@ -97,6 +97,14 @@ def test_a_folder_stands_for_its_image_files_and_zarr_stores(trained, capsys, tm
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["big.zarr", "img.tif"]
     assert np.array_equal(zarr.open(str(out / "big.zarr"))[:], expected.labels)
+    # a second run: TIFFs seglab wrote are replaced, a Zarr store is not, and it says so
+    line = one_line_error(*run(["predict", model, src, "-o", out, "--overwrite"], capsys))
+    assert "big.zarr exists" in line and "even with --overwrite" in line
+    # c.tif and c.zarr write c.tif and c.zarr: no clash
+    (src / "big.tif").write_bytes((folder / "img.tif").read_bytes())
+    code, err = run(["predict", model, src, "-o", tmp_path / "o3", "-q"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "o3").iterdir()) == ["big.tif", "big.zarr", "img.tif"]
     empty = tmp_path / "empty"
     empty.mkdir()
     line = one_line_error(*run(["predict", model, empty, "-o", tmp_path / "o2"], capsys))
@@ -108,7 +116,7 @@ def test_block_wise_errors_are_one_line_and_write_nothing(trained, capsys):
     line = one_line_error(
         *run(["predict", model, folder / "big.zarr", "-o", folder / "big.zarr"], capsys)
     )
-    assert "never overwrites an input" in line
+    assert "is the image" in line and "never writes over its inputs" in line
     argv = ["predict", model, folder / "big.zarr", "-o", folder / "x.zarr"]
     line = one_line_error(*run([*argv, "--workers", "2", "--scheduler", "tcp://h:1"], capsys))
     assert "not both" in line
