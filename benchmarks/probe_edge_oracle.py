@@ -10,9 +10,8 @@ from a rule that sees only the image (normalised between its 1st and 99.8th perc
   minimum over a 41 px window, exceeds ``f`` times its maximum over a ``w`` px window less that
   minimum (a boundary at a fixed share of each object's own contrast).
 
-IoU against the ground truth, and its ratio to the forest's mean IoU in the suite's table
-(``--forest``), say how far each rule could take a method that already knows the objects and
-has only to place their boundaries. No training; a few seconds.
+IoU against the ground truth says how far each rule could take a method that already knows
+the objects and has only to place their boundaries. No training; a few seconds.
 
 Run::
 

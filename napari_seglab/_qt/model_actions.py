@@ -456,22 +456,19 @@ class ModelActions:
 
         from napari.qt.threading import create_worker
 
-        from napari_seglab.core.batch import (
-            image_files,
-            label_targets,
-            predict_files,
-            zarr_stores,
-        )
+        from napari_seglab.core.batch import image_files, label_targets, predict_files
 
         model = self.trainer.model
         if model is None or self.busy:
             self._say("Not predicted: train or load a model, and wait for it to finish.", "warning")
             return None
         try:
-            files, stores = image_files(folder), zarr_stores(folder)
+            listed = image_files(folder, zarr=True)  # files read here, stores left out
         except NotADirectoryError as exc:
             self._say(f"Not predicted: {exc}.", "error")
             return None
+        files = [p for p in listed if not p.is_dir()]
+        stores = [p for p in listed if p.is_dir()]
         skipped = _skipped_stores(stores)
         if not files:
             self._say(

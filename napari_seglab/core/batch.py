@@ -63,18 +63,6 @@ def image_files(folder: str | os.PathLike, *, zarr: bool = False) -> list[Path]:
     return sorted(p for p in folder.iterdir() if wanted(p))
 
 
-def zarr_stores(folder: str | os.PathLike) -> list[Path]:
-    """The Zarr stores of ``folder``, sorted by name: what :func:`image_files` leaves out of
-    an in-memory batch (:func:`predict_files` reads image files only).
-
-    Raises
-    ------
-    NotADirectoryError
-        ``folder`` is not a folder.
-    """
-    return [p for p in image_files(folder, zarr=True) if p.is_dir()]
-
-
 @dataclass(frozen=True)
 class FileDone:
     """One image of a batch, predicted or not.

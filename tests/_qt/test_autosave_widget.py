@@ -68,15 +68,18 @@ def test_strokes_are_saved_while_painting_and_restored_on_reopening(
     w.session.rename_class(3, "debris")
     layer.paint((30, 50), 3, refresh=True)
     expected = np.asarray(layer.data).copy()
+    names = ["background", "foreground", "debris"]
+    # the strokes are written before session.json: wait for both
     qtbot.waitUntil(
         lambda: (
             _saved(autosave_home, image) is not None
             and np.array_equal(_saved(autosave_home, image).read(), expected)
+            and [n for n, _ in _saved(autosave_home, image).info().classes] == names
         ),
         timeout=5000,
     )
     info = _saved(autosave_home, image).info()
-    assert [name for name, _ in info.classes] == ["background", "foreground", "debris"]
+    assert [name for name, _ in info.classes] == names
     assert info.painted == np.count_nonzero(expected)
     assert info.image_name == "cells"
     # the same pixels opened again, under another name, in a new viewer

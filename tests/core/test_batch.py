@@ -8,7 +8,7 @@ import pytest
 import synthetic
 import tifffile
 
-from napari_seglab.core.batch import image_files, label_targets, predict_files, zarr_stores
+from napari_seglab.core.batch import image_files, label_targets, predict_files
 from napari_seglab.core.inference import predict
 from napari_seglab.core.model import ModelConfig
 from napari_seglab.core.training import TrainConfig, train
@@ -38,9 +38,9 @@ def test_the_images_of_a_folder(tmp_path):
     assert [p.name for p in image_files(tmp_path)] == ["a.png", "b.tif"]
     names = [p.name for p in image_files(tmp_path, zarr=True)]
     assert names == ["a.png", "b.tif", "c.zarr", "d"]
-    assert [p.name for p in zarr_stores(tmp_path)] == ["c.zarr", "d"]
+    assert [p.name for p in image_files(tmp_path, zarr=True) if p.is_dir()] == ["c.zarr", "d"]
     with pytest.raises(NotADirectoryError):
-        zarr_stores(tmp_path / "b.tif")
+        image_files(tmp_path / "b.tif", zarr=True)
 
 
 def test_labels_never_land_among_the_images_nor_on_each_other(tmp_path):
