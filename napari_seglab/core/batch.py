@@ -161,7 +161,12 @@ def predict_files(
             image = read_image(src)
             channel_axis = file_channel_axis(src)
             problem = planes_read_as_channels(
-                image.shape, file_plane_axes(src), channel_axis, model.in_channels
+                image.shape,
+                file_plane_axes(src),
+                channel_axis,
+                model.in_channels,
+                give="(a batch reads it from the file: save the file with that axis "
+                "named C, or predict it with seglab predict --channel-axis)",
             )
             if problem is not None:
                 raise ValueError(problem)

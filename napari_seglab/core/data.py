@@ -154,13 +154,15 @@ def planes_read_as_channels(
     plane_axes: dict[int, str],
     channel_axis: int | None,
     in_channels: int,
+    give: str = "(seglab: --channel-axis; Python: channel_axis=)",
 ) -> str | None:
     """Why an image cannot be read as a model of ``in_channels`` channels would read it: the
     axis it would take for channels is one that the image's file names as planes of a stack
     (``plane_axes``, by position: ``"Z"`` depth or ``"T"`` time; see
     :func:`napari_seglab.core.io.file_plane_axes`). A model of 3 channels took a ``ZYX``
     file of 3 planes for colours. None when there is nothing against it, or the channel axis
-    is known (given, or named by the file)."""
+    is known (given, or named by the file). ``give`` ends the message: how the caller's user
+    gives the channel axis."""
     if channel_axis is not None or not plane_axes:
         return None
     try:
@@ -173,7 +175,7 @@ def planes_read_as_channels(
     return (
         f"its file says that axis {axis} (size {shape[axis]}) holds {what}, not the "
         f"{in_channels} channels the model takes; if another axis holds them, give it "
-        "(seglab: --channel-axis; Python: channel_axis=)"
+        f"{give}"
     )
 
 

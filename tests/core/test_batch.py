@@ -119,3 +119,6 @@ def test_a_folder_reads_a_tiffs_axes(tmp_path):
         tifffile.imread(tmp_path / "out" / "cyx.tif"), predict(model, rgb).labels
     )
     assert "axis 0 (size 3) holds planes, not the 3 channels" in done[1].error
+    # a batch's user cannot pass an axis: the message says what they can do
+    assert "save the file with that axis named C" in done[1].error
+    assert "Python: channel_axis" not in done[1].error
