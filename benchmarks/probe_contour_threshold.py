@@ -12,7 +12,11 @@ its 1st and 99.8th percentiles, channels added in quadrature), the edge energy o
 contours (Caselles, Kimmel and Sapiro, IJCV 1997) minimised over one number. The table gives
 IoU on unpainted pixels at 0.5 (what seglab does), at the chosen ``t`` and at the best ``t`` of
 the grid (known from the reference, an upper bound), each over the random forest's (fitted on
-the same strokes, as the suite does), and the painted-pixel accuracy of the worse class.
+the same strokes, as the suite does), and the painted-pixel accuracy of the worse class. It also
+gives the threshold at the painted foreground's share of the painted pixels: a network that
+learns from painted pixels learns their class frequencies as a prior, and dividing each class's
+probability by its frequency removes it (logit adjustment, Menon et al., ICLR 2021); for two
+classes that is ``p > share``.
 
 Run::
 
@@ -36,7 +40,7 @@ from probe_edge_oracle import normalised
 from scribble_sim import FOREGROUND
 
 #: Thresholds tried on the foreground probability.
-GRID = tuple(round(t, 2) for t in np.arange(0.2, 0.801, 0.05))
+GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
 
 
 def edge_magnitude(image: np.ndarray, channel_axis: int | None, sigma: float = 1.0) -> np.ndarray:
@@ -86,6 +90,9 @@ def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:
     chosen = choose_threshold(p_fg, edge_magnitude(case.image, case.channel_axis, sigma))
     best = max(GRID, key=lambda t: at[t]["iou"])
     argmax = real_suite.score(case, scribbles, np.asarray(pred.labels))
+    # logit adjustment: the threshold at the painted foreground's share of the painted pixels
+    prior = float(np.mean(scribbles[scribbles > 0] == FOREGROUND))
+    adjusted = real_suite.score(case, scribbles, np.where(p_fg > prior, 2, 1))
     forest = real_suite._forest_labels(case, scribbles, draw, threads)
     return {
         "case": case.name,
@@ -96,17 +103,21 @@ def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:
         "t_chosen": chosen,
         "iou_best": at[best]["iou"],
         "t_best": best,
+        "iou_prior": adjusted["iou"],
+        "t_prior": prior,
         "painted_argmax": argmax["painted_acc"],
         "painted_chosen": at[chosen]["painted_acc"],
+        "painted_prior": adjusted["painted_acc"],
     }
 
 
 def table(rows: list[dict]) -> str:
     out = [
         "| case | forest IoU | argmax (t = 0.5): IoU / forest | chosen t: IoU / forest | "
-        "chosen t per draw | best t of the grid: IoU / forest | painted acc, worse class: "
-        "argmax / chosen (worst run) |",
-        "|---|---|---|---|---|---|---|",
+        "chosen t per draw | painted share t: IoU / forest | painted share t per draw | "
+        "best t of the grid: IoU / forest | painted acc, worse class: argmax / chosen / "
+        "painted share (worst run) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(r["case"] for r in rows):
         rs = [r for r in rows if r["case"] == name]
@@ -116,14 +127,14 @@ def table(rows: list[dict]) -> str:
             return f"{np.mean([r[key] for r in rs]) / forest:.3f}"
 
         ts = " ".join(f"{r['t_chosen']:g}" for r in rs)
-        painted = (
-            f"{np.mean([r['painted_argmax'] for r in rs]):.3f} / "
-            f"{np.mean([r['painted_chosen'] for r in rs]):.3f} "
-            f"({min(r['painted_chosen'] for r in rs):.3f})"
+        tp = " ".join(f"{r['t_prior']:.2f}" for r in rs)
+        painted = " / ".join(
+            f"{np.mean([r[k] for r in rs]):.3f} ({min(r[k] for r in rs):.3f})"
+            for k in ("painted_argmax", "painted_chosen", "painted_prior")
         )
         out.append(
             f"| {name} | {forest:.3f} | {ratio('iou_argmax')} | {ratio('iou_chosen')} | {ts} | "
-            f"{ratio('iou_best')} | {painted} |"
+            f"{ratio('iou_prior')} | {tp} | {ratio('iou_best')} | {painted} |"
         )
     return "\n".join(out) + "\n"
 
