@@ -45,3 +45,22 @@ def test_colour_channels_add_in_quadrature_and_an_empty_mask_scores_zero():
     one = probe.edge_magnitude(grey, None)
     np.testing.assert_allclose(probe.edge_magnitude(rgb, -1), np.sqrt(2) * one)
     assert probe.contour_strength(np.zeros((32, 32), bool), one) == 0.0
+
+
+def test_each_object_gets_its_own_threshold():
+    yy, xx = np.mgrid[:96, :160]
+    r1, r2 = np.hypot(yy - 48, xx - 40), np.hypot(yy - 48, xx - 120)
+    truth = (r1 < 20) | (r2 < 20)
+    image = ndi.gaussian_filter((r1 < 20) * 20.0 + (r2 < 20) * 200.0 + 10, 2)
+    # the network draws the dim disk 3 px too small and the bright one 3 px too large
+    p_fg = np.maximum(1 / (1 + np.exp((r1 - 17) / 1.5)), 1 / (1 + np.exp((r2 - 23) / 1.5)))
+    edges = probe.edge_magnitude(image, None)
+
+    def iou(a):
+        return (a & truth).sum() / (a | truth).sum()
+
+    one_t = p_fg > probe.choose_threshold(p_fg, edges)
+    each = probe.per_object(p_fg, edges)
+    best = probe.per_object(p_fg, edges, truth)
+    assert iou(each) > iou(one_t) + 0.05 and iou(each) > 0.9
+    assert iou(best) >= iou(each) - 0.01
