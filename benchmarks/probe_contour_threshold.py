@@ -86,7 +86,9 @@ def per_object(p_fg: np.ndarray, edges: np.ndarray, reference=None, grid=GRID) -
     return out
 
 
-def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:
+def trained(case, draw: int, steps: int, threads: int):
+    """Train seglab on ``case``'s draw as the real-image suite does (seed = draw) and predict
+    it: ``(scribbles, prediction)``, the prediction with its probabilities."""
     from napari_seglab.core.inference import predict
     from napari_seglab.core.training import TrainConfig, train
 
@@ -108,6 +110,11 @@ def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:
     pred = last.prediction
     if pred is None or pred.probabilities is None:
         pred = predict(last.model, case.image, channel_axis=case.channel_axis)
+    return scribbles, pred
+
+
+def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:
+    scribbles, pred = trained(case, draw, steps, threads)
     p_fg = np.asarray(pred.probabilities[FOREGROUND - 1])
     at = {t: real_suite.score(case, scribbles, np.where(p_fg > t, 2, 1)) for t in GRID}
     edges = edge_magnitude(case.image, case.channel_axis, sigma)
@@ -178,36 +185,57 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", nargs="+", default=["nuclei", "coins", "thin"])
+def probe_parser(doc: str, cases: list[str]) -> argparse.ArgumentParser:
+    """The options these probes share: cases, draws, steps, threads, and where results go."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--cases", nargs="+", default=cases)
     ap.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=165)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--sigma", type=float, default=1.0, help="gradient scale, px")
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--from-json", nargs="+", default=None, help="tabulate saved runs")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def probe_main(args, argv, script: str, run_one, tabulate, skip=lambda case: None) -> int:
+    """Run ``run_one(case, draw)`` over the cases and draws of ``args`` (or read saved runs
+    with ``--from-json``), save them with the command (``--json``) and print
+    ``tabulate(rows)`` (also to ``--markdown``). ``skip(case)`` says why a case is left out,
+    or None."""
     if args.from_json:
         rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())["runs"]]
     else:
         rows = []
         for case in real_suite.build_cases(args.cases, None):
+            why = skip(case)
+            if why:
+                print(f"skipping {case.name}: {why}", flush=True)
+                continue
             for draw in args.draws:
-                rows.append(run(case, draw, args.steps, args.threads, args.sigma))
-                print(rows[-1], flush=True)
+                rows.append(run_one(case, draw))
+                print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()})
         if args.json:
-            command = "python benchmarks/probe_contour_threshold.py " + " ".join(
-                argv or sys.argv[1:]
-            )
+            command = f"python benchmarks/{script} " + " ".join(argv or sys.argv[1:])
             Path(args.json).write_text(json.dumps({"command": command, "runs": rows}, indent=1))
-    text = table(rows)
+    text = tabulate(rows)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
     return 0
+
+
+def main(argv=None) -> int:
+    ap = probe_parser(__doc__, ["nuclei", "coins", "thin"])
+    ap.add_argument("--sigma", type=float, default=1.0, help="gradient scale, px")
+    args = ap.parse_args(argv)
+    return probe_main(
+        args,
+        argv,
+        "probe_contour_threshold.py",
+        lambda case, draw: run(case, draw, args.steps, args.threads, args.sigma),
+        table,
+    )
 
 
 if __name__ == "__main__":

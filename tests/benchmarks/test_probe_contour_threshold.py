@@ -33,7 +33,7 @@ def test_a_disk_drawn_too_small_grows_to_its_edge():
 
 
 def test_a_disk_drawn_right_keeps_its_threshold():
-    truth, image, p_fg = _disk(0.0)
+    _, image, p_fg = _disk(0.0)
     t = probe.choose_threshold(p_fg, probe.edge_magnitude(image, None))
     assert 0.35 <= t <= 0.65
 
