@@ -25,6 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite
+from scribble_sim import foreground_iou
+
+from napari_seglab.core.data import painted_accuracy
 
 #: The tripod below the camera, in the cropped image (409 x 512): rows, columns.
 TRIPOD = (slice(261, 409), slice(250, 350))
@@ -40,15 +43,15 @@ def errors(labels: np.ndarray, reference: np.ndarray, scribbles: np.ndarray) -> 
     wrong = (pred != ref) & unpainted
     box = np.zeros_like(ref)
     box[TRIPOD] = True
-    iou = (pred & ref & unpainted).sum() / max(((pred | ref) & unpainted).sum(), 1)
+    painted_bg, painted_fg = painted_accuracy(labels, scribbles, 2)
     return {
-        "iou": float(iou),
+        "iou": foreground_iou(pred, ref, scribbles),
         "false fg": int((wrong & pred).sum()),
         "false bg": int((wrong & ~pred).sum()),
         "wrong in tripod box": int((wrong & box).sum()),
         "wrong elsewhere": int((wrong & ~box).sum()),
-        "painted bg": float(np.mean(labels[scribbles == 1] == 1)),
-        "painted fg": float(np.mean(labels[scribbles == 2] == 2)),
+        "painted bg": float(painted_bg),
+        "painted fg": float(painted_fg),
     }
 
 

@@ -37,6 +37,7 @@ from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite
+import scribble_benchmark as sb
 from probe_edge_oracle import normalised
 from scribble_sim import FOREGROUND
 
@@ -89,28 +90,16 @@ def per_object(p_fg: np.ndarray, edges: np.ndarray, reference=None, grid=GRID) -
 def trained(case, draw: int, steps: int, threads: int):
     """Train seglab on ``case``'s draw as the real-image suite does (seed = draw) and predict
     it: ``(scribbles, prediction)``, the prediction with its probabilities."""
-    from napari_seglab.core.inference import predict
-    from napari_seglab.core.training import TrainConfig, train
-
     scribbles = case.scribbles(draw)
-    config = TrainConfig(
+    res = sb.run_seglab(
+        real_suite._as_case(case, scribbles),
+        seconds=None,
         steps=steps,
         seed=draw,
-        preview_every=0,
-        channel_axis=case.channel_axis,
-        num_threads=threads,
+        threads=threads,
+        return_prediction=True,
     )
-    last = None
-    gen = train(case.image, scribbles, config)
-    try:
-        for report in gen:
-            last = report
-    finally:
-        gen.close()
-    pred = last.prediction
-    if pred is None or pred.probabilities is None:
-        pred = predict(last.model, case.image, channel_axis=case.channel_axis)
-    return scribbles, pred
+    return scribbles, res["prediction"]
 
 
 def run(case, draw: int, steps: int, threads: int, sigma: float) -> dict:

@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_edge_oracle import normalised
+
 from napari_seglab.core import losses
 
 
@@ -55,9 +58,6 @@ def local_contrast(
     np.ndarray
         ``(*spatial)`` float32 in ``[0, 1]``.
     """
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from probe_edge_oracle import normalised
-
     g = ndi.gaussian_filter(normalised(image), sigma)
     floor = ndi.minimum_filter(g, floor_window)
     top = ndi.maximum_filter(g, window)
@@ -93,7 +93,6 @@ def with_contrast(make, **kw):
 def main(argv=None) -> int:
     import argparse
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import real_suite
 
     ap = argparse.ArgumentParser(add_help=False)

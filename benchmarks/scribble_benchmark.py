@@ -318,6 +318,7 @@ def run_seglab(
     settings: dict[str, Any] | None = None,
     steps: int | None = None,
     return_labels: bool = False,
+    return_prediction: bool = False,
 ) -> dict[str, Any]:
     """Train seglab from scratch for a time (or step) budget and predict every pixel.
 
@@ -327,7 +328,9 @@ def run_seglab(
         ``fg`` boolean prediction ``(*spatial)``, ``wall`` seconds from the call to the full
         prediction, ``train_s`` seconds of training proper, ``steps``, ``it_s`` (steps per second
         of training), ``device``, ``notes`` (what the trainer said it did); with
-        ``return_labels`` also ``labels``, the predicted class ids ``(*spatial)``.
+        ``return_labels`` also ``labels``, the predicted class ids ``(*spatial)``; with
+        ``return_prediction`` also ``prediction``, the
+        :class:`~napari_seglab.core.inference.Prediction` with its probabilities.
     """
     from napari_seglab.core.inference import predict
     from napari_seglab.core.training import TrainConfig, train
@@ -353,7 +356,7 @@ def run_seglab(
     if last is None:
         raise RuntimeError("training yielded no report")
     prediction = last.prediction
-    if prediction is None:
+    if prediction is None or (return_prediction and prediction.probabilities is None):
         prediction = predict(last.model, case.image, channel_axis=case.channel_axis)
     wall = time.perf_counter() - t0
     labels = np.asarray(prediction.labels)
@@ -371,6 +374,8 @@ def run_seglab(
     }
     if return_labels:
         out["labels"] = labels
+    if return_prediction:
+        out["prediction"] = prediction
     return out
 
 

@@ -63,11 +63,10 @@ def _label_paths(images: list[Path], out: Path, folder: bool) -> list[Path]:
     by_target: dict[Path, list[Path]] = {}
     for image, target in zip(images, targets, strict=True):
         by_target.setdefault(target, []).append(image)
-    same = next((group for group in by_target.values() if len(group) > 1), [])
+    target, same = next(((t, g) for t, g in by_target.items() if len(g) > 1), (None, []))
     if same:
         if len({p.resolve() for p in same}) == 1:
             raise CLIError(f"{same[0]} is given twice")
-        target = targets[images.index(same[0])]
         raise CLIError(
             f"{' and '.join(map(str, same))} would write one labels file ({target}); give "
             "them other names"
