@@ -89,6 +89,7 @@ def refresh(
         metadata=metadata,
         **align.transform_kwargs(image, values.ndim),
     )
+    lyr.mark(layer, "uncertainty")
     active = viewer.layers.selection.active
     # above the image's other overlays (under scribbles made for it)
     above = [

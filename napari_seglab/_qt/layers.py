@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 #: Marks layers the widget created, in ``layer.metadata["seglab"]``.
 ROLE_KEY = "seglab"
+#: In the metadata of a layer the widget created: that layer's ``unique_id``. napari copies a
+#: layer's metadata with it (Duplicate Layer, ``Layer.create(*layer.as_layer_data_tuple())``)
+#: but gives the copy an id of its own, so a copy of an overlay is the user's (:func:`role`).
+OWNER_KEY = "seglab_layer"
 
 
 def scribbles_name(image: napari.layers.Layer) -> str:
@@ -43,8 +47,19 @@ def probability_name(image: napari.layers.Layer) -> str:
 
 
 def role(layer: napari.layers.Layer) -> str | None:
-    """``"scribbles"``, ``"prediction"``, ``"probability"`` for layers made here, else None."""
-    return layer.metadata.get(ROLE_KEY)
+    """``"scribbles"``, ``"prediction"``, ``"probability"``, ``"uncertainty"`` for a layer
+    made here (:func:`mark`), else None: also for a copy of one, which is the user's."""
+    metadata = layer.metadata
+    if metadata.get(OWNER_KEY) != str(layer.unique_id):
+        return None
+    return metadata.get(ROLE_KEY)
+
+
+def mark(layer: napari.layers.Layer, role_name: str) -> napari.layers.Layer:
+    """Mark ``layer``, just made here, as SegLab's ``role_name`` layer (:func:`role`)."""
+    layer.metadata[ROLE_KEY] = role_name
+    layer.metadata[OWNER_KEY] = str(layer.unique_id)
+    return layer
 
 
 def camera(viewer: napari.Viewer):
@@ -194,8 +209,8 @@ def overlay_layer(
     (``"<image> prediction [1]"``, :func:`free_name`) that still has the name it was given,
     the first in the layer list. The name ties the overlay to the image's name, so an image
     closed and opened again finds its overlay. A layer SegLab did not make is never one,
-    whatever its name; an overlay the user renamed to another name is not one either (it is
-    theirs to keep)."""
+    whatever its name, nor is a copy of one (Duplicate Layer); an overlay the user renamed to
+    another name is not one either (it is theirs to keep)."""
     if name in viewer.layers:
         layer = viewer.layers[name]
         if isinstance(layer, layer_type) and role(layer) == role_name:
@@ -236,7 +251,8 @@ def free_name(viewer: napari.Viewer, name: str) -> str:
 
 
 def overlay_metadata(viewer: napari.Viewer, role_name: str, name: str) -> tuple[str, dict]:
-    """The free name (:func:`free_name`) and the metadata of a new overlay called ``name``."""
+    """The free name (:func:`free_name`) and the metadata of a new overlay called ``name``
+    (the layer made with it is then given to :func:`mark`)."""
     given = free_name(viewer, name)
     return given, {ROLE_KEY: role_name, GIVEN_NAME_KEY: given}
 
@@ -277,9 +293,9 @@ def new_scribbles_layer(
     layer = viewer.add_labels(
         np.zeros(shape, dtype=np.uint8),
         name=scribbles_name(image),
-        metadata={ROLE_KEY: "scribbles"},
         **align.transform_kwargs(image, len(shape)),
     )
+    mark(layer, "scribbles")
     apply_classes(layer, classes)
     layer.brush_size = max(3, round(min(shape[-2:]) / 60))
     layer.selected_label = 2 if len(classes) >= 2 else 1
@@ -383,6 +399,7 @@ def ensure_prediction_layers(
         pred = Labels(
             np.zeros(shape, np.uint8), name=name, opacity=0.45, metadata=metadata, **transform
         )
+        mark(pred, "prediction")
         apply_classes(pred, classes)
         created.append(pred)
     if not probability:
@@ -409,6 +426,7 @@ def ensure_prediction_layers(
             metadata=metadata,
             **prob_transform,
         )
+        mark(prob, "probability")
         created.insert(start, prob)
     _place(viewer, image, pred, [pred, prob], created[start:])
     return pred, prob

@@ -384,6 +384,43 @@ def test_a_user_layer_named_like_the_prediction_is_left_alone(viewer, qtbot):
     _assert_untouched(theirs, before)
 
 
+@pytest.mark.parametrize("role_name", ["prediction", "probability"])
+def test_a_copy_of_an_overlay_is_the_users(viewer, qtbot, role_name):
+    """napari's Duplicate Layer copies an overlay's metadata with it. A copy the user renamed
+    to the overlay's name, the overlay removed, used to be taken for SegLab's and written over
+    by the next training; it is the user's, and the overlay is made again beside it."""
+    from napari.layers import Layer
+
+    from napari_seglab._qt.layers import role
+
+    viewer.add_image(synthetic_image(), name="img")
+    w = _dock(viewer)
+    w.new_scribbles().data = saved_strokes()
+    _expect_counted(w, qtbot, w.scribbles_layer)
+    _train(w, qtbot)
+    name = f"img {role_name}"
+    ours = viewer.layers[name]
+    assert role(ours) == role_name
+    data, state, kind = ours.as_layer_data_tuple()  # what Duplicate Layer does
+    state["name"] = f"{name} copy"
+    copy = Layer.create(np.array(data), state, kind)
+    viewer.layers.append(copy)
+    assert copy.metadata == ours.metadata
+    viewer.layers.remove(ours)
+    copy.name = name
+    copy.data = np.zeros_like(copy.data)  # the user's own edit
+    before = (np.array(copy.data), dict(copy.metadata), copy.name)
+    _train(w, qtbot)
+    np.testing.assert_array_equal(copy.data, before[0])
+    assert role(copy) is None
+    remade = viewer.layers[f"{name} [1]"]
+    assert role(remade) == role_name and remade is not copy
+    assert float(np.asarray(remade.data).max()) > 0
+    w.undo_training()
+    np.testing.assert_array_equal(copy.data, before[0])
+    assert (dict(copy.metadata), copy.name) == before[1:]
+
+
 @pytest.mark.parametrize(
     ("kind", "name"),
     [
