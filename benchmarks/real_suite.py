@@ -536,6 +536,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seglab's training seeds, each run on every draw (default: the draw's number)",
     )
+    p.add_argument(
+        "--forest-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the forest's seeds, each fitted on every draw (default: the draw's number); the "
+        "ratios divide by the mean over them (held-out strokes: the first seed only)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
@@ -599,16 +607,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"bg {np.count_nonzero(scribbles == BACKGROUND)})"
             )
             print(info, flush=True)
-            if not args.no_forest:
-                res = _forest_labels(case, scribbles, draw, args.threads)
+            for k, fseed in enumerate([] if args.no_forest else args.forest_seeds or [draw]):
+                res = _forest_labels(case, scribbles, fseed, args.threads)
                 rec = {**base, "method": sb.FOREST, "budget": None, "wall": res["wall"]}
+                rec["seed"] = fseed
                 rec.update(score(case, scribbles, res["labels"]))
-                if args.folds:
+                if args.folds and k == 0:
                     rec["heldout_acc"] = heldout(
                         case,
                         scribbles,
                         args.folds,
-                        lambda s, c=case, d=draw: _forest_labels(c, s, d, args.threads)["labels"],
+                        lambda s, c=case, d=fseed: _forest_labels(c, s, d, args.threads)["labels"],
                     )
                 records.append(rec)
                 print(_line(rec), flush=True)
