@@ -289,13 +289,15 @@ def new_scribbles_layer(
     pixels under the brush; the classes' names and colours, the paint tool and label 2
     (foreground) selected.
     """
+    from napari.layers import Labels
+
     shape = spatial_shape(image)
-    layer = viewer.add_labels(
+    layer = Labels(
         np.zeros(shape, dtype=np.uint8),
         name=scribbles_name(image),
         **align.transform_kwargs(image, len(shape)),
     )
-    mark(layer, "scribbles")
+    viewer.add_layer(mark(layer, "scribbles"))  # marked before the viewer announces it
     apply_classes(layer, classes)
     layer.brush_size = max(3, round(min(shape[-2:]) / 60))
     layer.selected_label = 2 if len(classes) >= 2 else 1
