@@ -125,9 +125,10 @@ def show_me_where(
     if len(world) == 3:
         viewer.dims.set_point(len(viewer.dims.point) - 3, float(world[0]))
     # zoom in (never out) so that the window is about a third of the view's width
-    zoom = viewer.camera.zoom
+    camera = lyr.camera(viewer)
+    zoom = camera.zoom
     viewer.reset_view()
-    fit = viewer.camera.zoom
-    viewer.camera.zoom = max(zoom, fit * max(1.0, max(layer.data.shape[-2:]) / (3 * size)))
-    viewer.camera.center = tuple(world[-2:])
+    fit = camera.zoom
+    camera.zoom = max(zoom, fit * max(1.0, max(layer.data.shape[-2:]) / (3 * size)))
+    camera.center = tuple(world[-2:])
     return window

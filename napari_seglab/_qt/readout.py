@@ -195,6 +195,7 @@ class RunReadout(QWidget):
         session.reported.connect(self._on_report)
         session.finished.connect(self._on_finished)
         session.modelReplaced.connect(self._on_model_replaced)
+        session.changed.connect(self._on_changed)
 
     def show_device(self, device: str, num_threads: int | None = None) -> None:
         """Show ``"Device: CPU, 1 thread"`` for a setting (``"auto"``, ``"cpu"``, ``"cuda"``)
@@ -281,6 +282,11 @@ class RunReadout(QWidget):
         self.notes_label.setText(note_line(notes[-1]) if notes else "")
         self.notes_label.setToolTip("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
+
+    def _on_changed(self) -> None:
+        """No scribbles layer any more (removed, or none chosen): no strokes to speak of."""
+        if self.session.scribbles is None and not self.session.running:
+            self.recall_label.setText("")
 
     def _on_finished(self, report: TrainReport | None) -> None:
         self._timer.stop()

@@ -474,7 +474,11 @@ class Session(ModelActions, QObject):
             if not other_channels:
                 whose = "the scribbles of the images" if others else "the scribbles"
                 why = f"the model had {model.num_classes} classes and {whose} hold {top}"
-            back = f"Undo training brings the {model.num_classes}-class model back"
+            back = (
+                "Undo training brings the model before it back"
+                if other_channels
+                else f"Undo training brings the {model.num_classes}-class model back"
+            )
             self._say(f"Training a new model: {why} ({back}).", "info")
         else:
             self._say("Training… (first step)")

@@ -82,8 +82,14 @@ def test_other_layers_of_the_images_shape_are_channels_too(viewer, qtbot):
     # another choice: a new model, and the status says why
     w.channel_picker.set_checked(["gfp"])
     assert w.session.channel_choice.channels == (1,)
+    texts = []
+    w.session.status.connect(lambda text, *_: texts.append(text))
     assert w.start_training()
-    assert "new model" in w.status_label.text() or w.session.running
+    said = [t for t in texts if t.startswith("Training a new model")]
+    assert said == [
+        "Training a new model: it took 2 channel(s), now gfp "
+        "(Undo training brings the model before it back)."
+    ], texts
     qtbot.waitUntil(lambda: not w.session.running, timeout=60000)
     assert w.trainer.model.config.channels == (1,)
     # a layer removed is no longer a channel

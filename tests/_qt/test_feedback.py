@@ -134,6 +134,9 @@ def test_strokes_reproduced_are_shown_during_and_after_training(viewer, qtbot):
     text = w.recall_label.text()
     assert re.fullmatch(r"Strokes reproduced: \d+% background, \d+% foreground.*", text)
     assert w.trainer.last_report.stroke_recall is not None
+    # the scribbles layer removed: no strokes left to speak of
+    viewer.layers.remove(w.scribbles_layer)
+    qtbot.waitUntil(lambda: w.recall_label.text() == "", timeout=3000)
 
 
 def test_each_note_of_the_trainer_is_shown_once(viewer, qtbot, shown, monkeypatch):

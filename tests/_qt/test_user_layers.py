@@ -12,6 +12,7 @@ napari = pytest.importorskip("napari")
 
 from gui_data import FAST, saved_strokes, synthetic_image, wait_applied  # noqa: E402
 
+from napari_seglab._qt import layers as lyr  # noqa: E402
 from napari_seglab._qt.widget import SegLabWidget  # noqa: E402
 
 
@@ -614,7 +615,10 @@ def test_where_to_paint_next_shows_the_uncertainty_and_moves_the_view(viewer, qt
     scribbles.data = saved_strokes()
     _expect_counted(w, qtbot, scribbles)
     _train(w, qtbot)
-    window = w.show_me_where()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        window = w.show_me_where()
+    assert not [c for c in caught if "camera" in str(c.message)]  # no deprecated camera
     assert window is not None and "Paint here next: rows" in w.status_label.text()
     layer = viewer.layers["img uncertainty"]
     assert layer.visible and layer.data.shape == (64, 64)
@@ -626,7 +630,7 @@ def test_where_to_paint_next_shows_the_uncertainty_and_moves_the_view(viewer, qt
     assert window == most_uncertain_window(expected, scribbles.data != 0, 64)
     # the view is centred on the window, in world coordinates (the image's scale of 2)
     center = [(s.start + s.stop - 1) / 2 * 2.0 for s in window]
-    np.testing.assert_allclose(viewer.camera.center[-2:], center)
+    np.testing.assert_allclose(lyr.camera(viewer).center[-2:], center)
     names = [ly.name for ly in viewer.layers]  # over the overlays, under the scribbles
     assert names.index("img uncertainty") == names.index("img prediction") + 1
     assert names.index("img uncertainty") < names.index(scribbles.name)
