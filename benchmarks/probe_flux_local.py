@@ -1,0 +1,131 @@
+"""Probe: the flux term with edges measured in units of the local contrast between the classes.
+
+The flux term (:func:`napari_seglab.core.losses.intensity_flux`) divides the Laplacian of
+Gaussian of the image by ``c``, the contrast between the classes' mean intensities over the
+whole batch. A dim nucleus's edges are weak in those units, so the term that puts boundaries
+on the edges pushes least where seglab's boundaries are worst: the missed rims of dim nuclei
+(``docs/real-images.md``). This probe divides instead by the contrast around each pixel: the
+classes' means weighted by the network's probabilities in a Gaussian window of ``--local`` px,
+
+    m_k(x) = (G * (p_k u) + eps m_k) / (G * p_k + eps),   c_loc = m_fg(x) - m_bg(x),
+
+(``u`` the image along the direction that separates the classes, ``m_k`` the batch means, so
+where one class is absent from the window its mean is the batch's; ``eps``, ``--eps``, 0.05 by
+default), clipped to
+``[alpha c, c]`` (``--alpha``, 0.25 by default): a dim object's edges weigh up to
+``1 / alpha`` times more, a bright one's as before. With ``--thick k`` only where the
+predicted foreground (``p > 0.5``) is at least ``2k + 1`` px wide, and ``k`` px round it (2D
+only): thin lines, whose Laplacian's zero crossing lies outside them, keep the batch's
+contrast. Everything else is the suite's
+(``real_suite.py``, whose arguments follow).
+
+Run (the defaults and the probe side by side, one core each)::
+
+    python benchmarks/real_suite.py --cases nuclei coins thin --draws 0 1 2 --steps 165 \\
+        --folds 0 --json flux_global.json
+    python benchmarks/probe_flux_local.py --local 8 --cases nuclei coins thin --draws 0 1 2 \\
+        --steps 165 --folds 0 --json flux_local8.json
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_suite
+
+from napari_seglab.core import losses
+from napari_seglab.core.losses import edge
+
+#: Weight of the batch means where a class is absent from the window.
+EPS = 0.05
+#: Lowest local contrast, as a share of the batch's (at most 1 / ALPHA times the weight).
+ALPHA = 0.25
+
+
+def smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` ``(B, 1, *spatial)`` filtered by a Gaussian of ``sigma`` px, edges replicated."""
+    g, _ = edge._gaussian_kernels(sigma)
+    for axis in range(x.dim() - 2):
+        x = edge._filter_along(x, g, axis)
+    return x
+
+
+@torch.no_grad()
+def local_flux_map(
+    probs, image, sigma, min_contrast, local: float, alpha=ALPHA, eps=EPS, thick=0
+) -> torch.Tensor:
+    """:func:`napari_seglab.core.losses.edge.flux_map` with the local contrast (above);
+    ``(B, 1, *spatial)`` in ``[-1, 1]``."""
+    p = probs.detach().float()
+    x = image.float()
+    dims = [0, *range(2, x.dim())]
+    pb, pf = p[:, :1], p[:, 1:]
+    m_fg = (pf * x).sum(dims) / pf.sum().clamp_min(1e-6)
+    m_bg = (pb * x).sum(dims) / pb.sum().clamp_min(1e-6)
+    d = m_fg - m_bg
+    delta = d.norm().clamp_min(min_contrast)
+    unit = (d / delta).view(1, -1, *[1] * (x.dim() - 2))
+    u = (x * unit).sum(1, keepdim=True)
+    u_fg, u_bg = (m_fg * d).sum() / delta, (m_bg * d).sum() / delta
+    loc_fg = (smooth(pf * u, local) + eps * u_fg) / (smooth(pf, local) + eps)
+    loc_bg = (smooth(pb * u, local) + eps * u_bg) / (smooth(pb, local) + eps)
+    c = (loc_fg - loc_bg).clamp(min=float(alpha * delta), max=float(delta))
+    if thick > 0:  # only round objects at least 2 * thick + 1 px wide, and their rims
+        c = torch.where(wide(pf > 0.5, thick), c, delta)
+    return (edge.laplacian_of_gaussian(u, sigma) / c).clamp_(-1.0, 1.0)
+
+
+def wide(mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Pixels of ``mask`` ``(B, 1, H, W)`` that an opening by a ``(2k+1)``-px square keeps,
+    grown by ``k`` px more: the objects at least ``2k + 1`` px wide and a rim round them."""
+    x = mask.float()
+    n = 2 * k + 1
+    eroded = -torch.nn.functional.max_pool2d(-x, n, 1, k)
+    grown = torch.nn.functional.max_pool2d(eroded, 4 * k + 1, 1, 2 * k)
+    return grown > 0.5
+
+
+def local_intensity_flux(local: float, alpha: float = ALPHA, eps: float = EPS, thick: int = 0):
+    """:func:`napari_seglab.core.losses.intensity_flux` with :func:`local_flux_map`."""
+
+    def flux(probs, image, sigma=1.0, min_contrast=0.05):
+        with edge._no_autocast(probs.device):
+            p = probs.float()
+            if p.shape[1] != 2:
+                return (p * 0).sum()
+            lap = local_flux_map(p, image, sigma, min_contrast, local, alpha, eps, thick)
+            return (p[:, 1:] * lap).mean() + torch.relu(-lap).mean()
+
+    return flux
+
+
+def _option(argv: list[str], name: str, default: float) -> float:
+    """The value of ``name`` in ``argv`` (both taken out of it), else ``default``."""
+    if name not in argv:
+        return default
+    i = argv.index(name)
+    value = float(argv[i + 1])
+    del argv[i : i + 2]
+    return value
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--local" not in argv:
+        raise SystemExit("--local SIGMA (px) is required")
+    i = argv.index("--local")
+    local = float(argv[i + 1])
+    del argv[i : i + 2]
+    alpha, eps = _option(argv, "--alpha", ALPHA), _option(argv, "--eps", EPS)
+    thick = int(_option(argv, "--thick", 0))
+    if local > 0:
+        losses.intensity_flux = local_intensity_flux(local, alpha, eps, thick)
+    return real_suite.main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
