@@ -19,6 +19,9 @@ only): thin lines, whose Laplacian's zero crossing lies outside them, keep the b
 contrast. Everything else is the suite's
 (``real_suite.py``, whose arguments follow).
 
+``--compare BASE.json ... --to OTHER.json ...`` prints, per case, the mean IoU difference
+between the runs of the same draw and seed in both.
+
 Run (the defaults and the probe side by side, one core each)::
 
     python benchmarks/real_suite.py --cases nuclei coins thin --draws 0 1 2 --steps 165 \\
@@ -29,9 +32,12 @@ Run (the defaults and the probe side by side, one core each)::
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,8 +119,39 @@ def _option(argv: list[str], name: str, default: float) -> float:
     return value
 
 
+def paired(base: list[dict], other: list[dict]) -> dict[str, tuple[float, float, int]]:
+    """Per case: the mean IoU difference ``other - base`` over the seglab runs of the same
+    draw and seed in both, its standard error, and the number of pairs."""
+    key = lambda r: (r["case"], r["draw"], r.get("seed"), r["budget"])  # noqa: E731
+    before = {key(r): r["iou"] for r in base if r["method"] != "random forest"}
+    diffs: dict[str, list[float]] = {}
+    for r in other:
+        if r["method"] != "random forest" and key(r) in before:
+            diffs.setdefault(r["case"], []).append(r["iou"] - before[key(r)])
+    out = {}
+    for case, d in diffs.items():
+        sem = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        out[case] = (float(np.mean(d)), sem, len(d))
+    return out
+
+
+def compare(base_paths: list[str], other_paths: list[str]) -> str:
+    """A markdown line per case: ``other`` against ``base`` on the same draws and seeds."""
+    load = lambda ps: [r for p in ps for r in json.loads(Path(p).read_text())["runs"]]  # noqa: E731
+    rows = ["| case | pairs | IoU difference, mean (standard error) |", "|---|---|---|"]
+    for case, (mean, sem, n) in paired(load(base_paths), load(other_paths)).items():
+        rows.append(f"| {case} | {n} | {mean:+.3f} ({sem:.3f}) |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--compare"]:
+        # --compare BASE.json [...] --to OTHER.json [...]
+        i = argv.index("--to")
+        print(compare(argv[1:i], argv[i + 1 :]))
+        return 0
+    command = "python benchmarks/probe_flux_local.py " + " ".join(shlex.quote(a) for a in argv)
     if "--local" not in argv:
         raise SystemExit("--local SIGMA (px) is required")
     i = argv.index("--local")
@@ -124,7 +161,7 @@ def main(argv=None) -> int:
     thick = int(_option(argv, "--thick", 0))
     if local > 0:
         losses.intensity_flux = local_intensity_flux(local, alpha, eps, thick)
-    return real_suite.main(argv)
+    return real_suite.main(argv, command=command)
 
 
 if __name__ == "__main__":

@@ -566,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
+    """Run the suite (``argv``: its command-line arguments); ``command``, the command line
+    written into the results (default: this script's)."""
     args = build_parser().parse_args(argv)
     if args.from_json:
         records = [r for path in args.from_json for r in json.loads(Path(path).read_text())["runs"]]
@@ -591,7 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    if command is None:
+        command = "python " + " ".join(
+            shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]
+        )
     print(f"machine: {sb.machine()}; {sb.load()}", flush=True)
     cases = build_cases(args.cases, args.volume)
     records: list[dict[str, Any]] = []

@@ -72,3 +72,34 @@ def test_with_thick_a_thin_dim_line_keeps_the_batch_contrast():
     thin = probe.local_flux_map(probs, image, 1.0, 0.05, 8.0, thick=3)[0, 0, 55:62, 8:26]
     amplified = probe.local_flux_map(probs, image, 1.0, 0.05, 8.0)[0, 0, 55:62, 8:26]
     assert torch.allclose(thin, g) and amplified.abs().sum() > 1.2 * g.abs().sum()
+
+
+def test_a_run_records_its_own_command_with_the_probes_options(tmp_path, monkeypatch):
+    import json
+
+    from napari_seglab.core import losses
+
+    monkeypatch.setattr(losses, "intensity_flux", losses.intensity_flux)  # put back after
+    out = tmp_path / "runs.json"
+    argv = ["--local", "8", "--alpha", "0.5", "--cases", "coins", "--draws", "0"]
+    assert (
+        probe.main([*argv, "--steps", "1", "--folds", "0", "--no-forest", "--json", str(out)]) == 0
+    )
+    saved = json.loads(out.read_text())
+    assert saved["command"].startswith(
+        "python benchmarks/probe_flux_local.py --local 8 --alpha 0.5 --cases coins"
+    )
+    assert [r["steps"] for r in saved["runs"]] == [1]
+
+
+def test_paired_compares_runs_of_the_same_draw_and_seed_only():
+    def run(case, draw, seed, iou, method="seglab"):
+        return {"case": case, "draw": draw, "seed": seed, "budget": "9 steps", "iou": iou,
+                "method": method}  # fmt: skip
+
+    base = [run("a", 0, 0, 0.5), run("a", 1, 1, 0.6), run("a", 0, 0, 0.9, "random forest")]
+    other = [run("a", 0, 0, 0.7), run("a", 1, 1, 0.6), run("a", 2, 2, 0.1), run("b", 0, 0, 1)]
+    out = probe.paired(base, other)
+    assert set(out) == {"a"}
+    mean, sem, n = out["a"]
+    assert n == 2 and mean == pytest.approx(0.1) and sem == pytest.approx(0.1)
