@@ -285,7 +285,8 @@ class RunReadout(QWidget):
 
     def _on_changed(self) -> None:
         """No scribbles layer any more (removed, or none chosen): no strokes to speak of."""
-        if self.session.scribbles is None and not self.session.running:
+        session = self.session
+        if not session.closed and session.scribbles is None and not session.running:
             self.recall_label.setText("")
 
     def _on_finished(self, report: TrainReport | None) -> None:
