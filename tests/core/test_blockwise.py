@@ -204,7 +204,7 @@ def test_a_20000_pixel_square_image_predicts_in_bounded_memory():
     """400 Mpixel of uint16, lazily generated, predicted with Dask's threads and written to
     Zarr: the process peaks under 2 GiB, below the image as float32 (1.6 GB) with its labels
     (0.4 GB); predicted whole it would also hold 3.2 GB of probabilities. Measured on a 2-core
-    AMD EPYC (2026-12-03): 1.27-1.51 GiB in five runs of the same script (which blocks the two
+    AMD EPYC (2026-12-03): 1.28-1.51 GiB in five runs of the same script (which blocks the two
     threads hold at once varies), 0.25 GiB of it the imports. Dask keeps
     about a row of blocks for their overlaps, so the peak grows with the image's width, not
     its area (0.77 GiB at 6000 px square, 0.98 GiB at 12000). A network of width 2 and 512 px
