@@ -68,12 +68,8 @@ def local_flux_map(
     ``(B, 1, *spatial)`` in ``[-1, 1]``."""
     p = probs.detach().float()
     x = image.float()
-    dims = [0, *range(2, x.dim())]
     pb, pf = p[:, :1], p[:, 1:]
-    m_fg = (pf * x).sum(dims) / pf.sum().clamp_min(1e-6)
-    m_bg = (pb * x).sum(dims) / pb.sum().clamp_min(1e-6)
-    d = m_fg - m_bg
-    delta = d.norm().clamp_min(min_contrast)
+    m_fg, m_bg, d, delta = edge.class_contrast(p, x, min_contrast)
     unit = (d / delta).view(1, -1, *[1] * (x.dim() - 2))
     u = (x * unit).sum(1, keepdim=True)
     u_fg, u_bg = (m_fg * d).sum() / delta, (m_bg * d).sum() / delta

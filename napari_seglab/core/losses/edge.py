@@ -172,6 +172,20 @@ def flux_map(
 ) -> torch.Tensor:
     """The map ``L`` of :func:`intensity_flux`, ``(B, 1, *spatial)`` float32 in ``[-1, 1]``,
     for two-class ``probs`` ``(B, 2, *spatial)``; no gradient."""
+    x = image.float()
+    _, _, d, delta = class_contrast(probs, x, min_contrast)
+    x_proj = (x * (d / delta).view(1, -1, *[1] * (x.dim() - 2))).sum(1, keepdim=True)
+    return (laplacian_of_gaussian(x_proj, sigma) / delta).clamp_(-1.0, 1.0)
+
+
+@torch.no_grad()
+def class_contrast(
+    probs: torch.Tensor, image: torch.Tensor, min_contrast: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The classes' mean intensities over the batch, weighted by two-class ``probs``
+    ``(B, 2, *spatial)``: ``m_fg``, ``m_bg`` (``(C_in,)`` each, for ``image``
+    ``(B, C_in, *spatial)``), their difference ``d`` and the contrast
+    ``c = max(|d|, min_contrast)`` (a scalar tensor) of :func:`intensity_flux`; no gradient."""
     p = probs.detach().float()
     x = image.float()
     dims = [0, *range(2, x.dim())]
@@ -179,6 +193,4 @@ def flux_map(
     m_fg = (pf * x).sum(dims) / pf.sum().clamp_min(1e-6)
     m_bg = (pb * x).sum(dims) / pb.sum().clamp_min(1e-6)
     d = m_fg - m_bg
-    delta = d.norm().clamp_min(min_contrast)
-    x_proj = (x * (d / delta).view(1, -1, *[1] * (x.dim() - 2))).sum(1, keepdim=True)
-    return (laplacian_of_gaussian(x_proj, sigma) / delta).clamp_(-1.0, 1.0)
+    return m_fg, m_bg, d, d.norm().clamp_min(min_contrast)
