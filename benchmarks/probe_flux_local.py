@@ -32,6 +32,7 @@ Run (the defaults and the probe side by side, one core each)::
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -43,7 +44,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_suite
 
-from napari_seglab.core import losses
 from napari_seglab.core.losses import edge
 
 #: Weight of the batch means where a class is absent from the window.
@@ -91,18 +91,11 @@ def wide(mask: torch.Tensor, k: int) -> torch.Tensor:
     return grown > 0.5
 
 
-def local_intensity_flux(local: float, alpha: float = ALPHA, eps: float = EPS, thick: int = 0):
-    """:func:`napari_seglab.core.losses.intensity_flux` with :func:`local_flux_map`."""
-
-    def flux(probs, image, sigma=1.0, min_contrast=0.05):
-        with edge._no_autocast(probs.device):
-            p = probs.float()
-            if p.shape[1] != 2:
-                return (p * 0).sum()
-            lap = local_flux_map(p, image, sigma, min_contrast, local, alpha, eps, thick)
-            return (p[:, 1:] * lap).mean() + torch.relu(-lap).mean()
-
-    return flux
+def local_map(local: float, alpha: float = ALPHA, eps: float = EPS, thick: int = 0):
+    """A stand-in for :func:`napari_seglab.core.losses.edge.flux_map`, which
+    :func:`~napari_seglab.core.losses.intensity_flux` calls: :func:`local_flux_map` with
+    these options."""
+    return functools.partial(local_flux_map, local=local, alpha=alpha, eps=eps, thick=thick)
 
 
 def _option(argv: list[str], name: str, default: float) -> float:
@@ -150,13 +143,11 @@ def main(argv=None) -> int:
     command = "python benchmarks/probe_flux_local.py " + " ".join(shlex.quote(a) for a in argv)
     if "--local" not in argv:
         raise SystemExit("--local SIGMA (px) is required")
-    i = argv.index("--local")
-    local = float(argv[i + 1])
-    del argv[i : i + 2]
+    local = _option(argv, "--local", 0.0)
     alpha, eps = _option(argv, "--alpha", ALPHA), _option(argv, "--eps", EPS)
     thick = int(_option(argv, "--thick", 0))
     if local > 0:
-        losses.intensity_flux = local_intensity_flux(local, alpha, eps, thick)
+        edge.flux_map = local_map(local, alpha, eps, thick)
     return real_suite.main(argv, command=command)
 
 
