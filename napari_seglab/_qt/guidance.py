@@ -78,7 +78,7 @@ def refresh(
         return existing
     if existing is not None:
         viewer.layers.remove(existing)
-    name, metadata = lyr.overlay_metadata(viewer, "uncertainty", uncertainty_name(image))
+    name, metadata = lyr.overlay_metadata(viewer, uncertainty_name(image))
     layer = Image(
         values,
         name=name,

@@ -250,11 +250,11 @@ def free_name(viewer: napari.Viewer, name: str) -> str:
     return f"{name} [{n}]"
 
 
-def overlay_metadata(viewer: napari.Viewer, role_name: str, name: str) -> tuple[str, dict]:
+def overlay_metadata(viewer: napari.Viewer, name: str) -> tuple[str, dict]:
     """The free name (:func:`free_name`) and the metadata of a new overlay called ``name``
-    (the layer made with it is then given to :func:`mark`)."""
+    (its role is given by :func:`mark` once the layer is made)."""
     given = free_name(viewer, name)
-    return given, {ROLE_KEY: role_name, GIVEN_NAME_KEY: given}
+    return given, {GIVEN_NAME_KEY: given}
 
 
 def find_scribbles(viewer: napari.Viewer, image: napari.layers.Image):
@@ -397,7 +397,7 @@ def ensure_prediction_layers(
         viewer.layers.remove(pred)
         pred = None
     if pred is None:
-        name, metadata = overlay_metadata(viewer, "prediction", prediction_name(image))
+        name, metadata = overlay_metadata(viewer, prediction_name(image))
         pred = Labels(
             np.zeros(shape, np.uint8), name=name, opacity=0.45, metadata=metadata, **transform
         )
@@ -416,7 +416,7 @@ def ensure_prediction_layers(
         prob_transform = align.transform_kwargs(
             image, len(shape), leading=len(prob_shape) - len(shape)
         )
-        name, metadata = overlay_metadata(viewer, "probability", probability_name(image))
+        name, metadata = overlay_metadata(viewer, probability_name(image))
         prob = Image(
             np.zeros(prob_shape, np.float32),
             name=name,
