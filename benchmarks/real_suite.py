@@ -174,6 +174,14 @@ def _case_nuclei(volume: str | None) -> SuiteCase | None:
     return SuiteCase("nuclei", im, lab > 0, "truth")
 
 
+def _case_blurred_nuclei(volume: str | None) -> SuiteCase | None:
+    # Widefield-like: a point spread function of 4 px and the median nucleus 2 noise std above
+    # the background; the forest scores about 0.73 IoU here, as on the real nuclei image it was
+    # measured against (0.726), where the plain "nuclei" case gives it 0.86.
+    im, lab = synthetic_nuclei((512, 512), snr=2.0, blur=4.0, seed=0)
+    return SuiteCase("blurred nuclei", im, lab > 0, "truth")
+
+
 def _case_small_dense(volume: str | None) -> SuiteCase | None:
     im, lab = synthetic_nuclei((512, 512), radius=(3.0, 7.0), n_objects=700, seed=1)
     return SuiteCase("small dense", im, lab > 0, "truth")
@@ -265,6 +273,7 @@ def _case_ihc(volume: str | None) -> SuiteCase | None:
 #: The suite's cases by name, in the order of the tables.
 CASES: dict[str, Callable[[str | None], SuiteCase | None]] = {
     "nuclei": _case_nuclei,
+    "blurred nuclei": _case_blurred_nuclei,
     "small dense": _case_small_dense,
     "large": _case_large,
     "thin": _case_thin,

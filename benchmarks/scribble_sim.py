@@ -251,6 +251,7 @@ def synthetic_nuclei(
     n_objects: int | None = None,
     radius: tuple[float, float] = (7.0, 16.0),
     snr: float = 6.0,
+    blur: float = 1.2,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A 2D fluorescence-like image of nuclei with its ground truth.
@@ -269,6 +270,8 @@ def synthetic_nuclei(
         Range of the nuclei's mean radius in pixels.
     snr : float
         Typical nucleus-over-background contrast in units of the noise (smaller is harder).
+    blur : float
+        Standard deviation, in pixels, of the Gaussian point spread function.
     seed : int
         Random seed.
 
@@ -317,7 +320,7 @@ def synthetic_nuclei(
     # Nuclei are brighter in the middle than at the rim.
     dist = ndi.distance_transform_edt(labels > 0)
     signal *= 0.75 + 0.25 * np.tanh(dist / 3.0)
-    signal = filters.gaussian(signal, sigma=1.2)
+    signal = filters.gaussian(signal, sigma=blur)
     # Uneven background: illumination gradient, out-of-focus haze, a few blurred dim blobs.
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     gy, gx = rng.normal(0, 0.6, 2)

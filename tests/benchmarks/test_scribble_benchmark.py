@@ -55,6 +55,35 @@ def test_synthetic_nuclei(nuclei):
     np.testing.assert_array_equal(image, again)
 
 
+def test_synthetic_nuclei_blur_widens_the_edges_of_the_same_nuclei():
+    # Nearly noise-free, so that the pixel-to-pixel steps are the edges' own.
+    sharp, labels = synthetic_nuclei((160, 160), snr=1e3, seed=3)
+    blurred, same = synthetic_nuclei((160, 160), snr=1e3, blur=4.0, seed=3)
+    np.testing.assert_array_equal(labels, same)
+
+    def step(im):
+        return float(np.abs(np.diff(im.astype(float), axis=1)).mean())
+
+    assert step(blurred) < 0.8 * step(sharp)  # 0.72 here; equal if blur were ignored
+    # the default blur is the one the suite's other nuclei cases were made with
+    np.testing.assert_array_equal(synthetic_nuclei((160, 160), blur=1.2, seed=3)[0], nuclei_image())
+
+
+def nuclei_image() -> np.ndarray:
+    return synthetic_nuclei((160, 160), seed=3)[0]
+
+
+def test_suite_has_a_blurred_noisy_nuclei_case():
+    import real_suite as rs
+
+    (case,) = rs.build_cases(["blurred nuclei"], None)
+    plain = rs.CASES["nuclei"](None)
+    assert case.kind == "truth" and case.image.shape == (512, 512)
+    # the same nuclei as the plain case, seen through a wider blur and more noise
+    np.testing.assert_array_equal(case.reference, plain.reference > 0)
+    assert case.image[case.reference].mean() > case.image[~case.reference].mean()
+
+
 @pytest.mark.parametrize("fraction", [0.01, 0.03])
 def test_simulated_scribbles_2d(nuclei, fraction):
     _, labels = nuclei
