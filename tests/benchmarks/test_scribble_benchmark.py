@@ -55,7 +55,7 @@ def test_synthetic_nuclei(nuclei):
     np.testing.assert_array_equal(image, again)
 
 
-def test_synthetic_nuclei_blur_widens_the_edges_of_the_same_nuclei():
+def test_synthetic_nuclei_blur_widens_the_edges_of_the_same_nuclei(nuclei):
     # Nearly noise-free, so that the pixel-to-pixel steps are the edges' own.
     sharp, labels = synthetic_nuclei((160, 160), snr=1e3, seed=3)
     blurred, same = synthetic_nuclei((160, 160), snr=1e3, blur=4.0, seed=3)
@@ -66,11 +66,7 @@ def test_synthetic_nuclei_blur_widens_the_edges_of_the_same_nuclei():
 
     assert step(blurred) < 0.8 * step(sharp)  # 0.72 here; equal if blur were ignored
     # the default blur is the one the suite's other nuclei cases were made with
-    np.testing.assert_array_equal(synthetic_nuclei((160, 160), blur=1.2, seed=3)[0], nuclei_image())
-
-
-def nuclei_image() -> np.ndarray:
-    return synthetic_nuclei((160, 160), seed=3)[0]
+    np.testing.assert_array_equal(synthetic_nuclei((160, 160), blur=1.2, seed=3)[0], nuclei[0])
 
 
 def test_suite_has_a_blurred_noisy_nuclei_case():
